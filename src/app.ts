@@ -1,0 +1,87 @@
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { buildApi } from './api/server.ts';
+import { SigV4Verifier, type AccessKey } from './api/sigv4.ts';
+import { Throttle } from './api/throttle.ts';
+import { Topology } from './cluster/topology.ts';
+import type { AmphiConfig } from './config.ts';
+import { resolveAccessKeys } from './credentials.ts';
+import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
+import { MeetingService } from './meetings/service.ts';
+import { FileStore } from './store/file-store.ts';
+import type { MeetingStore } from './store/store.ts';
+import { systemClock, type Clock } from './util/clock.ts';
+
+export interface StartOptions {
+  /** Drives meeting ages and idle timers (tests move it by hand); signatures always use real time. */
+  clock?: Clock;
+  store?: MeetingStore;
+  logger?: Logger;
+  lifecycle?: Partial<LifecycleOptions>;
+}
+
+export interface Amphi {
+  /** Where the API listens, e.g. http://127.0.0.1:8080 */
+  url: string;
+  publicUrl: string;
+  accessKeys: AccessKey[];
+  generatedKeys: boolean;
+  service: MeetingService;
+  lifecycle: MeetingLifecycle;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** Assembles and starts one Amphi node: store, domain, lifecycle timers and the HTTP API. */
+export async function startAmphi(config: AmphiConfig, options: StartOptions = {}): Promise<Amphi> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'amphi' } });
+  const { keys, generated } = resolveAccessKeys(config);
+  const store = options.store ?? (await FileStore.open(config.dataDir));
+  // The public URL may depend on the port actually bound (port 0), so it is filled in after listen.
+  const topology = Topology.singleNode(config.publicUrl ?? 'http://127.0.0.1');
+  const service = new MeetingService(store, clock, topology, {
+    accountId: config.accountId,
+    maxReplicasPerPrimary: config.maxReplicasPerPrimary,
+    maxActiveMeetings: config.maxMeetings,
+  });
+  const lifecycle = new MeetingLifecycle(service, clock, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
+  service.events.on('meetingEnded', (meeting, reason) =>
+    logger.info({ meetingId: meeting.MeetingId, reason }, 'meeting ended'),
+  );
+
+  const state = { draining: false };
+  const api = buildApi({
+    state,
+    service,
+    verifier: new SigV4Verifier(keys, systemClock),
+    throttle: new Throttle(config.apiRateLimit, systemClock),
+    logger,
+    health: () => ({ node: topology.nodes[0]!.id }),
+  });
+  await api.listen({ host: config.host, port: config.port });
+  const { port } = api.server.address() as AddressInfo;
+  const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
+  const publicUrl = (config.publicUrl ?? url).replace(/\/+$/, '');
+  (topology.nodes[0] as { publicUrl: string }).publicUrl = publicUrl;
+  lifecycle.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    publicUrl,
+    accessKeys: keys,
+    generatedKeys: generated,
+    service,
+    lifecycle,
+    logger,
+    close: () =>
+      (closing ??= (async () => {
+        state.draining = true;
+        lifecycle.stop();
+        await api.close();
+        await store.close();
+      })()),
+  };
+}

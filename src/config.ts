@@ -1,0 +1,94 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+/**
+ * Every setting, with its command-line flag and environment variable. The variable names
+ * are part of Amphi's interface: deployment scripts rely on them.
+ */
+export const SETTINGS = {
+  host: { flag: 'host', env: 'AMPHI_HOST', help: 'Address the HTTP API and signaling listen on', default: '0.0.0.0' },
+  port: { flag: 'port', env: 'AMPHI_PORT', help: 'Port of the HTTP API and signaling WebSocket', default: '8080' },
+  publicUrl: {
+    flag: 'public-url',
+    env: 'AMPHI_PUBLIC_URL',
+    help: 'Base URL clients reach Amphi at (behind a proxy: the proxy\'s URL); MediaPlacement URLs derive from it',
+    default: 'http://127.0.0.1:<port>',
+  },
+  accessKeyId: {
+    flag: 'access-key-id',
+    env: 'AMPHI_ACCESS_KEY_ID',
+    help: 'Access key id(s) accepted for SigV4, comma-separated; unset: a development pair is generated in the data directory',
+    default: '(generated)',
+  },
+  secretAccessKey: {
+    flag: 'secret-access-key',
+    env: 'AMPHI_SECRET_ACCESS_KEY',
+    help: 'Secret key(s), comma-separated, in the order of the access key ids',
+    default: '(generated)',
+  },
+  dataDir: { flag: 'data-dir', env: 'AMPHI_DATA_DIR', help: 'Where meetings, attendees and development keys are kept', default: './data' },
+  accountId: { flag: 'account-id', env: 'AMPHI_ACCOUNT_ID', help: '12-digit account id used in meeting ARNs', default: '000000000000' },
+  maxReplicasPerPrimary: {
+    flag: 'max-replicas-per-primary',
+    env: 'AMPHI_MAX_REPLICAS_PER_PRIMARY',
+    help: 'Replica meetings a primary may have',
+    default: '4',
+  },
+  maxMeetings: { flag: 'max-meetings', env: 'AMPHI_MAX_MEETINGS', help: 'Active meetings at once (the service quota)', default: '250' },
+  apiRateLimit: {
+    flag: 'api-rate-limit',
+    env: 'AMPHI_API_RATE_LIMIT',
+    help: 'Requests per second per operation and access key, burst twice that; 0 turns throttling off',
+    default: '0',
+  },
+  logLevel: { flag: 'log-level', env: 'AMPHI_LOG_LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const configSchema = z.object({
+  host: z.string().min(1),
+  port: int(0, 65535),
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+  accessKeyId: z.string().optional(),
+  secretAccessKey: z.string().optional(),
+  dataDir: z.string().min(1),
+  accountId: z.string().regex(/^\d{12}$/, 'must be 12 digits'),
+  maxReplicasPerPrimary: int(0, 1000),
+  maxMeetings: int(1, 1_000_000),
+  apiRateLimit: z.coerce.number().min(0),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+
+export type AmphiConfig = z.infer<typeof configSchema>;
+
+/** Reads settings from flags first, then the environment, then defaults. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AmphiConfig {
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((setting) => [setting.flag, { type: 'string' as const }]),
+  );
+  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  const raw: Record<string, string | undefined> = {};
+  for (const [name, setting] of Object.entries(SETTINGS)) {
+    const fromFlag = values[setting.flag];
+    const value = typeof fromFlag === 'string' ? fromFlag : env[setting.env];
+    raw[name] = value !== undefined && value !== '' ? value : setting.default.startsWith('(') || setting.default.includes('<') ? undefined : setting.default;
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const setting = SETTINGS[issue.path[0] as SettingName];
+      return `${setting ? `--${setting.flag} / ${setting.env}` : String(issue.path[0])}: ${issue.message}`;
+    });
+    throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return result.data;
+}
+
+export function settingsHelp(): string {
+  return Object.values(SETTINGS)
+    .map((s) => `  --${s.flag.padEnd(26)} ${s.env.padEnd(32)} ${s.help} (default: ${s.default})`)
+    .join('\n');
+}

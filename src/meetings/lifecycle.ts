@@ -1,0 +1,110 @@
+import type { Clock } from '../util/clock.ts';
+import type { MeetingService } from './service.ts';
+
+/**
+ * What the media plane reports about connections. A meeting counts as connected while any
+ * attendee has a live media session in it (a promoted replica attendee counts for the
+ * primary it was promoted into).
+ */
+export interface ConnectionReporter {
+  attendeeConnected(meetingId: string, attendeeId: string): void;
+  attendeeDisconnected(meetingId: string, attendeeId: string): void;
+}
+
+export interface LifecycleOptions {
+  /** A primary with no attendee connected for this long is deleted (service: 5 minutes). */
+  idleTimeoutMs: number;
+  /** Any meeting older than this is deleted (service: 24 hours). */
+  maxAgeMs: number;
+  /** How often the rules are checked. */
+  sweepIntervalMs: number;
+}
+
+export const DEFAULT_LIFECYCLE: LifecycleOptions = {
+  idleTimeoutMs: 5 * 60_000,
+  maxAgeMs: 24 * 3_600_000,
+  sweepIntervalMs: 5_000,
+};
+
+/**
+ * Idle and maximum-age deletion. Replicas are never deleted for idleness: they live as long
+ * as their primary, and deleting the primary cascades to them.
+ */
+export class MeetingLifecycle implements ConnectionReporter {
+  /** meetingId → attendeeId → live sessions (an attendee may briefly hold two, e.g. while moving device). */
+  private readonly connections = new Map<string, Map<string, number>>();
+  /** meetingId → when its last connection ended; absent while connected or never connected. */
+  private readonly idleSince = new Map<string, number>();
+  private readonly startedAt: number;
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<string[]> | undefined;
+
+  constructor(
+    private readonly meetings: MeetingService,
+    private readonly clock: Clock,
+    private readonly options: LifecycleOptions = DEFAULT_LIFECYCLE,
+  ) {
+    this.startedAt = clock.now();
+    meetings.events.on('meetingEnded', (meeting) => {
+      this.connections.delete(meeting.MeetingId);
+      this.idleSince.delete(meeting.MeetingId);
+    });
+  }
+
+  attendeeConnected(meetingId: string, attendeeId: string): void {
+    let attendees = this.connections.get(meetingId);
+    if (!attendees) this.connections.set(meetingId, (attendees = new Map()));
+    attendees.set(attendeeId, (attendees.get(attendeeId) ?? 0) + 1);
+    this.idleSince.delete(meetingId);
+  }
+
+  attendeeDisconnected(meetingId: string, attendeeId: string): void {
+    const attendees = this.connections.get(meetingId);
+    const count = attendees?.get(attendeeId);
+    if (!attendees || count === undefined) return;
+    if (count > 1) attendees.set(attendeeId, count - 1);
+    else attendees.delete(attendeeId);
+    if (attendees.size === 0) {
+      this.connections.delete(meetingId);
+      this.idleSince.set(meetingId, this.clock.now());
+    }
+  }
+
+  connectedAttendees(meetingId: string): number {
+    return this.connections.get(meetingId)?.size ?? 0;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.sweep().catch(() => undefined), this.options.sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Applies the rules once; returns the ids of the meetings it ended. */
+  sweep(): Promise<string[]> {
+    this.sweeping ??= this.runSweep().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async runSweep(): Promise<string[]> {
+    const now = this.clock.now();
+    const ended: string[] = [];
+    for (const meeting of await this.meetings.store.listMeetings()) {
+      if (now - meeting.CreatedAt >= this.options.maxAgeMs) {
+        if (await this.meetings.endMeeting(meeting.MeetingId, 'maxAge')) ended.push(meeting.MeetingId);
+        continue;
+      }
+      if (meeting.PrimaryMeetingId || this.connections.has(meeting.MeetingId)) continue;
+      // Connections are not persisted: after a restart the idle clock starts again.
+      const idleFrom = this.idleSince.get(meeting.MeetingId) ?? Math.max(meeting.CreatedAt, this.startedAt);
+      if (now - idleFrom >= this.options.idleTimeoutMs) {
+        if (await this.meetings.endMeeting(meeting.MeetingId, 'idle')) ended.push(meeting.MeetingId);
+      }
+    }
+    return ended;
+  }
+}

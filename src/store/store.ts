@@ -1,0 +1,36 @@
+import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
+
+export interface AttendeePage {
+  attendees: AttendeeRecord[];
+  /** Id of the last attendee returned when more remain after it. */
+  lastAttendeeId?: string;
+}
+
+/**
+ * Persistence of meetings, attendees, replicas and tags. Every method is async so that a
+ * networked implementation (Redis for several nodes) fits the same interface; callers
+ * serialise conflicting writes themselves (see MeetingService).
+ */
+export interface MeetingStore {
+  getMeeting(meetingId: string): Promise<MeetingRecord | undefined>;
+  putMeeting(meeting: MeetingRecord): Promise<void>;
+  /** Removes the meeting and all its attendees; returns the attendees that were removed. */
+  deleteMeeting(meetingId: string): Promise<AttendeeRecord[]>;
+  listMeetings(): Promise<MeetingRecord[]>;
+  countMeetings(): Promise<number>;
+  findMeetingByRequestToken(clientRequestToken: string): Promise<MeetingRecord | undefined>;
+  listReplicaIds(primaryMeetingId: string): Promise<string[]>;
+
+  getAttendee(meetingId: string, attendeeId: string): Promise<AttendeeRecord | undefined>;
+  putAttendee(attendee: AttendeeRecord): Promise<void>;
+  deleteAttendee(meetingId: string, attendeeId: string): Promise<AttendeeRecord | undefined>;
+  countAttendees(meetingId: string): Promise<number>;
+  /** Attendees ordered by AttendeeId, starting after `afterAttendeeId`. */
+  listAttendees(meetingId: string, limit: number, afterAttendeeId?: string): Promise<AttendeePage>;
+  listAllAttendees(meetingId: string): Promise<AttendeeRecord[]>;
+  findAttendeeByExternalUserId(meetingId: string, externalUserId: string): Promise<AttendeeRecord | undefined>;
+  findAttendeeByJoinToken(joinToken: string): Promise<AttendeeRecord | undefined>;
+
+  /** Flushes pending writes and releases files or connections. */
+  close(): Promise<void>;
+}
