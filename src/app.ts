@@ -29,6 +29,8 @@ export interface Amphi {
   service: MeetingService;
   lifecycle: MeetingLifecycle;
   logger: Logger;
+  /** Refuses new API calls with 503 (load balancers see /healthz fail) while still running. */
+  drain(): void;
   close(): Promise<void>;
 }
 
@@ -76,6 +78,9 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     service,
     lifecycle,
     logger,
+    drain: () => {
+      state.draining = true;
+    },
     close: () =>
       (closing ??= (async () => {
         state.draining = true;

@@ -1,0 +1,164 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const STARTUP_TIMEOUT_MS = 30_000;
+const SHUTDOWN_TIMEOUT_MS = 15_000;
+/** Lines of the server's output kept to explain a failure. */
+const OUTPUT_LINES_KEPT = 40;
+
+export interface ServerOptions {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Extra flags for the server's node, e.g. --cpu-prof. */
+  nodeFlags?: string[];
+}
+
+/** CPU the server process has used so far, in milliseconds, all of its threads included. */
+export interface CpuTime {
+  userMs: number;
+  systemMs: number;
+}
+
+/**
+ * `amphi serve` in its own process, exactly as deployed (bin/amphi.js through the tsx loader),
+ * so its CPU time can be read from /proc apart from the load generator's.
+ */
+export class ServerProcess {
+  private readonly output: string[] = [];
+  private exited: Promise<void>;
+  private hasExited = false;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+    private readonly dataDir: string,
+    private readonly ticksPerSecond: number,
+  ) {
+    this.exited = new Promise((resolve) =>
+      child.once('exit', () => {
+        this.hasExited = true;
+        resolve();
+      }),
+    );
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        this.output.push(...chunk.split('\n').filter((line) => line.trim() !== ''));
+        this.output.splice(0, Math.max(0, this.output.length - OUTPUT_LINES_KEPT));
+      });
+    }
+  }
+
+  static async start(options: ServerOptions): Promise<ServerProcess> {
+    const port = await freeLoopbackPort();
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'amphi-bench-'));
+    const child = spawn(process.execPath, [...(options.nodeFlags ?? []), 'bin/amphi.js', 'serve'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        // NODE_OPTIONS from the caller (e.g. a debugger) would distort the server's CPU time.
+        NODE_OPTIONS: '',
+        AMPHI_HOST: '127.0.0.1',
+        AMPHI_PORT: String(port),
+        AMPHI_DATA_DIR: dataDir,
+        AMPHI_ACCESS_KEY_ID: options.accessKeyId,
+        AMPHI_SECRET_ACCESS_KEY: options.secretAccessKey,
+        AMPHI_LOG_LEVEL: 'warn',
+        AMPHI_API_RATE_LIMIT: '0',
+        AMPHI_MAX_MEETINGS: '100000',
+      },
+    });
+    const server = new ServerProcess(child, `http://127.0.0.1:${port}`, dataDir, clockTicksPerSecond());
+    try {
+      await server.waitUntilHealthy();
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return server;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Reads utime and stime of /proc/<pid>/stat, which cover every thread of the process. */
+  cpuTime(): CpuTime {
+    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses, so fields are counted after its ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticksToMs = 1000 / this.ticksPerSecond;
+    return { userMs: Number(fields[11]) * ticksToMs, systemMs: Number(fields[12]) * ticksToMs };
+  }
+
+  /** Peak resident memory of the server so far, in MiB (VmHWM). */
+  peakMemoryMiB(): number {
+    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    const kib = Number(/^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? NaN);
+    return kib / 1024;
+  }
+
+  recentOutput(): string {
+    return this.output.join('\n');
+  }
+
+  private async waitUntilHealthy(): Promise<void> {
+    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (this.hasExited) throw new Error(`amphi exited during startup:\n${this.recentOutput()}`);
+      try {
+        const response = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1_000) });
+        await response.arrayBuffer();
+        if (response.status === 200) return;
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`amphi did not answer /healthz within ${STARTUP_TIMEOUT_MS} ms:\n${this.recentOutput()}`);
+  }
+
+  /** SIGTERM (a clean exit also writes the CPU profile), SIGKILL if it hangs; then removes the data. */
+  async stop(): Promise<void> {
+    if (!this.hasExited) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), SHUTDOWN_TIMEOUT_MS);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Last resort from an 'exit' handler, where nothing asynchronous can run. */
+  killNow(): void {
+    if (!this.hasExited) this.child.kill('SIGKILL');
+  }
+}
+
+/** A port the OS just handed out on 127.0.0.1; Amphi cannot report a port 0 choice back to us. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+function clockTicksPerSecond(): number {
+  try {
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return ticks > 0 ? ticks : 100;
+  } catch {
+    return 100; // USER_HZ on every mainstream Linux build
+  }
+}
