@@ -8,6 +8,8 @@ import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
 import { MeetingService } from './meetings/service.ts';
+import { MediaWorker } from './media/worker.ts';
+import { SignalingGateway } from './signaling/gateway.ts';
 import { FileStore } from './store/file-store.ts';
 import type { MeetingStore } from './store/store.ts';
 import { systemClock, type Clock } from './util/clock.ts';
@@ -28,6 +30,8 @@ export interface Amphi {
   generatedKeys: boolean;
   service: MeetingService;
   lifecycle: MeetingLifecycle;
+  signaling: SignalingGateway;
+  media: MediaWorker;
   logger: Logger;
   /** Refuses new API calls with 503 (load balancers see /healthz fail) while still running. */
   drain(): void;
@@ -59,8 +63,12 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     verifier: new SigV4Verifier(keys, systemClock),
     throttle: new Throttle(config.apiRateLimit, systemClock),
     logger,
-    health: () => ({ node: topology.nodes[0]!.id }),
+    health: () => ({ node: topology.nodes[0]!.id, sessions: signaling.sessionCount }),
   });
+  const listenIp = config.host === '::' ? '0.0.0.0' : config.host;
+  const media = await MediaWorker.start({ listenIp, port: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logger: logger.child({ component: 'media' }) });
+  const signaling = new SignalingGateway(service, lifecycle, media, logger.child({ component: 'signaling' }));
+  signaling.attach(api.server);
   await api.listen({ host: config.host, port: config.port });
   const { port } = api.server.address() as AddressInfo;
   const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -77,6 +85,8 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     generatedKeys: generated,
     service,
     lifecycle,
+    signaling,
+    media,
     logger,
     drain: () => {
       state.draining = true;
@@ -85,7 +95,9 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
       (closing ??= (async () => {
         state.draining = true;
         lifecycle.stop();
+        signaling.close();
         await api.close();
+        media.close();
         await store.close();
       })()),
   };

@@ -41,6 +41,18 @@ export const SETTINGS = {
     help: 'Requests per second per operation and access key, burst twice that; 0 turns throttling off',
     default: '0',
   },
+  rtcPort: {
+    flag: 'rtc-port',
+    env: 'AMPHI_RTC_PORT',
+    help: 'UDP port of the media worker, shared by every attendee (0: any free port)',
+    default: '40000',
+  },
+  rtcAnnouncedIp: {
+    flag: 'rtc-announced-ip',
+    env: 'AMPHI_RTC_ANNOUNCED_IP',
+    help: 'IPv4 address put in ICE candidates: the address clients reach the media port at',
+    default: '127.0.0.1',
+  },
   logLevel: { flag: 'log-level', env: 'AMPHI_LOG_LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
 } as const;
 
@@ -59,6 +71,8 @@ const configSchema = z.object({
   maxReplicasPerPrimary: int(0, 1000),
   maxMeetings: int(1, 1_000_000),
   apiRateLimit: z.coerce.number().min(0),
+  rtcPort: int(0, 65535),
+  rtcAnnouncedIp: z.ipv4(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 

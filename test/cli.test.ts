@@ -50,7 +50,7 @@ describe('amphi serve', () => {
     const dataDir = tempDataDir();
     const port = await freePort();
     const child = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), 'serve', '--host', '127.0.0.1'], {
-      env: { ...process.env, AMPHI_PORT: String(port), AMPHI_DATA_DIR: dataDir, AMPHI_PUBLIC_URL: 'https://amphi.example.com/' },
+      env: { ...process.env, AMPHI_PORT: String(port), AMPHI_RTC_PORT: '0', AMPHI_DATA_DIR: dataDir, AMPHI_PUBLIC_URL: 'https://amphi.example.com/' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

@@ -36,6 +36,7 @@ export async function startTestAmphi(
     AMPHI_SECRET_ACCESS_KEY: `${TEST_KEY.secretAccessKey},${SECOND_KEY.secretAccessKey}`,
     AMPHI_ACCOUNT_ID: '111122223333',
     AMPHI_LOG_LEVEL: 'silent',
+    AMPHI_RTC_PORT: '0',
     ...options.env,
   });
   const clock = new ManualClock(Date.now());

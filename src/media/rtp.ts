@@ -1,0 +1,250 @@
+/**
+ * RTP and RTCP read/write helpers working in place on packet buffers: the forwarding path
+ * parses nothing it doesn't need and allocates nothing.
+ */
+
+/** RFC 5761: RTCP packet types 192–223 in the second byte tell RTCP from RTP on a muxed port. */
+export function isRtcp(packet: Buffer): boolean {
+  const type = packet[1] ?? 0;
+  return type >= 192 && type <= 223;
+}
+
+export const rtp = {
+  payloadType: (p: Buffer) => p[1]! & 0x7f,
+  marker: (p: Buffer) => (p[1]! & 0x80) !== 0,
+  sequence: (p: Buffer) => p.readUInt16BE(2),
+  timestamp: (p: Buffer) => p.readUInt32BE(4),
+  ssrc: (p: Buffer) => p.readUInt32BE(8),
+  setPayloadType(p: Buffer, pt: number) {
+    p[1] = (p[1]! & 0x80) | (pt & 0x7f);
+  },
+  setSequence: (p: Buffer, seq: number) => p.writeUInt16BE(seq & 0xffff, 2),
+  setTimestamp: (p: Buffer, ts: number) => p.writeUInt32BE(ts >>> 0, 4),
+  setSsrc: (p: Buffer, ssrc: number) => p.writeUInt32BE(ssrc >>> 0, 8),
+};
+
+/** Length of the fixed header, CSRCs and header extension; -1 if the packet is malformed. */
+export function rtpHeaderLength(p: Buffer): number {
+  if (p.length < 12 || p[0]! >> 6 !== 2) return -1;
+  let length = 12 + (p[0]! & 0x0f) * 4;
+  if (p[0]! & 0x10) {
+    if (p.length < length + 4) return -1;
+    length += 4 + p.readUInt16BE(length + 2) * 4;
+  }
+  return length <= p.length ? length : -1;
+}
+
+/** Payload end, excluding RTP padding; -1 if malformed. */
+export function rtpPayloadEnd(p: Buffer): number {
+  if (!(p[0]! & 0x20)) return p.length;
+  const padding = p[p.length - 1]!;
+  return padding === 0 || padding > p.length - 12 ? -1 : p.length - padding;
+}
+
+/**
+ * Finds header extension `id` (one-byte RFC 8285 profile 0xBEDE, or two-byte 0x100X) and
+ * returns the offset of its value, with its length in `extensionLength`; -1 when absent.
+ */
+export let extensionLength = 0;
+export function findExtension(p: Buffer, id: number): number {
+  if (id <= 0 || !(p[0]! & 0x10)) return -1;
+  const start = 12 + (p[0]! & 0x0f) * 4;
+  if (p.length < start + 4) return -1;
+  const profile = p.readUInt16BE(start);
+  const end = start + 4 + p.readUInt16BE(start + 2) * 4;
+  if (end > p.length) return -1;
+  let offset = start + 4;
+  if (profile === 0xbede) {
+    while (offset < end) {
+      const byte = p[offset]!;
+      if (byte === 0) {
+        offset++;
+        continue;
+      }
+      const extId = byte >> 4;
+      const length = (byte & 0x0f) + 1;
+      if (extId === 15) return -1;
+      if (extId === id) {
+        extensionLength = length;
+        return offset + 1 + length <= end ? offset + 1 : -1;
+      }
+      offset += 1 + length;
+    }
+  } else if ((profile & 0xfff0) === 0x1000) {
+    while (offset + 1 < end) {
+      const extId = p[offset]!;
+      if (extId === 0) {
+        offset++;
+        continue;
+      }
+      const length = p[offset + 1]!;
+      if (extId === id) {
+        extensionLength = length;
+        return offset + 2 + length <= end ? offset + 2 : -1;
+      }
+      offset += 2 + length;
+    }
+  }
+  return -1;
+}
+
+/** Reads an SDES-style string extension (mid, rid) or undefined. */
+export function readStringExtension(p: Buffer, id: number): string | undefined {
+  const at = findExtension(p, id);
+  return at < 0 ? undefined : p.toString('latin1', at, at + extensionLength);
+}
+
+/** RFC 6464 audio level: 0 (loudest) … 127 (silence) in -dBov, or -1 when absent. */
+export function audioLevel(p: Buffer, id: number): number {
+  const at = findExtension(p, id);
+  return at < 0 ? -1 : p[at]! & 0x7f;
+}
+
+/** Whether a VP8 RTP payload starts a key frame (RFC 7741 payload descriptor + VP8 frame tag). */
+export function isVp8KeyFrame(p: Buffer, payloadOffset: number): boolean {
+  let offset = payloadOffset;
+  const descriptor = p[offset];
+  if (descriptor === undefined) return false;
+  const startOfPartition = (descriptor & 0x10) !== 0;
+  const partitionId = descriptor & 0x0f;
+  if (!startOfPartition || partitionId !== 0) return false;
+  offset++;
+  if (descriptor & 0x80) {
+    const extension = p[offset++];
+    if (extension === undefined) return false;
+    if (extension & 0x80) offset += (p[offset]! & 0x80) ? 2 : 1; // PictureID, 7 or 15 bits
+    if (extension & 0x40) offset++; // TL0PICIDX
+    if (extension & 0x30) offset++; // TID/KEYIDX
+  }
+  const frameTag = p[offset];
+  return frameTag !== undefined && (frameTag & 0x01) === 0;
+}
+
+// ---------------- RTCP ----------------
+
+export const RtcpType = { SR: 200, RR: 201, SDES: 202, BYE: 203, APP: 204, RTPFB: 205, PSFB: 206 } as const;
+
+export interface RtcpVisitor {
+  pli?(mediaSsrc: number): void;
+  fir?(mediaSsrc: number): void;
+  nack?(mediaSsrc: number, sequence: number): void;
+  remb?(bitrateBps: number, ssrcs: number[]): void;
+  senderReport?(ssrc: number, ntpHigh: number, ntpLow: number, rtpTimestamp: number): void;
+}
+
+/** Walks a (decrypted) compound RTCP packet and reports what Amphi acts on. Malformed parts end the walk. */
+export function visitRtcp(packet: Buffer, visitor: RtcpVisitor): void {
+  let offset = 0;
+  while (offset + 4 <= packet.length) {
+    const first = packet[offset]!;
+    if (first >> 6 !== 2) return;
+    const count = first & 0x1f;
+    const type = packet[offset + 1]!;
+    const length = (packet.readUInt16BE(offset + 2) + 1) * 4;
+    if (offset + length > packet.length) return;
+    const body = offset + 4;
+    if (type === RtcpType.PSFB && length >= 12) {
+      const mediaSsrc = packet.readUInt32BE(body + 4);
+      if (count === 1) visitor.pli?.(mediaSsrc);
+      else if (count === 4) {
+        for (let at = body + 8; at + 8 <= offset + length; at += 8) visitor.fir?.(packet.readUInt32BE(at));
+      } else if (count === 15 && length >= 20 && packet.toString('latin1', body + 8, body + 12) === 'REMB') {
+        const ssrcCount = packet[body + 12]!;
+        const exponent = packet[body + 13]! >> 2;
+        const mantissa = ((packet[body + 13]! & 0x03) << 16) | packet.readUInt16BE(body + 14);
+        const ssrcs: number[] = [];
+        for (let i = 0; i < ssrcCount && body + 16 + i * 4 + 4 <= offset + length; i++) ssrcs.push(packet.readUInt32BE(body + 16 + i * 4));
+        visitor.remb?.(mantissa * 2 ** exponent, ssrcs);
+      }
+    } else if (type === RtcpType.RTPFB && count === 1 && length >= 12) {
+      const mediaSsrc = packet.readUInt32BE(body + 4);
+      for (let at = body + 8; at + 4 <= offset + length; at += 4) {
+        const pid = packet.readUInt16BE(at);
+        const blp = packet.readUInt16BE(at + 2);
+        visitor.nack?.(mediaSsrc, pid);
+        for (let bit = 0; bit < 16; bit++) if (blp & (1 << bit)) visitor.nack?.(mediaSsrc, (pid + bit + 1) & 0xffff);
+      }
+    } else if (type === RtcpType.SR && length >= 28) {
+      visitor.senderReport?.(packet.readUInt32BE(body), packet.readUInt32BE(body + 4), packet.readUInt32BE(body + 8), packet.readUInt32BE(body + 12));
+    }
+    offset += length;
+  }
+}
+
+export function buildPli(senderSsrc: number, mediaSsrc: number): Buffer {
+  const packet = Buffer.alloc(12);
+  packet[0] = 0x81;
+  packet[1] = RtcpType.PSFB;
+  packet.writeUInt16BE(2, 2);
+  packet.writeUInt32BE(senderSsrc >>> 0, 4);
+  packet.writeUInt32BE(mediaSsrc >>> 0, 8);
+  return packet;
+}
+
+export function buildFir(senderSsrc: number, mediaSsrc: number, sequence: number): Buffer {
+  const packet = Buffer.alloc(20);
+  packet[0] = 0x84;
+  packet[1] = RtcpType.PSFB;
+  packet.writeUInt16BE(4, 2);
+  packet.writeUInt32BE(senderSsrc >>> 0, 4);
+  packet.writeUInt32BE(mediaSsrc >>> 0, 12);
+  packet[16] = sequence & 0xff;
+  return packet;
+}
+
+export function buildNack(senderSsrc: number, mediaSsrc: number, sequences: number[]): Buffer {
+  const pairs: [number, number][] = [];
+  for (const seq of sequences) {
+    const last = pairs[pairs.length - 1];
+    const delta = last ? (seq - last[0]) & 0xffff : 0;
+    if (last && delta >= 1 && delta <= 16) last[1] |= 1 << (delta - 1);
+    else pairs.push([seq, 0]);
+  }
+  const packet = Buffer.alloc(12 + pairs.length * 4);
+  packet[0] = 0x81;
+  packet[1] = RtcpType.RTPFB;
+  packet.writeUInt16BE(2 + pairs.length, 2);
+  packet.writeUInt32BE(senderSsrc >>> 0, 4);
+  packet.writeUInt32BE(mediaSsrc >>> 0, 8);
+  pairs.forEach(([pid, blp], i) => {
+    packet.writeUInt16BE(pid, 12 + i * 4);
+    packet.writeUInt16BE(blp, 14 + i * 4);
+  });
+  return packet;
+}
+
+export function buildRemb(senderSsrc: number, bitrateBps: number, ssrcs: number[]): Buffer {
+  let exponent = 0;
+  let mantissa = Math.max(0, Math.floor(bitrateBps));
+  while (mantissa > 0x3ffff) {
+    mantissa >>>= 1;
+    exponent++;
+  }
+  const packet = Buffer.alloc(20 + ssrcs.length * 4);
+  packet[0] = 0x8f;
+  packet[1] = RtcpType.PSFB;
+  packet.writeUInt16BE(4 + ssrcs.length, 2);
+  packet.writeUInt32BE(senderSsrc >>> 0, 4);
+  packet.write('REMB', 12, 'latin1');
+  packet[16] = ssrcs.length;
+  packet[17] = (exponent << 2) | (mantissa >> 16);
+  packet.writeUInt16BE(mantissa & 0xffff, 18);
+  ssrcs.forEach((ssrc, i) => packet.writeUInt32BE(ssrc >>> 0, 20 + i * 4));
+  return packet;
+}
+
+/** A sender report with no report blocks, so receivers can map RTP time to wall clock (lip sync). */
+export function buildSenderReport(ssrc: number, nowMs: number, rtpTimestamp: number, packets: number, octets: number): Buffer {
+  const packet = Buffer.alloc(28);
+  packet[0] = 0x80;
+  packet[1] = RtcpType.SR;
+  packet.writeUInt16BE(6, 2);
+  packet.writeUInt32BE(ssrc >>> 0, 4);
+  const ntpSeconds = Math.floor(nowMs / 1000) + 2_208_988_800;
+  packet.writeUInt32BE(ntpSeconds >>> 0, 8);
+  packet.writeUInt32BE(Math.floor(((nowMs % 1000) / 1000) * 2 ** 32) >>> 0, 12);
+  packet.writeUInt32BE(rtpTimestamp >>> 0, 16);
+  packet.writeUInt32BE(packets >>> 0, 20);
+  packet.writeUInt32BE(octets >>> 0, 24);
+  return packet;
+}

@@ -1,0 +1,152 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
+import type { MeetingService } from '../meetings/service.ts';
+import type { ConnectionReporter } from '../meetings/lifecycle.ts';
+import type { MediaWorker } from '../media/worker.ts';
+import { Conference } from './conference.ts';
+import { AudioStatus, CloseCode, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
+import { SignalingSession } from './session.ts';
+
+const SESSION_PROTOCOL = '_aws_wt_session';
+const CONTROL_PATH = /^\/control\/([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$/;
+export const CONTENT_MODALITY = '#content';
+/** How long an ended meeting's or removed attendee's token is remembered, to answer its client's retries precisely. */
+const REVOCATION_MEMORY_MS = 10 * 60_000;
+const MAX_REVOCATIONS = 100_000;
+
+type Revocation = { reason: 'meetingEnded' | 'attendeeRemoved'; at: number };
+
+/**
+ * The signaling endpoint at MediaPlacement.SignalingUrl (/control/<MeetingId>): authenticates
+ * the JoinToken from the WebSocket subprotocols, hands each connection to a SignalingSession
+ * in its meeting's Conference, and turns control-plane events (meeting ended, attendee
+ * deleted, capabilities changed) into what the clients expect.
+ */
+export class SignalingGateway {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    handleProtocols: (protocols) => (protocols.has(SESSION_PROTOCOL) ? SESSION_PROTOCOL : false),
+  });
+  private readonly conferences = new Map<string, Conference>();
+  private readonly revoked = new Map<string, Revocation>();
+
+  constructor(
+    private readonly meetings: MeetingService,
+    private readonly connections: ConnectionReporter,
+    private readonly media: MediaWorker,
+    private readonly logger: Logger,
+  ) {
+    meetings.events.on('meetingEnded', (meeting, _reason) => this.onMeetingEnded(meeting));
+    meetings.events.on('attendeeDeleted', (attendee) => this.onAttendeeDeleted(attendee));
+    meetings.events.on('attendeeCapabilitiesChanged', (attendee) => this.conferences.get(attendee.MeetingId)?.updateCapabilities(attendee));
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.upgrade(request, socket, head).catch((error: unknown) => {
+        this.logger.error({ err: error }, 'signaling upgrade failed');
+        refuse(socket, 500, 'Internal Server Error');
+      });
+    });
+  }
+
+  conference(meetingId: string): Conference | undefined {
+    return this.conferences.get(meetingId);
+  }
+
+  get sessionCount(): number {
+    let count = 0;
+    for (const conference of this.conferences.values()) count += conference.sessions.size;
+    return count;
+  }
+
+  private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const path = (request.url ?? '').split('?')[0] ?? '';
+    const match = CONTROL_PATH.exec(path);
+    if (!match) return refuse(socket, 404, 'Not Found');
+    const meetingId = match[1]!.toLowerCase();
+    const offered = String(request.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
+    const token = offered.find((p) => p !== SESSION_PROTOCOL);
+    if (!offered.includes(SESSION_PROTOCOL) || !token) return refuse(socket, 401, 'Unauthorized');
+    const content = token.endsWith(CONTENT_MODALITY);
+    const baseToken = content ? token.slice(0, -CONTENT_MODALITY.length) : token;
+
+    const attendee = await this.meetings.store.findAttendeeByJoinToken(baseToken);
+    const meeting = attendee && attendee.MeetingId === meetingId ? await this.meetings.store.getMeeting(meetingId) : undefined;
+    if (!attendee || !meeting) {
+      const revocation = this.revocationOf(baseToken);
+      // A token that never existed is refused at the handshake; a revoked one gets the precise status.
+      if (!revocation) return refuse(socket, 403, 'Forbidden');
+      return this.wss.handleUpgrade(request, socket, head, (ws) => endRevoked(ws, revocation));
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
+  }
+
+  private accept(ws: WebSocket, meeting: MeetingRecord, attendee: AttendeeRecord, content: boolean): void {
+    let conference = this.conferences.get(meeting.MeetingId);
+    if (!conference) {
+      conference = new Conference(meeting, this.meetings, this.connections, this.media, this.logger);
+      this.conferences.set(meeting.MeetingId, conference);
+      conference.onEmpty = () => {
+        if (this.conferences.get(meeting.MeetingId) === conference) this.conferences.delete(meeting.MeetingId);
+        conference!.close();
+      };
+    }
+    const session = new SignalingSession(ws, conference, attendee, content, this.logger);
+    conference.admit(session);
+  }
+
+  private onMeetingEnded(meeting: MeetingRecord): void {
+    const conference = this.conferences.get(meeting.MeetingId);
+    if (!conference) return;
+    for (const session of conference.sessions) this.remember(session.joinToken, 'meetingEnded');
+    conference.end(AudioStatus.MeetingEnded);
+    this.conferences.delete(meeting.MeetingId);
+  }
+
+  private onAttendeeDeleted(attendee: AttendeeRecord): void {
+    this.remember(attendee.JoinToken, 'attendeeRemoved');
+    this.conferences.get(attendee.MeetingId)?.removeAttendee(attendee.AttendeeId, AudioStatus.AttendeeRemoved);
+  }
+
+  private remember(token: string, reason: Revocation['reason']): void {
+    if (this.revoked.size >= MAX_REVOCATIONS) this.revoked.delete(this.revoked.keys().next().value!);
+    this.revoked.set(token, { reason, at: Date.now() });
+  }
+
+  private revocationOf(token: string): Revocation | undefined {
+    const revocation = this.revoked.get(token);
+    if (revocation && Date.now() - revocation.at > REVOCATION_MEMORY_MS) {
+      this.revoked.delete(token);
+      return undefined;
+    }
+    return revocation;
+  }
+
+  close(): void {
+    for (const conference of this.conferences.values()) conference.end(AudioStatus.ServiceUnavailable);
+    this.conferences.clear();
+    this.wss.close();
+  }
+}
+
+/** Ends a client whose credentials were revoked, with the status its SDK maps to a terminal one. */
+function endRevoked(ws: WebSocket, revocation: Revocation): void {
+  const meetingEnded = revocation.reason === 'meetingEnded';
+  ws.send(encodeFrame({ type: FrameType.AUDIO_STATUS, audioStatus: { audioStatus: meetingEnded ? AudioStatus.MeetingEnded : AudioStatus.AttendeeRemoved } }));
+  ws.close(meetingEnded ? CloseCode.MeetingEnded : CloseCode.Normal, meetingEnded ? 'meeting ended' : 'attendee removed');
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.destroy();
+}

@@ -1,0 +1,164 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { RawData, WebSocket } from 'ws';
+import type { AttendeeRecord } from '../meetings/model.ts';
+import type { Conference } from './conference.ts';
+import { AudioStatus, CloseCode, decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, type OutgoingFrame } from './frames.ts';
+import { CONTENT_MODALITY } from './gateway.ts';
+
+/** No frame for this long (the client pings every 10 s) means the client is gone. */
+const SILENCE_TIMEOUT_MS = 35_000;
+/** Frames one client may send per second before it is cut off as a flood. */
+const MAX_FRAMES_PER_SECOND = 200;
+/** Malformed frames tolerated before the connection is closed. */
+const MAX_BAD_FRAMES = 20;
+
+export type SessionState = 'connected' | 'joined' | 'closed';
+
+/**
+ * One client's signaling WebSocket. Decodes frames, enforces the protocol's order and limits,
+ * and hands valid requests to its Conference. Nothing a client sends can throw out of here.
+ */
+export class SignalingSession {
+  readonly id = randomUUID();
+  /** The attendee as the meeting knows it: `<AttendeeId>#content` for a content share. */
+  readonly attendeeId: string;
+  readonly externalUserId: string;
+  readonly joinToken: string;
+  readonly connectedAt = Date.now();
+  state: SessionState = 'connected';
+  attendee: AttendeeRecord;
+  /** Set once the client has sent JOIN. */
+  joinFlags = 0;
+  private lastFrameAt = Date.now();
+  private framesThisSecond = 0;
+  private secondStartedAt = Date.now();
+  private badFrames = 0;
+  private readonly watchdog: NodeJS.Timeout;
+  readonly log: Logger;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly conference: Conference,
+    attendee: AttendeeRecord,
+    readonly content: boolean,
+    logger: Logger,
+  ) {
+    this.attendee = attendee;
+    this.attendeeId = attendee.AttendeeId + (content ? CONTENT_MODALITY : '');
+    this.externalUserId = attendee.ExternalUserId;
+    this.joinToken = attendee.JoinToken;
+    this.log = logger.child({ meetingId: attendee.MeetingId, attendeeId: this.attendeeId, session: this.id.slice(0, 8) });
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('close', () => this.conference.detach(this, 'socket closed'));
+    ws.on('error', (error) => this.log.debug({ err: error }, 'signaling socket error'));
+    this.watchdog = setInterval(() => {
+      if (Date.now() - this.lastFrameAt > SILENCE_TIMEOUT_MS) {
+        this.log.info('signaling went silent; closing');
+        this.close(CloseCode.Normal, 'silent');
+      }
+    }, 5_000);
+    this.watchdog.unref();
+  }
+
+  send(frame: OutgoingFrame): void {
+    if (this.state === 'closed' || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(encodeFrame(frame));
+  }
+
+  /** Ends the session with an AUDIO_STATUS the client maps to a terminal status, then closes. */
+  end(audioStatus: number, closeCode: number = CloseCode.Normal): void {
+    this.send({ type: FrameType.AUDIO_STATUS, audioStatus: { audioStatus } });
+    this.close(audioStatus === AudioStatus.MeetingEnded ? CloseCode.MeetingEnded : closeCode, `status ${audioStatus}`);
+  }
+
+  close(code: number = CloseCode.Normal, reason = ''): void {
+    if (this.state === 'closed') return;
+    clearInterval(this.watchdog);
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      this.ws.terminate();
+    }
+    this.conference.detach(this, reason);
+    this.state = 'closed';
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    this.lastFrameAt = Date.now();
+    if (this.lastFrameAt - this.secondStartedAt >= 1000) {
+      this.secondStartedAt = this.lastFrameAt;
+      this.framesThisSecond = 0;
+    }
+    if (++this.framesThisSecond > MAX_FRAMES_PER_SECOND) {
+      this.log.warn('signaling flood; closing');
+      this.close(CloseCode.BadRequest, 'too many frames');
+      return;
+    }
+    const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    let frame;
+    try {
+      if (!isBinary) throw new FrameError('text frames are not part of the protocol');
+      frame = decodeFrame(buffer);
+    } catch (error) {
+      this.rejectFrame(error instanceof Error ? error.message : String(error));
+      return;
+    }
+    try {
+      this.dispatch(frame);
+    } catch (error) {
+      // A request the conference could not handle fails alone; the session and the meeting go on.
+      this.log.warn({ err: error, type: frame.type }, 'frame handling failed');
+      this.send({ type: FrameType.NOTIFICATION, notification: { level: 3, message: `request failed: ${(error as Error).message}` } });
+    }
+  }
+
+  private rejectFrame(reason: string): void {
+    this.badFrames++;
+    this.log.debug({ reason }, 'malformed signaling frame');
+    if (this.badFrames > MAX_BAD_FRAMES) this.close(CloseCode.BadRequest, 'too many malformed frames');
+  }
+
+  private dispatch(frame: ReturnType<typeof decodeFrame>): void {
+    switch (frame.type) {
+      case FrameType.PING_PONG:
+        if (frame.pingPong?.type === SdkPingPongType.PING) {
+          this.send({ type: FrameType.PING_PONG, pingPong: { type: SdkPingPongType.PONG, pingId: frame.pingPong.pingId } });
+        }
+        return;
+      case FrameType.JOIN:
+        if (this.state !== 'connected') return this.rejectFrame('JOIN sent twice');
+        this.joinFlags = frame.join?.flags ?? 0;
+        this.state = 'joined';
+        return this.conference.join(this);
+      case FrameType.LEAVE:
+        this.send({ type: FrameType.LEAVE_ACK, leaveAck: {} });
+        return this.conference.detach(this, 'left');
+      case FrameType.CLIENT_METRIC:
+      case FrameType.MEETING_SESSION_TIMING:
+        return; // accepted; nothing to act on
+    }
+    if (this.state !== 'joined') return this.rejectFrame(`frame type ${frame.type} before JOIN`);
+    switch (frame.type) {
+      case FrameType.SUBSCRIBE:
+        if (!frame.sub) return this.rejectFrame('SUBSCRIBE without its body');
+        return this.conference.subscribe(this, frame.sub);
+      case FrameType.AUDIO_CONTROL:
+        return this.conference.setMuted(this, frame.audioControl?.muted === true);
+      case FrameType.DATA_MESSAGE:
+        return this.conference.dataMessage(this, frame.dataMessage?.messages ?? []);
+      case FrameType.PAUSE:
+      case FrameType.RESUME:
+        return this.conference.pauseResume(this, frame.type === FrameType.PAUSE, frame.pause?.streamIds ?? []);
+      case FrameType.REMOTE_VIDEO_UPDATE:
+        return; // server-side network adaptation is not offered (JOIN_ACK keeps the client's default)
+      case FrameType.PRIMARY_MEETING_JOIN:
+        return this.conference.primaryMeetingJoin(this, frame.primaryMeetingJoin?.credentials ?? {});
+      case FrameType.PRIMARY_MEETING_LEAVE:
+        return this.conference.primaryMeetingLeave(this);
+      default:
+        return this.rejectFrame(`unexpected frame type ${frame.type}`);
+    }
+  }
+}
