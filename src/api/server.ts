@@ -170,7 +170,8 @@ export function buildApi(deps: ApiDeps) {
   app.post('/v1/client-events', async (request, reply) => {
     reply.header('access-control-allow-origin', '*');
     request.log.debug({ bytes: (request.body as Buffer | undefined)?.length ?? 0 }, 'client events received');
-    reply.code(204).send();
+    // The SDK parses the answer as JSON, so an empty object rather than an empty body.
+    reply.code(200).header('content-type', 'application/json').send('{}');
   });
 
   for (const route of routes(deps.service)) {

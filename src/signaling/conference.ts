@@ -118,6 +118,7 @@ export class Conference {
   subscribe(session: SignalingSession, sub: ISdkSubscribeFrame): void {
     const media = this.media.get(session);
     if (!media) return;
+    session.log.trace({ sdpOffer: sub.sdpOffer, receiveStreamIds: sub.receiveStreamIds, sendStreams: sub.sendStreams }, 'SUBSCRIBE');
     let offer;
     try {
       offer = parseOffer(sub.sdpOffer ?? '');
@@ -143,6 +144,7 @@ export class Conference {
       subscriptions: subscriptions.slice(0, VIDEO_SUBSCRIPTION_LIMIT),
       audioMuted: sub.audioMuted === true,
     });
+    session.log.trace({ sdpAnswer: result.answer, tracks: result.tracks }, 'SUBSCRIBE_ACK');
     session.send({
       type: FrameType.SUBSCRIBE_ACK,
       suback: {
