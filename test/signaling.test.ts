@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CreateAttendeeCommand, CreateMeetingCommand, DeleteAttendeeCommand, DeleteMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
+import WebSocket from 'ws';
+import { decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, type OutgoingFrame } from '../src/signaling/frames.ts';
+import { startTestAmphi, type TestAmphi } from './helpers.ts';
+
+/** A bare signaling client speaking the wire protocol directly, to send what no SDK would. */
+class RawClient {
+  readonly frames: ReturnType<typeof decodeFrame>[] = [];
+  closeCode: number | undefined;
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => this.frames.push(decodeFrame(data)));
+    ws.on('close', (code) => (this.closeCode = code));
+  }
+  static connect(url: string, token: string): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, ['_aws_wt_session', token]);
+      const client = new RawClient(ws);
+      ws.once('open', () => resolve(client));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)));
+    });
+  }
+  send(frame: OutgoingFrame): void {
+    this.ws.send(encodeFrame(frame));
+  }
+  async next(type: number, timeoutMs = 5000): Promise<ReturnType<typeof decodeFrame>> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const index = this.frames.findIndex((f) => f.type === type);
+      if (index >= 0) return this.frames.splice(index, 1)[0]!;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no frame of type ${type} within ${timeoutMs} ms`);
+  }
+  async closed(timeoutMs = 5000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.closeCode === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.closeCode ?? -1;
+  }
+  async ping(id: number): Promise<boolean> {
+    this.send({ type: FrameType.PING_PONG, pingPong: { type: SdkPingPongType.PING, pingId: id } });
+    const pong = await this.next(FrameType.PING_PONG);
+    return pong.pingPong?.pingId === id;
+  }
+  async join(): Promise<void> {
+    this.send({ type: FrameType.JOIN, join: { protocolVersion: 2, flags: 2 } });
+    await this.next(FrameType.JOIN_ACK);
+    await this.next(FrameType.INDEX);
+  }
+}
+
+let server: TestAmphi;
+let meeting: Meeting;
+const url = () => meeting.MediaPlacement!.SignalingUrl!;
+const attendee = async (externalUserId: string): Promise<Attendee> =>
+  (await server.client.send(new CreateAttendeeCommand({ MeetingId: meeting.MeetingId, ExternalUserId: externalUserId }))).Attendee!;
+
+before(async () => {
+  server = await startTestAmphi();
+  meeting = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'signaling' }))).Meeting!;
+});
+after(() => server.stop());
+
+describe('frame codec', () => {
+  test('round-trips a frame and refuses malformed bytes with FrameError', () => {
+    const frame = decodeFrame(encodeFrame({ type: FrameType.JOIN_ACK, joinack: { videoSubscriptionLimit: 25 } }));
+    assert.equal(frame.type, FrameType.JOIN_ACK);
+    assert.equal(frame.joinack?.videoSubscriptionLimit, 25);
+    const garbage = [Buffer.alloc(0), Buffer.from([5]), Buffer.from([9, 1, 2, 3]), Buffer.from([5, 0xff, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([5, 8])];
+    for (const bytes of garbage) assert.throws(() => decodeFrame(bytes), FrameError, bytes.toString('hex'));
+    for (let i = 0; i < 2000; i++) {
+      const random = Buffer.from([5, ...Array.from({ length: 1 + (i % 40) }, () => Math.floor(Math.random() * 256))]);
+      try {
+        decodeFrame(random);
+      } catch (error) {
+        assert.ok(error instanceof FrameError, String(error));
+      }
+    }
+  });
+});
+
+describe('authentication', () => {
+  test('an unknown token is refused at the handshake', async () => {
+    await assert.rejects(RawClient.connect(url(), 'bm90LWEtdG9rZW4'), /HTTP 403/);
+  });
+
+  test('a token of another meeting is refused', async () => {
+    const other = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'other' }))).Meeting!;
+    const stranger = (await server.client.send(new CreateAttendeeCommand({ MeetingId: other.MeetingId, ExternalUserId: 'stranger' }))).Attendee!;
+    await assert.rejects(RawClient.connect(url(), stranger.JoinToken!), /HTTP 403/);
+  });
+
+  test('the session subprotocol is echoed', async () => {
+    const client = await RawClient.connect(url(), (await attendee('echo')).JoinToken!);
+    assert.equal(client.ws.protocol, '_aws_wt_session');
+    client.ws.close();
+  });
+});
+
+describe('hostile input', () => {
+  test('garbage, text frames, frames out of order and a bad SDP leave the session and its neighbours working', async () => {
+    const bystander = await RawClient.connect(url(), (await attendee('bystander')).JoinToken!);
+    await bystander.join();
+    const client = await RawClient.connect(url(), (await attendee('hostile')).JoinToken!);
+    client.ws.send(Buffer.from([5, 0xff, 0xff, 0xff]));
+    client.ws.send('hello as text');
+    client.ws.send(Buffer.from([42, 1, 2]));
+    client.send({ type: FrameType.SUBSCRIBE, sub: { sdpOffer: 'v=0' } }); // before JOIN
+    assert.ok(await client.ping(1), 'still answering');
+    await client.join();
+    client.send({ type: FrameType.SUBSCRIBE, sub: { sdpOffer: 'this is not SDP at all' } });
+    const ack = await client.next(FrameType.SUBSCRIBE_ACK);
+    assert.equal(ack.error?.status, 400, 'a bad offer is answered with a 400 error');
+    client.send({ type: FrameType.SUBSCRIBE, sub: { sdpOffer: 'v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n' } });
+    assert.equal((await client.next(FrameType.SUBSCRIBE_ACK)).error?.status, 400);
+    client.send({ type: FrameType.JOIN, join: {} }); // twice
+    assert.ok(await client.ping(2));
+    assert.ok(await bystander.ping(3), 'the neighbour is unaffected');
+    client.ws.close();
+    bystander.ws.close();
+  });
+
+  test('a flood of frames closes only the flooder', async () => {
+    const bystander = await RawClient.connect(url(), (await attendee('calm')).JoinToken!);
+    const flooder = await RawClient.connect(url(), (await attendee('flooder')).JoinToken!);
+    const ping = encodeFrame({ type: FrameType.PING_PONG, pingPong: { type: SdkPingPongType.PING, pingId: 7 } });
+    for (let i = 0; i < 1000; i++) flooder.ws.send(ping);
+    assert.notEqual(await flooder.closed(), -1, 'the flooder is cut off');
+    assert.ok(await bystander.ping(9));
+    bystander.ws.close();
+  });
+});
+
+describe('control-plane events reach connected clients', () => {
+  test('DeleteAttendee: AUDIO_STATUS 411 at once, and a retry gets 411 again', async () => {
+    const removed = await attendee('removed');
+    const client = await RawClient.connect(url(), removed.JoinToken!);
+    await client.join();
+    await server.client.send(new DeleteAttendeeCommand({ MeetingId: meeting.MeetingId, AttendeeId: removed.AttendeeId }));
+    assert.equal((await client.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 411);
+    await client.closed();
+    const retry = await RawClient.connect(url(), removed.JoinToken!);
+    assert.equal((await retry.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 411);
+  });
+
+  test('the same attendee from a second connection: the first gets 301', async () => {
+    const twice = await attendee('twice');
+    const first = await RawClient.connect(url(), twice.JoinToken!);
+    await first.join();
+    const second = await RawClient.connect(url(), twice.JoinToken!);
+    assert.equal((await first.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 301);
+    await second.join();
+    second.ws.close();
+  });
+
+  test('a third content share in a meeting answers 409 (AudioCallAtCapacity)', async () => {
+    const shares: RawClient[] = [];
+    for (const name of ['sharer-1', 'sharer-2', 'sharer-3']) {
+      // A content share connects as <AttendeeId>#content with <JoinToken>#content.
+      const share = await RawClient.connect(url(), `${(await attendee(name)).JoinToken}#content`);
+      share.send({ type: FrameType.JOIN, join: {} });
+      shares.push(share);
+      if (shares.length < 3) await share.next(FrameType.JOIN_ACK);
+    }
+    assert.equal((await shares[2]!.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 409);
+    for (const client of shares) client.ws.close();
+  });
+
+  test('DeleteMeeting: AUDIO_STATUS 410 and close code 4410; a retry is told the meeting ended', async () => {
+    const doomed = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'doomed' }))).Meeting!;
+    const member = (await server.client.send(new CreateAttendeeCommand({ MeetingId: doomed.MeetingId, ExternalUserId: 'member' }))).Attendee!;
+    const client = await RawClient.connect(doomed.MediaPlacement!.SignalingUrl!, member.JoinToken!);
+    await client.join();
+    await server.client.send(new DeleteMeetingCommand({ MeetingId: doomed.MeetingId }));
+    assert.equal((await client.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 410);
+    assert.equal(await client.closed(), 4410);
+    const retry = await RawClient.connect(doomed.MediaPlacement!.SignalingUrl!, member.JoinToken!);
+    assert.equal(await retry.closed(), 4410);
+  });
+
+  test('LEAVE is acknowledged', async () => {
+    const client = await RawClient.connect(url(), (await attendee('leaver')).JoinToken!);
+    await client.join();
+    client.send({ type: FrameType.LEAVE, leave: {} });
+    await client.next(FrameType.LEAVE_ACK);
+  });
+});
