@@ -1,0 +1,181 @@
+/**
+ * Media plane costs, measured side by side in one process (see BENCHMARKS.md):
+ *  1. CPU per forwarded video packet through Amphi's forwarder (VideoLayer → VideoDownstream →
+ *     SRTP protect → UDP send) at 1, 10 and 50 receivers, against a bare loop that only
+ *     rewrites the header, protects and sends the same packets to the same receivers;
+ *  2. the audio mixer's CPU for a 250-attendee meeting with 3 talkers, per 20 ms frame
+ *     (mixing, encoding, and packetising + protecting + sending to every listener).
+ * Everything goes to a UDP sink on 127.0.0.1. Medians of several rounds.
+ */
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import OpusScript from 'opusscript';
+import { AudioMixer, FRAME_SAMPLES, SAMPLE_RATE, type MixerSink } from '../../src/media/audio-mixer.ts';
+import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpSession, type SrtpProfile } from '../../src/media/srtp.ts';
+import { VideoDownstream, VideoLayer } from '../../src/media/video-forwarding.ts';
+
+const quick = process.argv.includes('--quick');
+const ROUNDS = quick ? 3 : 7;
+const PACKETS = quick ? 5_000 : 20_000;
+
+const socket = dgram.createSocket('udp4');
+const sink = dgram.createSocket('udp4');
+await new Promise<void>((resolve) => sink.bind(0, '127.0.0.1', resolve));
+const sinkPort = (sink.address() as AddressInfo).port;
+sink.on('message', () => undefined);
+await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+
+const session = (profile: SrtpProfile) =>
+  new SrtpSession(profile, {
+    local: { key: randomBytes(profile.keyLength), salt: randomBytes(profile.saltLength) },
+    remote: { key: randomBytes(profile.keyLength), salt: randomBytes(profile.saltLength) },
+  });
+
+/** What WebRtcTransport.sendRtp does: protect for this receiver, send to its address. */
+class ReceiverTransport {
+  constructor(private readonly srtp: SrtpSession) {}
+  sendRtp(packet: Buffer): void {
+    socket.send(this.srtp.protectRtp(packet), sinkPort, '127.0.0.1');
+  }
+}
+
+function videoPackets(count: number): Buffer[] {
+  const packets: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const packet = Buffer.alloc(1200);
+    packet[0] = 0x80;
+    packet[1] = 96;
+    packet.writeUInt16BE(i & 0xffff, 2);
+    packet.writeUInt32BE(Math.floor(i / 8) * 3000, 4);
+    packet.writeUInt32BE(0x1234, 8);
+    packet[12] = i % 8 === 0 ? 0x10 : 0x00; // VP8 descriptor: start of a frame every 8 packets
+    packet[13] = i === 0 ? 0x00 : 0x01; // the first frame is a key frame
+    randomBytes(1186).copy(packet, 14);
+    packets.push(packet);
+  }
+  return packets;
+}
+
+function cpuMicros(run: () => void): number {
+  const start = process.cpuUsage();
+  run();
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const drain = () => new Promise((resolve) => setTimeout(resolve, 30));
+
+async function forwarding(receivers: number, profile: SrtpProfile) {
+  const packets = videoPackets(Math.max(8, Math.floor(PACKETS / receivers)));
+  const amphiRounds: number[] = [];
+  const bareRounds: number[] = [];
+  // Round 0 warms the JIT up and is not counted.
+  for (let round = 0; round <= ROUNDS; round++) {
+    // Amphi's forwarder.
+    const layer = new VideoLayer(1, 1, () => undefined);
+    layer.ssrc = 0x1234;
+    for (let r = 0; r < receivers; r++) new VideoDownstream(1000 + r, 96, 3, new ReceiverTransport(session(profile))).attach(layer);
+    const amphi = cpuMicros(() => {
+      for (const packet of packets) layer.receive(packet, 12, packet.length);
+    }) / (packets.length * receivers);
+    if (round > 0) amphiRounds.push(amphi);
+    layer.close();
+    await drain();
+    // The bare loop: rewrite SSRC/sequence/timestamp in a copy, protect, send.
+    const sessions = Array.from({ length: receivers }, () => session(profile));
+    const scratch = Buffer.alloc(1500);
+    const bare = cpuMicros(() => {
+      for (const packet of packets) {
+        for (let r = 0; r < receivers; r++) {
+          packet.copy(scratch, 0, 0, packet.length);
+          scratch.writeUInt32BE(1000 + r, 8);
+          scratch.writeUInt16BE((packet.readUInt16BE(2) + r) & 0xffff, 2);
+          scratch.writeUInt32BE((packet.readUInt32BE(4) + r) >>> 0, 4);
+          socket.send(sessions[r]!.protectRtp(scratch.subarray(0, packet.length)), sinkPort, '127.0.0.1');
+        }
+      }
+    }) / (packets.length * receivers);
+    if (round > 0) bareRounds.push(bare);
+    await drain();
+  }
+  return { receivers, amphi: median(amphiRounds), bare: median(bareRounds) };
+}
+
+async function mixing(attendees: number, talkers: number, deliver: boolean) {
+  const frames = quick ? 100 : 250;
+  const encoders = Array.from({ length: talkers }, () => new OpusScript(SAMPLE_RATE, 1, OpusScript.Application.VOIP));
+  const tonePcm = (f: number) => {
+    const pcm = Buffer.alloc(FRAME_SAMPLES * 2);
+    for (let i = 0; i < FRAME_SAMPLES; i++) pcm.writeInt16LE(Math.round(5000 * Math.sin((2 * Math.PI * f * i) / SAMPLE_RATE)), i * 2);
+    return pcm;
+  };
+  const talkerFrames = encoders.map((encoder, i) => Array.from({ length: 50 }, () => encoder.encode(tonePcm(300 + 200 * i), FRAME_SAMPLES)));
+  const rounds: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    let now = 0;
+    const mixer = new AudioMixer({ now: () => now });
+    const header = Buffer.alloc(1500);
+    // Each listener does what MediaPeer.sendAudio does: RTP header, payload, protect, send.
+    for (let a = 0; a < attendees; a++) {
+      const srtp = session(SRTP_AEAD_AES_128_GCM);
+      let seq = 0;
+      const listener: MixerSink = {
+        deliver(payload) {
+          if (!deliver) return;
+          header[0] = 0x80;
+          header[1] = 111;
+          header.writeUInt16BE((seq = (seq + 1) & 0xffff), 2);
+          header.writeUInt32BE((seq * FRAME_SAMPLES) >>> 0, 4);
+          header.writeUInt32BE(5000 + a, 8);
+          payload.copy(header, 12);
+          socket.send(srtp.protectRtp(header.subarray(0, 12 + payload.length)), sinkPort, '127.0.0.1');
+        },
+      };
+      mixer.addSource(`a${a}`);
+      mixer.addSink(listener, `a${a}`);
+    }
+    const tick = (frame: number) => {
+      for (let t = 0; t < talkers; t++) mixer.push(`a${t}`, talkerFrames[t]![frame % 50]!, 25);
+      for (let a = talkers; a < attendees; a++) mixer.push(`a${a}`, talkerFrames[0]![0]!.subarray(0, 3), 127);
+      now += 20;
+      mixer.tick();
+    };
+    for (let f = 0; f < 20; f++) tick(f); // talkers selected and buffered
+    await drain();
+    const micros = cpuMicros(() => {
+      for (let f = 0; f < frames; f++) tick(f);
+    });
+    rounds.push(micros / frames);
+    mixer.stop();
+    await drain();
+  }
+  const perFrame = median(rounds);
+  return { attendees, talkers, deliver, microsPerFrame: perFrame, coreShare: perFrame / 20_000 };
+}
+
+console.log(`# Amphi media benchmarks (${quick ? 'quick' : 'full'}), node ${process.version}, ${ROUNDS} rounds, medians\n`);
+for (const profile of [SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80]) {
+  console.log(`## Forwarding, ${profile.name}\n`);
+  console.log('| receivers | Amphi µs/packet | bare loop µs/packet | ratio |');
+  console.log('|---|---|---|---|');
+  for (const receivers of [1, 10, 50]) {
+    const r = await forwarding(receivers, profile);
+    console.log(`| ${receivers} | ${r.amphi.toFixed(2)} | ${r.bare.toFixed(2)} | ${(r.amphi / r.bare).toFixed(2)} |`);
+  }
+  console.log('');
+}
+console.log('## Mixing\n');
+console.log('"mix" is talker selection, decoding, mixing and encoding (3 mix-minus + 1 shared frame); "mix + delivery" adds');
+console.log('the RTP header, AEAD_AES_128_GCM protection and the UDP send to every listener.\n');
+console.log('| attendees | talkers | what | µs per 20 ms frame | share of one core |');
+console.log('|---|---|---|---|---|');
+for (const [attendees, talkers] of [[250, 3], [50, 3]] as const) {
+  for (const deliver of [false, true]) {
+    const m = await mixing(attendees, talkers, deliver);
+    console.log(`| ${m.attendees} | ${m.talkers} | ${deliver ? 'mix + delivery' : 'mix'} | ${m.microsPerFrame.toFixed(0)} | ${(m.coreShare * 100).toFixed(1)}% |`);
+  }
+}
+socket.close();
+sink.close();
