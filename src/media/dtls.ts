@@ -1,42 +1,54 @@
-import { X509Certificate, createHash, timingSafeEqual, verify as verifySignature } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import {
+  X509Certificate,
+  createECDH,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  randomBytes,
+  sign as signData,
+  timingSafeEqual,
+  verify as verifySignature,
+  type KeyObject,
+} from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 // werift-dtls 0.5.8's package.json points "main" at lib/index.js, which it does not ship.
+import { CipherContext, HashAlgorithm, NamedCurveAlgorithm, SignatureAlgorithm } from 'werift-dtls/lib/dtls/src/index.js';
+import { createCipher } from 'werift-dtls/lib/dtls/src/cipher/create.js';
 import {
-  CipherContext,
-  HashAlgorithm,
-  NamedCurveAlgorithm,
-  SignatureAlgorithm,
-  SrtpContext,
-  type SignatureHash,
-} from 'werift-dtls/lib/dtls/src/index.js';
-import { exportKeyingMaterial, prfVerifyDataClient } from 'werift-dtls/lib/dtls/src/cipher/prf.js';
+  exportKeyingMaterial,
+  prfExtendedMasterSecret,
+  prfMasterSecret,
+  prfVerifyDataClient,
+  prfVerifyDataServer,
+} from 'werift-dtls/lib/dtls/src/cipher/prf.js';
 import { SessionType } from 'werift-dtls/lib/dtls/src/cipher/suites/abstract.js';
-import { DtlsContext } from 'werift-dtls/lib/dtls/src/context/dtls.js';
-import { TransportContext } from 'werift-dtls/lib/dtls/src/context/transport.js';
-import { flight2 } from 'werift-dtls/lib/dtls/src/flight/server/flight2.js';
-import { Flight4 } from 'werift-dtls/lib/dtls/src/flight/server/flight4.js';
-import { Flight6 } from 'werift-dtls/lib/dtls/src/flight/server/flight6.js';
+import type AEADCipher from 'werift-dtls/lib/dtls/src/cipher/suites/aead.js';
 import { Certificate } from 'werift-dtls/lib/dtls/src/handshake/message/certificate.js';
 import { CertificateVerify } from 'werift-dtls/lib/dtls/src/handshake/message/client/certificateVerify.js';
 import { ClientHello } from 'werift-dtls/lib/dtls/src/handshake/message/client/hello.js';
+import { ClientKeyExchange } from 'werift-dtls/lib/dtls/src/handshake/message/client/keyExchange.js';
+import { Finished } from 'werift-dtls/lib/dtls/src/handshake/message/finished.js';
+import { ServerCertificateRequest } from 'werift-dtls/lib/dtls/src/handshake/message/server/certificateRequest.js';
+import { ServerHello } from 'werift-dtls/lib/dtls/src/handshake/message/server/hello.js';
+import { ServerHelloDone } from 'werift-dtls/lib/dtls/src/handshake/message/server/helloDone.js';
+import { ServerHelloVerifyRequest } from 'werift-dtls/lib/dtls/src/handshake/message/server/helloVerifyRequest.js';
+import { ServerKeyExchange } from 'werift-dtls/lib/dtls/src/handshake/message/server/keyExchange.js';
 import { DtlsRandom } from 'werift-dtls/lib/dtls/src/handshake/random.js';
-import { createPlaintext } from 'werift-dtls/lib/dtls/src/record/builder.js';
 import { FragmentedHandshake } from 'werift-dtls/lib/dtls/src/record/message/fragment.js';
-import { DtlsPlaintext } from 'werift-dtls/lib/dtls/src/record/message/plaintext.js';
-import type { Options as WeriftDtlsOptions } from 'werift-dtls/lib/dtls/src/socket.js';
-import type { Transport as WeriftTransport } from 'werift-dtls/lib/common/src/transport.js';
+import type { Handshake } from 'werift-dtls/lib/dtls/src/typings/domain.js';
 
 /**
  * DTLS 1.2 server side of a WebRTC transport (RFC 6347, RFC 5764 DTLS-SRTP), one session per
- * attendee connection, driven by the media worker's shared UDP socket: the worker hands us
- * every datagram whose first byte is 20..63 (RFC 7983) and we hand back datagrams to send.
+ * attendee connection, driven by the media worker's shared UDP socket: the worker hands us every
+ * datagram whose first byte is 20..63 (RFC 7983) and sends the datagrams we hand back.
  *
- * werift-dtls supplies the cryptography and the server flights (HelloVerifyRequest, flight 4,
- * flight 6); the record layer, handshake reassembly, message ordering, retransmission timers,
- * and the peer authentication checks werift's server leaves out (CertificateVerify signature,
- * client Finished, certificate fingerprint) are ours, because werift's own socket cannot be
- * stopped cleanly and trusts whatever the client sends.
+ * werift-dtls provides the message codecs, the TLS PRF, the AES-GCM record protection and the
+ * certificate generator. The handshake state machine is ours: werift's DtlsServer cannot be
+ * stopped (its retransmissions run on uncancellable timers), reassembles fragmented messages only
+ * when they arrive in order, and never checks the client's CertificateVerify or Finished, so a
+ * certificate fingerprint taken from SDP would prove nothing.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -60,12 +72,10 @@ export interface DtlsIdentity {
   readonly sdpFingerprint: string;
 }
 
-const IDENTITY_SIGNATURE: SignatureHash = { hash: HashAlgorithm.sha256_4, signature: SignatureAlgorithm.ecdsa_3 };
-
 /** Generates a fresh ECDSA P-256 self-signed certificate (the kind Chrome itself uses for WebRTC). */
 export async function createDtlsIdentity(): Promise<DtlsIdentity> {
   const { certPem, keyPem } = await CipherContext.createSelfSignedCertificateWithKey(
-    IDENTITY_SIGNATURE,
+    { hash: HashAlgorithm.sha256_4, signature: SignatureAlgorithm.ecdsa_3 },
     NamedCurveAlgorithm.secp256r1_23,
   );
   const certificateDer = Buffer.from(new X509Certificate(certPem).raw);
@@ -94,6 +104,18 @@ export function getDtlsIdentity(): Promise<DtlsIdentity> {
     });
   }
   return sharedIdentity;
+}
+
+const signingKeys = new WeakMap<DtlsIdentity, KeyObject>();
+
+function signingKeyOf(identity: DtlsIdentity): KeyObject {
+  let key = signingKeys.get(identity);
+  if (!key) {
+    key = createPrivateKey(identity.privateKeyPem);
+    if (key.asymmetricKeyType !== 'ec') throw new DtlsError('internal', 'the DTLS identity must hold an ECDSA key');
+    signingKeys.set(identity, key);
+  }
+  return key;
 }
 
 const FINGERPRINT_HASHES: Readonly<Record<string, string>> = {
@@ -125,7 +147,7 @@ function normalizeFingerprintValue(value: string): string {
 // SRTP protection profiles
 // ---------------------------------------------------------------------------------------------
 
-/** DTLS-SRTP protection profiles (RFC 5764, RFC 7714) that werift-dtls can negotiate. */
+/** DTLS-SRTP protection profiles (RFC 5764, RFC 7714) that werift's SRTP code implements. */
 export const SrtpProtectionProfile = {
   AES128_CM_HMAC_SHA1_80: 0x0001,
   AEAD_AES_128_GCM: 0x0007,
@@ -182,7 +204,7 @@ export class DtlsError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wire constants
+// Wire format
 // ---------------------------------------------------------------------------------------------
 
 /** RFC 7983: a datagram whose first byte is 20..63 is DTLS. */
@@ -199,24 +221,43 @@ const HandshakeType = {
   clientKeyExchange: 16,
   finished: 20,
 } as const;
+const ExtensionType = {
+  supportedGroups: 10,
+  signatureAlgorithms: 13,
+  useSrtp: 14,
+  extendedMasterSecret: 23,
+  renegotiationInfo: 0xff01,
+} as const;
 const AlertLevel = { warning: 1, fatal: 2 } as const;
 const AlertDescription = {
   closeNotify: 0,
   unexpectedMessage: 10,
   handshakeFailure: 40,
   badCertificate: 42,
-  illegalParameter: 47,
   decodeError: 50,
   decryptError: 51,
   internalError: 80,
 } as const;
+
+const DTLS_1_2 = { major: 0xfe, minor: 0xfd } as const;
+/** The only suite an ECDSA certificate allows among those werift implements with a SHA-256 PRF. */
+const CIPHER_SUITE_ECDHE_ECDSA_AES_128_GCM_SHA256 = 0xc02b;
+const TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;
+/** Fastest first; X25519 is also the group Chrome offers first. */
+const CURVE_PREFERENCE = [NamedCurveAlgorithm.x25519_29, NamedCurveAlgorithm.secp256r1_23] as const;
+type Curve = (typeof CURVE_PREFERENCE)[number];
+const HASH_SHA256 = 4;
+const SIGNATURE_ECDSA = 3;
 const SIGNATURE_SCHEME_ECDSA_SHA256 = 0x0403;
 const SIGNATURE_SCHEME_RSA_PKCS1_SHA256 = 0x0401;
+const CLIENT_CERTIFICATE_TYPE_RSA_SIGN = 1;
+const CLIENT_CERTIFICATE_TYPE_ECDSA_SIGN = 64;
 
 const RECORD_HEADER_BYTES = 13;
 const HANDSHAKE_HEADER_BYTES = 12;
 /** Flights are packed into datagrams no larger than this (Chrome's own DTLS MTU is 1200 too). */
 const MAX_DATAGRAM_BYTES = 1200;
+const MAX_HANDSHAKE_FRAGMENT_BYTES = MAX_DATAGRAM_BYTES - RECORD_HEADER_BYTES - HANDSHAKE_HEADER_BYTES;
 /** Larger than any ClientHello or certificate chain a browser sends, post-quantum key shares included. */
 const MAX_HANDSHAKE_MESSAGE_BYTES = 64 * 1024;
 const MAX_PARTIAL_MESSAGES = 8;
@@ -225,8 +266,9 @@ const MAX_RETRANSMIT_DELAY_MS = 8000;
 /** Answering a retransmitted peer flight more often than this only amplifies duplicates. */
 const MIN_RESEND_INTERVAL_MS = 50;
 const VERIFY_DATA_BYTES = 12;
+const COOKIE_BYTES = 20;
 
-/** The client's flight 5 in order; we always request a certificate, so it always has all four. */
+/** The client's last flight in order; we always request a certificate, so it always has all four. */
 const CLIENT_FINAL_FLIGHT = [
   HandshakeType.certificate,
   HandshakeType.clientKeyExchange,
@@ -236,8 +278,7 @@ const CLIENT_FINAL_FLIGHT = [
 
 interface DtlsRecord {
   contentType: number;
-  versionMajor: number;
-  versionMinor: number;
+  version: number;
   epoch: number;
   sequenceNumber: number;
   body: Buffer;
@@ -249,15 +290,13 @@ function parseRecords(datagram: Buffer): { records: DtlsRecord[]; malformed: boo
   let offset = 0;
   while (offset < datagram.length) {
     if (datagram.length - offset < RECORD_HEADER_BYTES) return { records, malformed: true };
-    const versionMajor = datagram.readUInt8(offset + 1);
-    const length = datagram.readUInt16BE(offset + 11);
-    const end = offset + RECORD_HEADER_BYTES + length;
-    // Every DTLS version has major 0xFE (254).
-    if (versionMajor !== 0xfe || end > datagram.length) return { records, malformed: true };
+    const version = datagram.readUInt16BE(offset + 1);
+    const end = offset + RECORD_HEADER_BYTES + datagram.readUInt16BE(offset + 11);
+    // Every DTLS version has major 0xFE.
+    if (version >> 8 !== 0xfe || end > datagram.length) return { records, malformed: true };
     records.push({
       contentType: datagram.readUInt8(offset),
-      versionMajor,
-      versionMinor: datagram.readUInt8(offset + 2),
+      version,
       epoch: datagram.readUInt16BE(offset + 3),
       sequenceNumber: datagram.readUIntBE(offset + 5, 6),
       body: datagram.subarray(offset + RECORD_HEADER_BYTES, end),
@@ -298,9 +337,10 @@ function parseHandshakeFragments(body: Buffer): { fragments: HandshakeFragment[]
 }
 
 interface HandshakeMessage {
+  /** Reassembled: offset 0, fragment_length = length; serialize() is the transcript form. */
   message: FragmentedHandshake;
   epoch: number;
-  /** The peer sent this message_seq before: its previous flight is being retransmitted. */
+  /** The peer sent this message_seq before: it is retransmitting an earlier flight. */
   retransmission: boolean;
 }
 
@@ -314,9 +354,9 @@ interface PartialMessage {
 }
 
 /**
- * Reassembles fragmented handshake messages (Chrome's DTLS 1.3 ClientHello with a post-quantum
- * key share spans several records) and releases them strictly in message_seq order, whatever
- * order, duplication or fragmentation the network produced.
+ * Reassembles fragmented handshake messages (Chrome's DTLS 1.3-capable ClientHello, with its
+ * post-quantum key share, spans two records) and releases them strictly in message_seq order,
+ * whatever reordering, duplication or fragmentation the network produced.
  */
 class HandshakeReassembler {
   private nextSeq = 0;
@@ -370,43 +410,47 @@ class HandshakeReassembler {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// werift flights, transmitted by us
-// ---------------------------------------------------------------------------------------------
-
-type FlightSink = (records: Buffer[]) => void;
-
-/** werift's flight 4 (ServerHello … ServerHelloDone); its own retransmission loop is replaced by ours. */
-class ServerHelloFlight extends Flight4 {
-  constructor(
-    transport: TransportContext,
-    dtls: DtlsContext,
-    cipher: CipherContext,
-    srtp: SrtpContext,
-    private readonly sink: FlightSink,
-  ) {
-    super(transport, dtls, cipher, srtp);
-  }
-
-  protected override async transmit(records: Buffer[]): Promise<void> {
-    this.sink(records);
-  }
+/** Reads a uint16-length-prefixed list of uint16 values, as in supported_groups and use_srtp. */
+function readUint16List(data: Buffer, offset = 0): number[] | undefined {
+  if (data.length < offset + 2) return undefined;
+  const length = data.readUInt16BE(offset);
+  if (length % 2 !== 0 || data.length < offset + 2 + length) return undefined;
+  const values: number[] = [];
+  for (let i = offset + 2; i < offset + 2 + length; i += 2) values.push(data.readUInt16BE(i));
+  return values;
 }
 
-/** werift's flight 6 (ChangeCipherSpec, Finished); sent once, resent only when the client repeats its Finished. */
-class ServerFinishedFlight extends Flight6 {
-  constructor(
-    transport: TransportContext,
-    dtls: DtlsContext,
-    cipher: CipherContext,
-    private readonly sink: FlightSink,
-  ) {
-    super(transport, dtls, cipher);
-  }
+// ---------------------------------------------------------------------------------------------
+// Key exchange
+// ---------------------------------------------------------------------------------------------
 
-  protected override async transmit(records: Buffer[]): Promise<void> {
-    this.sink(records);
+/** Ephemeral ECDHE key; node:crypto (OpenSSL) rather than werift's pure-JavaScript curves. */
+interface EphemeralKey {
+  curve: Curve;
+  /** As sent in ServerKeyExchange: 32 raw bytes for X25519, an uncompressed point for P-256. */
+  publicKey: Buffer;
+  /** Validates the peer's key and returns the premaster secret. */
+  agree(peerPublicKey: Buffer): Buffer;
+}
+
+function createEphemeralKey(curve: Curve): EphemeralKey {
+  if (curve === NamedCurveAlgorithm.x25519_29) {
+    const { publicKey, privateKey } = generateKeyPairSync('x25519');
+    const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
+    return {
+      curve,
+      publicKey: raw,
+      agree: (peerPublicKey) => {
+        if (peerPublicKey.length !== 32) throw new Error('an X25519 public key is 32 bytes');
+        const peerKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peerPublicKey.toString('base64url') }, format: 'jwk' });
+        // OpenSSL refuses low-order points (an all-zero shared secret).
+        return diffieHellman({ privateKey, publicKey: peerKey });
+      },
+    };
   }
+  const ecdh = createECDH('prime256v1');
+  const publicKey = ecdh.generateKeys();
+  return { curve, publicKey, agree: (peerPublicKey) => ecdh.computeSecret(peerPublicKey) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,7 +464,10 @@ export interface DtlsServerSessionOptions {
   identity: DtlsIdentity;
   /** The `a=fingerprint` of the client's offer; the handshake fails unless its certificate matches. */
   expectedRemoteFingerprint: DtlsFingerprint;
-  /** Transmits one datagram to the peer. Must not block; errors are ignored (DTLS retransmits). */
+  /**
+   * Transmits one datagram to the peer. Errors are ignored (DTLS retransmits). Must not feed a
+   * reply back into handleDatagram synchronously.
+   */
   send: (datagram: Buffer) => void;
   /** Once, when the handshake completed and the peer is authenticated. */
   onConnected: (keys: SrtpKeyingMaterial) => void;
@@ -428,38 +475,61 @@ export interface DtlsServerSessionOptions {
   onError?: (error: DtlsError) => void;
   /** Once, whatever ended the session (our close(), the peer's close_notify, an error). */
   onClosed?: (reason: DtlsCloseReason) => void;
-  /** Decrypted DTLS application data (SCTP, if data channels are ever terminated here). */
+  /** Decrypted DTLS application data (SCTP, should data channels ever be terminated here). */
   onApplicationData?: (data: Buffer) => void;
   /** Preference order, first wins. Default: AEAD_AES_128_GCM, then AES128_CM_HMAC_SHA1_80. */
   srtpProfiles?: readonly SrtpProtectionProfile[];
+  /**
+   * Answer the first ClientHello with a HelloVerifyRequest cookie (RFC 6347 §4.2.1). Off by
+   * default: it costs a round trip, and ICE connectivity checks have already proved that the peer
+   * owns its address before the worker routes its datagrams to this session.
+   */
+  cookieExchange?: boolean;
   /** From construction until connected; default 30 s. */
   handshakeTimeoutMs?: number;
-  /** First retransmission of our flight 4 when the client goes quiet; doubles each time. Default 500 ms. */
+  /** First retransmission of our flight when the client goes quiet; doubles each time. Default 500 ms. */
   retransmitTimeoutMs?: number;
 }
 
 type HandshakePhase = 'awaiting-client-hello' | 'awaiting-client-finished' | 'connected' | 'ended';
 
+interface Negotiated {
+  curve: Curve;
+  srtpProfile: SrtpProtectionProfile;
+  extendedMasterSecret: boolean;
+  renegotiationInfo: boolean;
+}
+
 export class DtlsServerSession {
   private readonly options: DtlsServerSessionOptions;
   private readonly expectedFingerprint: DtlsFingerprint;
-  /** Read by werift through DtlsContext; extendedMasterSecret is set per client. */
-  private readonly weriftOptions: WeriftDtlsOptions;
-  private readonly transport: TransportContext;
-  private readonly dtls: DtlsContext;
-  private readonly cipher: CipherContext;
-  private readonly srtp = new SrtpContext();
+  private readonly srtpProfiles: readonly SrtpProtectionProfile[];
   private readonly reassembler = new HandshakeReassembler();
-  private readonly finishedFlight: ServerFinishedFlight;
 
   private phase: HandshakePhase = 'awaiting-client-hello';
   private endState: 'closed' | 'failed' | undefined;
-  private clientHelloSeen = false;
+  private cookie: Buffer | undefined;
+
+  // Handshake state, from the accepted ClientHello on.
+  private negotiated: Negotiated | undefined;
+  private acceptedHelloSeq = -1;
+  private clientRandom: Buffer | undefined;
+  private serverRandom: Buffer | undefined;
+  private ephemeralKey: EphemeralKey | undefined;
+  /** Every handshake message from the accepted ClientHello on, as hashed for Finished and EMS. */
+  private readonly transcript: Buffer[] = [];
   /** Position in CLIENT_FINAL_FLIGHT of the next message we accept. */
   private finalFlightStep = 0;
-  private sessionKeysReady = false;
+  private clientFinishedSeq = -1;
   private peerCertificate: Buffer | undefined;
-  private deliveredFlight: number | undefined;
+  private masterSecret: Buffer | undefined;
+  private recordCipher: AEADCipher | undefined;
+
+  // Our side of the record layer.
+  private nextMessageSeq = 0;
+  private writeEpoch = 0;
+  private readonly nextRecordSeq = [0, 0];
+  private lastFlight: Buffer[] = [];
 
   private handshakeTimer: NodeJS.Timeout | undefined;
   private retransmitTimer: NodeJS.Timeout | undefined;
@@ -476,37 +546,9 @@ export class DtlsServerSession {
       throw new DtlsError('unsupported-fingerprint', `unsupported fingerprint algorithm ${options.expectedRemoteFingerprint.algorithm}`);
     }
     this.expectedFingerprint = { algorithm, value: normalizeFingerprintValue(options.expectedRemoteFingerprint.value) };
+    this.srtpProfiles = options.srtpProfiles ?? DEFAULT_SRTP_PROFILES;
     this.retransmitDelayMs = options.retransmitTimeoutMs ?? 500;
-
-    const weriftTransport: WeriftTransport = {
-      type: 'amphi',
-      address: { address: '', family: '', port: 0 } satisfies AddressInfo,
-      closed: false,
-      onData: () => {},
-      // Only werift's HelloVerifyRequest goes this way; the other flights come through a FlightSink.
-      send: async (datagram: Buffer) => this.sendDatagram(datagram),
-      close: async () => {},
-    };
-    this.transport = new TransportContext(weriftTransport);
-    this.weriftOptions = {
-      transport: weriftTransport,
-      srtpProfiles: [...(options.srtpProfiles ?? DEFAULT_SRTP_PROFILES)],
-      cert: options.identity.certificatePem,
-      key: options.identity.privateKeyPem,
-      signatureHash: IDENTITY_SIGNATURE,
-      certificateRequest: true,
-      extendedMasterSecret: true,
-    };
-    this.dtls = new DtlsContext(this.weriftOptions, SessionType.SERVER);
-    this.cipher = new CipherContext(
-      SessionType.SERVER,
-      options.identity.certificatePem,
-      options.identity.privateKeyPem,
-      IDENTITY_SIGNATURE,
-    );
-    this.finishedFlight = new ServerFinishedFlight(this.transport, this.dtls, this.cipher, (records) =>
-      this.onFlightReady(6, records),
-    );
+    signingKeyOf(options.identity);
 
     const timeoutMs = options.handshakeTimeoutMs ?? 30_000;
     this.handshakeTimer = setTimeout(() => {
@@ -518,12 +560,12 @@ export class DtlsServerSession {
   get state(): DtlsSessionState {
     if (this.endState) return this.endState;
     if (this.phase === 'connected') return 'connected';
-    return this.clientHelloSeen ? 'connecting' : 'new';
+    return this.handshakeStartedAt === undefined ? 'new' : 'connecting';
   }
 
   /** The negotiated SRTP protection profile, known once the client's hello was accepted. */
   get srtpProfile(): SrtpProtectionProfile | undefined {
-    return this.srtp.srtpProfile;
+    return this.negotiated?.srtpProfile;
   }
 
   /** The client's certificate (DER), once received and matched against the expected fingerprint. */
@@ -533,7 +575,7 @@ export class DtlsServerSession {
 
   /** Whether the master secret is bound to the handshake transcript (RFC 7627). */
   get extendedMasterSecret(): boolean {
-    return this.phase === 'connected' && this.weriftOptions.extendedMasterSecret === true;
+    return this.negotiated?.extendedMasterSecret ?? false;
   }
 
   /** From the first ClientHello to our Finished, in milliseconds. */
@@ -546,14 +588,14 @@ export class DtlsServerSession {
     return this.droppedRecords;
   }
 
-  /** Callbacks and records processed earlier in the same datagram may have ended the session. */
+  /** Callbacks and earlier records of the same datagram may have ended the session. */
   private get ended(): boolean {
     return this.phase === 'ended';
   }
 
   /** Feeds one datagram from the peer (first byte 20..63). Never throws. */
   handleDatagram(datagram: Buffer): void {
-    if (this.phase === 'ended') return;
+    if (this.ended) return;
     try {
       const { records, malformed } = parseRecords(datagram);
       if (malformed) this.droppedRecords++;
@@ -569,13 +611,13 @@ export class DtlsServerSession {
   /** Encrypts and sends application data; false when not connected. */
   sendApplicationData(data: Buffer): boolean {
     if (this.phase !== 'connected') return false;
-    this.sendRecord(ContentType.applicationData, data);
+    this.sendDatagram(this.sealRecord(ContentType.applicationData, data));
     return true;
   }
 
   /** Ends the session and cancels every timer; tells a connected peer with close_notify. Idempotent. */
   close(): void {
-    if (this.phase === 'ended') return;
+    if (this.ended) return;
     if (this.phase === 'connected') this.sendAlert(AlertLevel.warning, AlertDescription.closeNotify);
     this.end('closed');
     this.emit(() => this.options.onClosed?.('local'));
@@ -602,19 +644,14 @@ export class DtlsServerSession {
   /** Plaintext of a record: epoch 0 as is, epoch 1 decrypted and authenticated; undefined otherwise. */
   private openRecord(record: DtlsRecord): Buffer | undefined {
     if (record.epoch === 0) return record.body;
-    if (record.epoch !== 1 || !this.sessionKeysReady) return undefined;
-    const plaintext = new DtlsPlaintext(
-      {
-        contentType: record.contentType,
-        protocolVersion: { major: record.versionMajor, minor: record.versionMinor },
+    if (record.epoch !== 1 || !this.recordCipher) return undefined;
+    try {
+      return this.recordCipher.decrypt(SessionType.SERVER, record.body, {
+        type: record.contentType,
+        version: record.version,
         epoch: record.epoch,
         sequenceNumber: record.sequenceNumber,
-        contentLen: record.body.length,
-      },
-      record.body,
-    );
-    try {
-      return this.cipher.decryptPacket(plaintext);
+      });
     } catch {
       return undefined;
     }
@@ -667,30 +704,25 @@ export class DtlsServerSession {
   private handleHandshakeMessage({ message, epoch, retransmission }: HandshakeMessage): void {
     switch (this.phase) {
       case 'awaiting-client-hello':
-        // The first hello and its retransmissions are handled alike: both get a HelloVerifyRequest.
+        // A first hello and its retransmissions are handled alike.
         if (message.msg_type === HandshakeType.clientHello && epoch === 0) this.handleClientHello(message);
         else this.droppedRecords++;
         return;
       case 'awaiting-client-finished':
         if (retransmission) {
-          // The client repeating its cookie hello means our flight 4 was lost.
-          if (message.msg_type === HandshakeType.clientHello && this.hasOurCookie(message)) this.resendLastFlight();
+          // The client repeating the hello we answered means our flight was lost.
+          if (message.msg_type === HandshakeType.clientHello && message.message_seq === this.acceptedHelloSeq) this.resendLastFlight();
           return;
         }
         this.handleClientFinalFlight(message, epoch);
         return;
       case 'connected':
-        // The client repeating its Finished means our flight 6 was lost. Renegotiation is refused by silence.
-        if (retransmission && message.msg_type === HandshakeType.finished && epoch === 1) this.resendLastFlight();
+        // The client repeating its Finished means our last flight was lost. Renegotiation is refused by silence.
+        if (retransmission && message.message_seq === this.clientFinishedSeq && epoch === 1) this.resendLastFlight();
         return;
       case 'ended':
         return;
     }
-  }
-
-  private hasOurCookie(message: FragmentedHandshake): boolean {
-    const hello = parseClientHello(message);
-    return !!hello && !!this.dtls.cookie && hello.cookie.length > 0 && hello.cookie.equals(this.dtls.cookie);
   }
 
   private handleClientHello(message: FragmentedHandshake): void {
@@ -699,43 +731,130 @@ export class DtlsServerSession {
       this.droppedRecords++;
       return;
     }
-    if (!this.clientHelloSeen) {
-      this.clientHelloSeen = true;
-      this.handshakeStartedAt = performance.now();
-    }
-    const cookie = this.dtls.cookie;
-    if (cookie && hello.cookie.length > 0 && hello.cookie.equals(cookie)) {
-      this.acceptClientHello(message, hello);
+    this.handshakeStartedAt ??= performance.now();
+    const negotiated = this.negotiate(hello);
+    if (negotiated instanceof DtlsError) {
+      this.fail(negotiated, AlertDescription.handshakeFailure);
       return;
     }
-    // A first hello (or one with a stale cookie): negotiate, answer with a HelloVerifyRequest.
-    try {
-      flight2(this.transport, this.dtls, this.cipher, this.srtp)(hello);
-    } catch (error) {
-      this.fail(new DtlsError('handshake-failure', `cannot negotiate with the ClientHello: ${describe(error) || 'no common SRTP profile'}`, { cause: error }), AlertDescription.handshakeFailure);
+    if (this.options.cookieExchange && !(this.cookie && hello.cookie.equals(this.cookie))) {
+      this.sendHelloVerifyRequest();
       return;
     }
-    if (this.srtp.srtpProfile === undefined) {
-      this.fail(new DtlsError('handshake-failure', 'the client offered no DTLS-SRTP profile'), AlertDescription.handshakeFailure);
-    }
+    this.acceptClientHello(message, hello, negotiated);
   }
 
-  /** The hello that echoes our cookie: the client proved its address, so send flight 4. */
-  private acceptClientHello(message: FragmentedHandshake, hello: ClientHello): void {
-    // werift negotiated from the first hello; RFC 6347 requires the second to carry the same random.
-    const random = DtlsRandom.from(hello.random).serialize();
-    if (!this.cipher.remoteRandom || !random.equals(this.cipher.remoteRandom.serialize())) {
-      this.fail(new DtlsError('handshake-failure', 'the second ClientHello changed its random'), AlertDescription.illegalParameter);
-      return;
+  /** Picks what this ClientHello allows, in our preference order. */
+  private negotiate(hello: ClientHello): Negotiated | DtlsError {
+    if (!hello.cipherSuites.includes(CIPHER_SUITE_ECDHE_ECDSA_AES_128_GCM_SHA256)) {
+      return new DtlsError('handshake-failure', 'the client does not offer TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256');
     }
-    // werift echoes extended_master_secret whenever configured; RFC 7627 allows it only if offered.
-    this.weriftOptions.extendedMasterSecret = this.dtls.remoteExtendedMasterSecret;
-    const flight = new ServerHelloFlight(this.transport, this.dtls, this.cipher, this.srtp, (records) =>
-      this.onFlightReady(4, records),
+    let curve: Curve | undefined = NamedCurveAlgorithm.secp256r1_23; // RFC 8422 §4: no extension, any curve
+    let srtpProfile: SrtpProtectionProfile | undefined;
+    let extendedMasterSecret = false;
+    let renegotiationInfo = hello.cipherSuites.includes(TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
+    for (const { type, data } of hello.extensions) {
+      switch (type) {
+        case ExtensionType.supportedGroups: {
+          const groups = readUint16List(data) ?? [];
+          curve = CURVE_PREFERENCE.find((candidate) => groups.includes(candidate));
+          break;
+        }
+        case ExtensionType.signatureAlgorithms: {
+          const schemes = readUint16List(data) ?? [];
+          if (!schemes.includes((HASH_SHA256 << 8) | SIGNATURE_ECDSA)) {
+            return new DtlsError('handshake-failure', 'the client does not accept ECDSA with SHA-256 signatures');
+          }
+          break;
+        }
+        case ExtensionType.useSrtp: {
+          const offered = readUint16List(data) ?? [];
+          srtpProfile = this.srtpProfiles.find((profile) => offered.includes(profile));
+          if (srtpProfile === undefined) {
+            const names = offered.map((profile) => `0x${profile.toString(16).padStart(4, '0')}`).join(', ');
+            return new DtlsError('handshake-failure', `no common SRTP protection profile (the client offers ${names || 'none'})`);
+          }
+          break;
+        }
+        case ExtensionType.extendedMasterSecret:
+          extendedMasterSecret = true;
+          break;
+        case ExtensionType.renegotiationInfo:
+          renegotiationInfo = true;
+          break;
+      }
+    }
+    if (curve === undefined) return new DtlsError('handshake-failure', 'the client offers neither X25519 nor P-256');
+    if (srtpProfile === undefined) return new DtlsError('handshake-failure', 'the client offers no DTLS-SRTP (use_srtp)');
+    return { curve, srtpProfile, extendedMasterSecret, renegotiationInfo };
+  }
+
+  /** Stateless: a retransmitted first hello gets the same HelloVerifyRequest again. */
+  private sendHelloVerifyRequest(): void {
+    this.cookie ??= randomBytes(COOKIE_BYTES);
+    const request = new ServerHelloVerifyRequest({ ...DTLS_1_2 }, this.cookie);
+    request.messageSeq = 0;
+    // Our ServerHello then follows as message 1 (RFC 6347 §4.2.2).
+    this.nextMessageSeq = 1;
+    this.sendDatagram(this.sealRecord(ContentType.handshake, request.toFragment().serialize()));
+  }
+
+  /** Flight 4: ServerHello, Certificate, ServerKeyExchange, CertificateRequest, ServerHelloDone. */
+  private acceptClientHello(message: FragmentedHandshake, hello: ClientHello, negotiated: Negotiated): void {
+    this.negotiated = negotiated;
+    this.acceptedHelloSeq = message.message_seq;
+    this.clientRandom = new DtlsRandom(hello.random.gmt_unix_time, hello.random.random_bytes).serialize();
+    const serverRandom = new DtlsRandom();
+    this.serverRandom = serverRandom.serialize();
+    this.ephemeralKey = createEphemeralKey(negotiated.curve);
+    this.transcript.push(message.serialize());
+
+    const extensions = [
+      // use_srtp: one profile, empty MKI.
+      { type: ExtensionType.useSrtp, data: Buffer.from([0, 2, negotiated.srtpProfile >> 8, negotiated.srtpProfile & 0xff, 0]) },
+      ...(negotiated.extendedMasterSecret ? [{ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) }] : []),
+      ...(negotiated.renegotiationInfo ? [{ type: ExtensionType.renegotiationInfo, data: Buffer.from([0]) }] : []),
+    ];
+    const serverHello = new ServerHello(
+      { ...DTLS_1_2 },
+      serverRandom,
+      Buffer.alloc(0), // no session resumption
+      CIPHER_SUITE_ECDHE_ECDSA_AES_128_GCM_SHA256,
+      0,
+      extensions,
     );
-    if (!this.runFlight(4, () => flight.exec(message, true))) return;
+    const keyExchange = this.signedKeyExchange();
+    const certificateRequest = new ServerCertificateRequest(
+      [CLIENT_CERTIFICATE_TYPE_ECDSA_SIGN, CLIENT_CERTIFICATE_TYPE_RSA_SIGN],
+      [
+        { hash: HashAlgorithm.sha256_4, signature: SignatureAlgorithm.ecdsa_3 },
+        { hash: HashAlgorithm.sha256_4, signature: SignatureAlgorithm.rsa_1 },
+      ],
+      [],
+    );
+    const records = [
+      serverHello,
+      new Certificate([this.options.identity.certificateDer]),
+      keyExchange,
+      certificateRequest,
+      new ServerHelloDone(),
+    ].flatMap((handshake) => this.handshakeRecords(handshake));
+
     this.phase = 'awaiting-client-finished';
+    this.sendFlight(records);
     this.armRetransmit();
+  }
+
+  /** ServerKeyExchange with our ephemeral key, signed over both randoms (RFC 8422 §5.4). */
+  private signedKeyExchange(): ServerKeyExchange {
+    const key = this.ephemeralKey!;
+    const params = Buffer.alloc(4);
+    params.writeUInt8(3, 0); // named_curve
+    params.writeUInt16BE(key.curve, 1);
+    params.writeUInt8(key.publicKey.length, 3);
+    const signed = Buffer.concat([this.clientRandom!, this.serverRandom!, params, key.publicKey]);
+    const signature = signData('sha256', signed, { key: signingKeyOf(this.options.identity), dsaEncoding: 'der' });
+    return new ServerKeyExchange(3, key.curve, key.publicKey.length, key.publicKey, HASH_SHA256, SIGNATURE_ECDSA, signature.length, signature);
   }
 
   private handleClientFinalFlight(message: FragmentedHandshake, epoch: number): void {
@@ -782,34 +901,38 @@ export class DtlsServerSession {
       );
       return;
     }
-    this.peerCertificate = certificate;
-    this.finishedFlight.handleHandshake(message);
+    this.peerCertificate = Buffer.from(certificate);
+    this.transcript.push(message.serialize());
   }
 
   private handleClientKeyExchange(message: FragmentedHandshake): void {
+    this.transcript.push(message.serialize());
     try {
-      // Derives the master secret (extended when agreed) and the record keys.
-      this.finishedFlight.handleHandshake(message);
+      const { publicKey } = ClientKeyExchange.deSerialize(message.fragment);
+      const premaster = this.ephemeralKey!.agree(publicKey);
+      // RFC 7627: the session hash covers every message up to and including this one.
+      this.masterSecret = this.negotiated!.extendedMasterSecret
+        ? prfExtendedMasterSecret(premaster, Buffer.concat(this.transcript))
+        : prfMasterSecret(premaster, this.clientRandom!, this.serverRandom!);
+      const recordCipher = createCipher(CIPHER_SUITE_ECDHE_ECDSA_AES_128_GCM_SHA256);
+      recordCipher.init(this.masterSecret, this.serverRandom!, this.clientRandom!);
+      this.recordCipher = recordCipher;
     } catch (error) {
       this.fail(new DtlsError('handshake-failure', `invalid ClientKeyExchange: ${describe(error)}`, { cause: error }), AlertDescription.handshakeFailure);
-      return;
     }
-    this.sessionKeysReady = true;
   }
 
   /** Proves the client holds the private key of the certificate whose fingerprint we checked. */
   private handleCertificateVerify(message: FragmentedHandshake): void {
-    const certificate = this.peerCertificate;
     let verified = false;
     try {
       const { algorithm, signature } = CertificateVerify.deSerialize(message.fragment);
-      // Signed: every handshake message so far, which is exactly werift's transcript cache now.
-      const transcript = this.handshakeTranscript();
-      const publicKey = new X509Certificate(certificate ?? Buffer.alloc(0)).publicKey;
+      const signed = Buffer.concat(this.transcript);
+      const publicKey = new X509Certificate(this.peerCertificate!).publicKey;
       if (algorithm === SIGNATURE_SCHEME_ECDSA_SHA256 && publicKey.asymmetricKeyType === 'ec') {
-        verified = verifySignature('sha256', transcript, { key: publicKey, dsaEncoding: 'der' }, signature);
+        verified = verifySignature('sha256', signed, { key: publicKey, dsaEncoding: 'der' }, signature);
       } else if (algorithm === SIGNATURE_SCHEME_RSA_PKCS1_SHA256 && publicKey.asymmetricKeyType === 'rsa') {
-        verified = verifySignature('sha256', transcript, publicKey, signature);
+        verified = verifySignature('sha256', signed, publicKey, signature);
       }
     } catch {
       verified = false;
@@ -818,35 +941,30 @@ export class DtlsServerSession {
       this.fail(new DtlsError('handshake-failure', 'the client CertificateVerify signature is invalid'), AlertDescription.decryptError);
       return;
     }
-    this.finishedFlight.handleHandshake(message);
+    this.transcript.push(message.serialize());
   }
 
+  /** Checks the client's Finished, then flight 6: ChangeCipherSpec and our Finished. */
   private handleClientFinished(message: FragmentedHandshake): void {
-    const expected = prfVerifyDataClient(this.cipher.masterSecret, this.handshakeTranscript());
+    const masterSecret = this.masterSecret!;
+    const expected = prfVerifyDataClient(masterSecret, Buffer.concat(this.transcript));
     const received = message.fragment;
     if (received.length !== VERIFY_DATA_BYTES || !timingSafeEqual(received, expected)) {
       this.fail(new DtlsError('handshake-failure', 'the client Finished does not match the handshake'), AlertDescription.decryptError);
       return;
     }
-    this.finishedFlight.handleHandshake(message);
-    if (!this.runFlight(6, () => this.finishedFlight.exec())) return;
-    this.onHandshakeComplete();
-  }
+    this.clientFinishedSeq = message.message_seq;
+    this.transcript.push(message.serialize());
 
-  private handshakeTranscript(): Buffer {
-    return Buffer.concat(this.dtls.sortedHandshakeCache.map((handshake) => handshake.serialize()));
-  }
+    const changeCipherSpec = this.sealRecord(ContentType.changeCipherSpec, Buffer.from([1]));
+    this.writeEpoch = 1;
+    const finished = this.handshakeRecords(new Finished(prfVerifyDataServer(masterSecret, Buffer.concat(this.transcript))));
 
-  private onHandshakeComplete(): void {
     this.phase = 'connected';
     this.clearTimers();
     if (this.handshakeStartedAt !== undefined) this.handshakeDuration = performance.now() - this.handshakeStartedAt;
-    const profile = this.srtp.srtpProfile;
-    if (profile === undefined) {
-      this.fail(new DtlsError('internal', 'connected without an SRTP profile'), AlertDescription.internalError);
-      return;
-    }
-    const keys = this.exportSrtpKeys(profile);
+    this.sendFlight([changeCipherSpec, ...finished]);
+    const keys = this.exportSrtpKeys(this.negotiated!.srtpProfile);
     this.emit(() => this.options.onConnected(keys));
   }
 
@@ -856,9 +974,9 @@ export class DtlsServerSession {
     const material = exportKeyingMaterial(
       'EXTRACTOR-dtls_srtp',
       2 * (keyLength + saltLength),
-      this.cipher.masterSecret,
-      this.cipher.localRandom.serialize(),
-      this.cipher.remoteRandom.serialize(),
+      this.masterSecret!,
+      this.serverRandom!,
+      this.clientRandom!,
       false,
     );
     const slice = (start: number, length: number) => Buffer.from(material.subarray(start, start + length));
@@ -873,37 +991,36 @@ export class DtlsServerSession {
 
   // -- sending ----------------------------------------------------------------------------------
 
-  /**
-   * Runs a werift flight. Its exec() is async only in name: up to transmit() it runs synchronously,
-   * so the flight is on the wire when this returns true; a failure arrives as a rejection.
-   */
-  private runFlight(flight: number, exec: () => Promise<void>): boolean {
-    this.deliveredFlight = undefined;
-    exec().catch((error: unknown) => {
-      this.fail(new DtlsError('internal', `building flight ${flight} failed: ${describe(error)}`, { cause: error }), AlertDescription.internalError);
-    });
-    return this.deliveredFlight === flight;
+  /** Numbers a handshake message, adds it to the transcript, and seals it into records. */
+  private handshakeRecords(handshake: Handshake): Buffer[] {
+    handshake.messageSeq = this.nextMessageSeq++;
+    const whole = handshake.toFragment();
+    this.transcript.push(whole.serialize());
+    return whole
+      .chunk(MAX_HANDSHAKE_FRAGMENT_BYTES)
+      .map((fragment) => this.sealRecord(ContentType.handshake, fragment.serialize()));
   }
 
-  private onFlightReady(flight: number, records: Buffer[]): void {
-    this.deliveredFlight = flight;
-    if (flight === 6) this.continueRecordNumbersAfterFinished(records);
-    this.sendFlight(records);
+  /** One record in the current write epoch; sequence numbers restart at 0 in each epoch. */
+  private sealRecord(contentType: number, body: Buffer): Buffer {
+    const epoch = this.writeEpoch;
+    const sequenceNumber = this.nextRecordSeq[epoch] ?? 0;
+    this.nextRecordSeq[epoch] = sequenceNumber + 1;
+    const version = (DTLS_1_2.major << 8) | DTLS_1_2.minor;
+    const payload =
+      epoch === 0 ? body : this.recordCipher!.encrypt(SessionType.SERVER, body, { type: contentType, version, epoch, sequenceNumber });
+    const header = Buffer.alloc(RECORD_HEADER_BYTES);
+    header.writeUInt8(contentType, 0);
+    header.writeUInt16BE(version, 1);
+    header.writeUInt16BE(epoch, 3);
+    header.writeUIntBE(sequenceNumber, 5, 6);
+    header.writeUInt16BE(payload.length, 11);
+    return Buffer.concat([header, payload]);
   }
 
-  /**
-   * werift numbers the epoch-1 Finished record after the epoch-0 records, then restarts at 0, so
-   * our later records would reuse its number and a replay window would drop one of them.
-   */
-  private continueRecordNumbersAfterFinished(records: Buffer[]): void {
-    const finished = records[records.length - 1];
-    if (finished && finished.length >= RECORD_HEADER_BYTES) {
-      this.dtls.recordSequenceNumber = finished.readUIntBE(5, 6);
-    }
-  }
-
-  /** Packs a flight's records into as few datagrams as fit. */
-  private sendFlight(records: readonly Buffer[]): void {
+  /** Remembers the flight for retransmission and packs its records into as few datagrams as fit. */
+  private sendFlight(records: Buffer[]): void {
+    this.lastFlight = records;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     for (const record of records) {
@@ -922,19 +1039,12 @@ export class DtlsServerSession {
     const now = performance.now();
     if (now - this.lastResendAt < MIN_RESEND_INTERVAL_MS) return;
     this.lastResendAt = now;
-    this.sendFlight(this.dtls.lastMessage);
-  }
-
-  private sendRecord(contentType: number, fragment: Buffer): void {
-    const [record] = createPlaintext(this.dtls)([{ type: contentType, fragment }], ++this.dtls.recordSequenceNumber);
-    if (!record) return;
-    const sealed = this.dtls.epoch > 0 ? this.cipher.encryptPacket(record) : record;
-    this.sendDatagram(sealed.serialize());
+    this.sendFlight(this.lastFlight);
   }
 
   private sendAlert(level: number, description: number): void {
     try {
-      this.sendRecord(ContentType.alert, Buffer.from([level, description]));
+      this.sendDatagram(this.sealRecord(ContentType.alert, Buffer.from([level, description])));
     } catch {
       // The alert is a courtesy; the session ends either way.
     }
@@ -954,7 +1064,7 @@ export class DtlsServerSession {
     this.retransmitTimer = setTimeout(() => {
       this.retransmitTimer = undefined;
       if (this.phase !== 'awaiting-client-finished') return;
-      this.sendFlight(this.dtls.lastMessage);
+      this.sendFlight(this.lastFlight);
       this.retransmitDelayMs = Math.min(this.retransmitDelayMs * 2, MAX_RETRANSMIT_DELAY_MS);
       this.armRetransmit();
     }, this.retransmitDelayMs);
@@ -968,7 +1078,7 @@ export class DtlsServerSession {
   }
 
   private fail(error: DtlsError, alert?: number): void {
-    if (this.phase === 'ended') return;
+    if (this.ended) return;
     if (alert !== undefined) this.sendAlert(AlertLevel.fatal, alert);
     this.end('failed');
     this.emit(() => this.options.onError?.(error));
@@ -994,7 +1104,13 @@ export class DtlsServerSession {
 function parseClientHello(message: FragmentedHandshake): ClientHello | undefined {
   try {
     const hello = ClientHello.deSerialize(message.fragment);
-    return Buffer.isBuffer(hello.cookie) && Array.isArray(hello.cipherSuites) ? hello : undefined;
+    const wellFormed =
+      Buffer.isBuffer(hello.cookie) &&
+      Array.isArray(hello.cipherSuites) &&
+      Array.isArray(hello.extensions) &&
+      Buffer.isBuffer(hello.random?.random_bytes) &&
+      hello.random.random_bytes.length === 28;
+    return wellFormed ? hello : undefined;
   } catch {
     return undefined;
   }

@@ -311,6 +311,17 @@ export class MediaPeer {
     this.updateMixer();
   }
 
+  stats() {
+    return {
+      connected: this.transport.connected,
+      transport: { ...this.transport.stats },
+      downlinkBps: this.downlinkBps,
+      talking: this.room.mixer.talkerIds().includes(this.attendeeId),
+      subscriptions: [...this.subscriptions].map(([mid, s]) => ({ mid, streamId: s.streamId, ssrc: s.downstream.ssrc, forwarded: s.downstream.forwarded })),
+      layers: this.layers.map((layer) => ({ streamId: layer.streamId, ssrc: layer.ssrc, packets: layer.packets, keyFrames: layer.keyFrames })),
+    };
+  }
+
   estimatedDownlinkBps(): number {
     return this.downlinkBps;
   }

@@ -3,13 +3,15 @@
  * AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM (RFC 7714).
  *
  * This runs per packet for every receiver, so everything that depends only on the keys (session keys,
- * KeyObjects, salts) is computed once per context; the per-packet path allocates only what node's
- * crypto forces on it (one Cipher/Hmac object, its output) plus the returned packet.
+ * KeyObjects, salts, the AES-CM block cipher) is set up once per context. Per packet, what remains is
+ * what node's crypto API forces: for GCM one Cipher object and its output, for AES-CM one Hmac and
+ * the keystream; plus the returned packet, a fresh Buffer (a pool slice, ~0.1 µs against several µs
+ * of crypto, so callers may keep or queue it freely).
  *
  * protect*() treat a malformed packet as a programming error and throw; unprotect*() return
  * undefined for anything malformed, unauthentic or replayed, and never throw.
  */
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, type Cipher, type KeyObject } from 'node:crypto';
 
 export interface SrtpProfile {
   readonly name: 'SRTP_AES128_CM_HMAC_SHA1_80' | 'SRTP_AEAD_AES_128_GCM';
@@ -163,23 +165,74 @@ function constantTimeEqual(a: Buffer, aOffset: number, b: Buffer, bOffset: numbe
   return difference === 0;
 }
 
+/**
+ * AES in counter mode the way SRTP uses it (RFC 3711 §4.1.1): keystream block j is AES(key, IV + j).
+ *
+ * node cannot re-IV a Cipher, and creating an aes-128-ctr Cipher per packet costs more than the
+ * encryption itself. Instead one AES-ECB Cipher lives as long as the key: ECB without padding keeps
+ * no state between update() calls, so feeding it the packet's counter blocks yields its keystream,
+ * which we XOR in. Measured on 1200-byte packets this is ~1.5× faster than a Cipher per packet.
+ */
+class AesCounterMode {
+  private readonly ecb: Cipher;
+  private counterBlocks = Buffer.alloc(0);
+
+  constructor(key: KeyObject) {
+    this.ecb = createCipheriv('aes-128-ecb', key, null);
+    this.ecb.setAutoPadding(false);
+  }
+
+  /** XORs `data[start..end)` in place with the keystream for `iv` (whose last two bytes are zero). */
+  apply(iv: Buffer, data: Buffer, start: number, end: number): void {
+    const length = end - start;
+    if (length <= 0) return;
+    const blocks = (length + 15) >>> 4;
+    // IV + j only ever touches the last 16 bits: SRTP caps a packet at 2^16 blocks.
+    if (blocks > 0x10000) throw new RangeError('SRTP packet too long for AES-CM');
+    const counterLength = blocks * 16;
+    if (this.counterBlocks.length < counterLength) this.counterBlocks = Buffer.alloc(counterLength);
+    const counters = this.counterBlocks;
+    counters.fill(iv, 0, counterLength);
+    for (let j = 1, at = 30; j < blocks; j++, at += 16) {
+      counters[at] = j >>> 8;
+      counters[at + 1] = j & 0xff;
+    }
+    const keystream = this.ecb.update(counters.subarray(0, counterLength));
+    xorInPlace(data, start, keystream, length);
+  }
+}
+
+/** data[start..start+length) ^= mask[0..length), a word at a time when both are 4-byte aligned. */
+function xorInPlace(data: Buffer, start: number, mask: Buffer, length: number): void {
+  let i = 0;
+  const dataOffset = data.byteOffset + start;
+  if ((dataOffset & 3) === 0 && (mask.byteOffset & 3) === 0) {
+    const words = length >>> 2;
+    const dataWords = new Int32Array(data.buffer, dataOffset, words);
+    const maskWords = new Int32Array(mask.buffer, mask.byteOffset, words);
+    for (let w = 0; w < words; w++) dataWords[w]! ^= maskWords[w]!;
+    i = words * 4;
+  }
+  for (; i < length; i++) data[start + i]! ^= mask[i]!;
+}
+
 /** AES_CM_128_HMAC_SHA1_80 (RFC 3711 §4.1.1, §4.2.1). */
 class AesCmHmacSha1Transform implements PacketTransform {
   readonly tagLength = 10;
-  // KeyObjects: createCipheriv with a raw Buffer key re-imports the key on every call, ~3× slower.
-  private readonly rtpKey: KeyObject;
-  private readonly rtcpKey: KeyObject;
+  private readonly rtpCipher: AesCounterMode;
+  private readonly rtcpCipher: AesCounterMode;
+  // KeyObjects: node re-imports a raw Buffer key on every createHmac/createCipheriv call.
   private readonly rtpAuthKey: KeyObject;
   private readonly rtcpAuthKey: KeyObject;
   private readonly rtpSalt: Buffer;
   private readonly rtcpSalt: Buffer;
-  // Scratch: node copies the IV and HMAC input synchronously, so one of each per context suffices.
+  // Scratch: node reads the IV and HMAC input synchronously, so one of each per context suffices.
   private readonly iv = Buffer.alloc(16);
   private readonly roc = Buffer.alloc(4);
 
   constructor(keys: SrtpSessionKeys) {
-    this.rtpKey = createSecretKey(keys.rtpKey);
-    this.rtcpKey = createSecretKey(keys.rtcpKey);
+    this.rtpCipher = new AesCounterMode(createSecretKey(keys.rtpKey));
+    this.rtcpCipher = new AesCounterMode(createSecretKey(keys.rtcpKey));
     this.rtpAuthKey = createSecretKey(keys.rtpAuthKey);
     this.rtcpAuthKey = createSecretKey(keys.rtcpAuthKey);
     this.rtpSalt = Buffer.from(keys.rtpSalt);
@@ -198,6 +251,11 @@ class AesCmHmacSha1Transform implements PacketTransform {
     return iv;
   }
 
+  /** index = ROC·2^16 + SEQ: its top 16 bits are ROC's top 16, its low 32 are ROC's low 16 then SEQ. */
+  private rtpIv(ssrc: number, roc: number, seq: number): Buffer {
+    return this.ivFor(this.rtpSalt, ssrc, roc >>> 16, (((roc & 0xffff) << 16) | seq) >>> 0);
+  }
+
   private rtpTag(authenticated: Buffer, roc: number): Buffer {
     this.roc.writeUInt32BE(roc, 0);
     return createHmac('sha1', this.rtpAuthKey).update(authenticated).update(this.roc).digest();
@@ -206,10 +264,8 @@ class AesCmHmacSha1Transform implements PacketTransform {
   sealRtp(packet: Buffer, headerLength: number, ssrc: number, roc: number, seq: number): Buffer {
     const length = packet.length;
     const out = Buffer.allocUnsafe(length + this.tagLength);
-    packet.copy(out, 0, 0, headerLength);
-    // index = ROC·2^16 + SEQ: its top 16 bits are ROC's top 16, its low 32 are ROC's low 16 then SEQ.
-    const iv = this.ivFor(this.rtpSalt, ssrc, roc >>> 16, (((roc & 0xffff) << 16) | seq) >>> 0);
-    createCipheriv('aes-128-ctr', this.rtpKey, iv).update(packet.subarray(headerLength)).copy(out, headerLength);
+    packet.copy(out);
+    this.rtpCipher.apply(this.rtpIv(ssrc, roc, seq), out, headerLength, length);
     this.rtpTag(out.subarray(0, length), roc).copy(out, length, 0, this.tagLength);
     return out;
   }
@@ -220,9 +276,8 @@ class AesCmHmacSha1Transform implements PacketTransform {
     const tag = this.rtpTag(packet.subarray(0, length), roc);
     if (!constantTimeEqual(tag, 0, packet, length, this.tagLength)) return undefined;
     const out = Buffer.allocUnsafe(length);
-    packet.copy(out, 0, 0, headerLength);
-    const iv = this.ivFor(this.rtpSalt, ssrc, roc >>> 16, (((roc & 0xffff) << 16) | seq) >>> 0);
-    createCipheriv('aes-128-ctr', this.rtpKey, iv).update(packet.subarray(headerLength, length)).copy(out, headerLength);
+    packet.copy(out, 0, 0, length);
+    this.rtpCipher.apply(this.rtpIv(ssrc, roc, seq), out, headerLength, length);
     return out;
   }
 
@@ -233,9 +288,8 @@ class AesCmHmacSha1Transform implements PacketTransform {
   sealRtcp(packet: Buffer, ssrc: number, index: number): Buffer {
     const length = packet.length;
     const out = Buffer.allocUnsafe(length + SRTCP_INDEX_LENGTH + this.tagLength);
-    packet.copy(out, 0, 0, RTCP_HEADER_LENGTH);
-    const iv = this.ivFor(this.rtcpSalt, ssrc, 0, index);
-    createCipheriv('aes-128-ctr', this.rtcpKey, iv).update(packet.subarray(RTCP_HEADER_LENGTH)).copy(out, RTCP_HEADER_LENGTH);
+    packet.copy(out);
+    this.rtcpCipher.apply(this.ivFor(this.rtcpSalt, ssrc, 0, index), out, RTCP_HEADER_LENGTH, length);
     out.writeUInt32BE((SRTCP_E_FLAG | index) >>> 0, length);
     const authenticatedLength = length + SRTCP_INDEX_LENGTH;
     createHmac('sha1', this.rtcpAuthKey).update(out.subarray(0, authenticatedLength)).digest().copy(out, authenticatedLength, 0, this.tagLength);
@@ -247,11 +301,11 @@ class AesCmHmacSha1Transform implements PacketTransform {
     const tag = createHmac('sha1', this.rtcpAuthKey).update(packet.subarray(0, authenticatedLength)).digest();
     if (!constantTimeEqual(tag, 0, packet, authenticatedLength, this.tagLength)) return undefined;
     const length = authenticatedLength - SRTCP_INDEX_LENGTH;
-    if (!(encryptedIndex & SRTCP_E_FLAG)) return Buffer.from(packet.subarray(0, length));
     const out = Buffer.allocUnsafe(length);
-    packet.copy(out, 0, 0, RTCP_HEADER_LENGTH);
-    const iv = this.ivFor(this.rtcpSalt, ssrc, 0, encryptedIndex & SRTCP_INDEX_MASK);
-    createCipheriv('aes-128-ctr', this.rtcpKey, iv).update(packet.subarray(RTCP_HEADER_LENGTH, length)).copy(out, RTCP_HEADER_LENGTH);
+    packet.copy(out, 0, 0, length);
+    if (encryptedIndex & SRTCP_E_FLAG) {
+      this.rtcpCipher.apply(this.ivFor(this.rtcpSalt, ssrc, 0, encryptedIndex & SRTCP_INDEX_MASK), out, RTCP_HEADER_LENGTH, length);
+    }
     return out;
   }
 }
@@ -264,9 +318,8 @@ class AesGcmTransform implements PacketTransform {
   private readonly rtpSalt: Buffer;
   private readonly rtcpSalt: Buffer;
   private readonly iv = Buffer.alloc(12);
-  // SRTCP AAD is the first 8 bytes of the packet then E|index (RFC 7714 §9.3).
+  // Encrypted SRTCP's AAD is the first 8 bytes of the packet then E|index (RFC 7714 §9.2).
   private readonly rtcpAad = Buffer.alloc(RTCP_HEADER_LENGTH + SRTCP_INDEX_LENGTH);
-  private readonly indexWord = Buffer.alloc(SRTCP_INDEX_LENGTH);
 
   constructor(keys: SrtpSessionKeys) {
     this.rtpKey = createSecretKey(keys.rtpKey);
@@ -342,7 +395,7 @@ class AesGcmTransform implements PacketTransform {
     decipher.setAuthTag(packet.subarray(tagOffset, tagOffset + this.tagLength));
     const indexWord = packet.subarray(tagOffset + this.tagLength);
     if (!(encryptedIndex & SRTCP_E_FLAG)) {
-      // Unencrypted SRTCP: the whole packet is associated data, followed by E|index (RFC 7714 §9.2).
+      // Unencrypted SRTCP: the whole packet is associated data, followed by E|index (RFC 7714 §9.3).
       decipher.setAAD(Buffer.concat([packet.subarray(0, tagOffset), indexWord]));
       try {
         decipher.final();

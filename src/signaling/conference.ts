@@ -260,6 +260,18 @@ export class Conference {
     }
   }
 
+  /** A snapshot of the live state, for operators and tests. */
+  stats() {
+    return [...this.media].map(([session, media]) => ({
+      attendeeId: session.attendeeId,
+      externalUserId: session.externalUserId,
+      present: this.presence.get(session.attendeeId)?.session === session,
+      muted: this.presence.get(session.attendeeId)?.muted ?? false,
+      published: (media.publication?.layers ?? []).map((layer) => ({ ...layer, bitrateBps: this.room.bitrateOf(layer.streamId) })),
+      ...media.peer.stats(),
+    }));
+  }
+
   close(): void {
     for (const timer of this.timers) clearInterval(timer);
     for (const media of this.media.values()) media.peer.close();

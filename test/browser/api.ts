@@ -201,6 +201,9 @@ export interface AmphiPageApi {
   setTone(frequency: number | null): Promise<void>;
   startCamera(): Promise<number>;
   stopCamera(): Promise<void>;
+  /** Shares a drawn canvas as content (the SDK's second connection, <attendeeId>#content). */
+  startContentShare(): Promise<void>;
+  stopContentShare(): Promise<void>;
   promote(credentials: AttendeeResponse): Promise<string>;
   demote(): Promise<void>;
   subscribeData(topic: string): Promise<void>;

@@ -170,6 +170,12 @@ export class BrowserAttendee {
   stopCamera(): Promise<void> {
     return this.call('stopCamera', []);
   }
+  startContentShare(): Promise<void> {
+    return this.call('startContentShare', []);
+  }
+  stopContentShare(): Promise<void> {
+    return this.call('stopContentShare', []);
+  }
   /** promoteToPrimaryMeeting with `{ Attendee }` from CreateAttendee on the primary; resolves with the status name. */
   promote(credentials: AttendeeResponse): Promise<string> {
     return this.call('promote', [credentials], 30_000);

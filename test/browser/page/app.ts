@@ -535,6 +535,8 @@ function codecOf(report: RTCStatsReport, stat: Record<string, unknown>): string 
 
 // ---------------------------------------------------------------- API
 
+let contentTimer: ReturnType<typeof setInterval> | undefined;
+
 async function startCamera(): Promise<number> {
   const av = requireAudioVideo();
   const devices = await av.listVideoInputDevices();
@@ -674,6 +676,29 @@ const api: AmphiPageApi = {
     await av.stopVideoInput();
     localVideo = false;
     logEvent('localCameraStopped');
+  },
+
+  async startContentShare() {
+    // A drawn canvas stands in for a shared screen: the SDK opens its second connection as <attendeeId>#content.
+    const canvas = document.createElement('canvas');
+    canvas.width = 640;
+    canvas.height = 360;
+    const context = canvas.getContext('2d')!;
+    let frame = 0;
+    contentTimer = setInterval(() => {
+      context.fillStyle = `hsl(${(frame++ * 7) % 360}, 70%, 50%)`;
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      context.fillStyle = '#fff';
+      context.font = '48px sans-serif';
+      context.fillText(`slide ${frame}`, 40, 80);
+    }, 66);
+    await requireAudioVideo().startContentShare(canvas.captureStream(15));
+    logEvent('contentShareStarted');
+  },
+  async stopContentShare() {
+    requireAudioVideo().stopContentShare();
+    clearInterval(contentTimer);
+    logEvent('contentShareStopped');
   },
 
   async promote(response) {
