@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CreateAttendeeCommand, CreateMeetingCommand, DeleteAttendeeCommand, DeleteMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
+import {
+  CreateAttendeeCommand,
+  CreateMeetingCommand,
+  DeleteAttendeeCommand,
+  DeleteMeetingCommand,
+  UpdateAttendeeCapabilitiesCommand,
+  type Attendee,
+  type Meeting,
+} from '@aws-sdk/client-chime-sdk-meetings';
 import { openBrowserSession, waitFor, type BrowserAttendee, type BrowserSession, type RosterEntry } from './browser/harness.ts';
 import { startTestAmphi, type TestAmphi } from './helpers.ts';
 
@@ -112,6 +120,25 @@ describe('a meeting of three in Chromium', () => {
       await waitFor(async () => (await tones(c))[880], 10_000, { message: "B's tone comes back" });
     }));
 
+  test('UpdateAttendeeCapabilities applies to a live attendee, both ways', () =>
+    step(async () => {
+      const update = (Audio: 'Receive' | 'SendReceive') =>
+        server.client.send(
+          new UpdateAttendeeCapabilitiesCommand({
+            MeetingId: meeting.MeetingId,
+            AttendeeId: attendees.bob!.AttendeeId,
+            Capabilities: { Audio, Video: 'SendReceive', Content: 'SendReceive' },
+          }),
+        );
+      await update('Receive');
+      await waitFor(async () => {
+        const heard = await tones(c);
+        return heard[440] && !heard[880];
+      }, 10_000, { message: 'B may no longer talk' });
+      await update('SendReceive');
+      await waitFor(async () => (await tones(c))[880], 10_000, { message: 'B talks again' });
+    }));
+
   test('a data message from A reaches B and C with its sender, and is not echoed to A', () =>
     step(async () => {
       for (const page of [a, b, c]) await page.subscribeData('chat');
@@ -146,6 +173,7 @@ describe('a meeting of three in Chromium', () => {
       await waitFor(async () => presentIn(await a.roster()).carol === attendees.carol!.AttendeeId, 10_000, { message: 'carol present again via D' });
       assert.equal(await d.leave(), 'Left');
       await d.close();
+      await c.join({ meeting: { Meeting: meeting }, attendee: { Attendee: attendees.carol } });
     }));
 
   test('DeleteAttendee stops B at once, and its credentials cannot rejoin', () =>

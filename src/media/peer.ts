@@ -76,8 +76,11 @@ export class MediaPeer {
   private readonly audioOutSsrc = randomSsrc();
   private audioSeq = randomInt(0, 0x7fff);
   private audioTs = randomInt(0, 0x7fffffff);
-  private receivingAudio = false;
-  private sendingAudio = false;
+  /** What the client's audio m-line allows, and what the attendee's capabilities allow. */
+  private clientSendsAudio = false;
+  private clientReceivesAudio = false;
+  private mayTalk = true;
+  private mayListen = true;
   private muted = false;
   private audioStreamId = 0;
   private downlinkBps = 0;
@@ -159,22 +162,24 @@ export class MediaPeer {
     if (!opus) return rejected(media);
     this.audioMid = media.mid;
     this.opusPayloadType = opus.payloadType;
-    const clientSends = media.direction === 'sendrecv' || media.direction === 'sendonly';
-    const clientReceives = media.direction === 'sendrecv' || media.direction === 'recvonly';
-    this.receivingAudio = clientSends && input.receiveAudio;
-    this.sendingAudio = clientReceives && input.sendAudio;
+    this.clientSendsAudio = media.direction === 'sendrecv' || media.direction === 'sendonly';
+    this.clientReceivesAudio = media.direction === 'sendrecv' || media.direction === 'recvonly';
+    this.mayTalk = input.receiveAudio;
+    this.mayListen = input.sendAudio;
     const extensions = pick(media.extensions, [EXT.audioLevel, EXT.mid]);
     this.extensionIds.audioLevel = idOf(extensions, EXT.audioLevel);
     this.extensionIds.mid = idOf(extensions, EXT.mid) || this.extensionIds.mid;
     for (const ssrc of media.ssrcs) this.inbound.set(ssrc, this.receiveAudioPacket);
     this.updateMixer();
+    // The answer mirrors the client; capabilities are enforced on the packet path, so that
+    // UpdateAttendeeCapabilities takes effect at once, both ways, without a renegotiation.
     return {
       mid: media.mid,
       kind: 'audio',
-      direction: direction(this.sendingAudio, this.receivingAudio),
+      direction: direction(this.clientReceivesAudio, this.clientSendsAudio),
       codecs: [{ ...opus, fmtp: OPUS_FMTP, rtcpFeedback: [] }],
       extensions,
-      ...(this.sendingAudio ? { send: { ssrc: this.audioOutSsrc, streamId: 'amphi-audio', trackId: 'amphi-audio-mix' } } : {}),
+      ...(this.clientReceivesAudio ? { send: { ssrc: this.audioOutSsrc, streamId: 'amphi-audio', trackId: 'amphi-audio-mix' } } : {}),
     };
   }
 
@@ -305,8 +310,8 @@ export class MediaPeer {
   }
 
   applyCapabilities(capabilities: { sendAudio: boolean; receiveAudio: boolean; receiveVideo: boolean }): void {
-    this.sendingAudio &&= capabilities.sendAudio;
-    this.receivingAudio &&= capabilities.receiveAudio;
+    this.mayListen = capabilities.sendAudio;
+    this.mayTalk = capabilities.receiveAudio;
     if (!capabilities.receiveVideo) for (const [mid, subscription] of this.subscriptions) this.dropSubscription(mid, subscription);
     this.updateMixer();
   }
@@ -338,11 +343,15 @@ export class MediaPeer {
     this.transport.close();
   }
 
+  private get receivingAudio(): boolean {
+    return this.clientSendsAudio && this.mayTalk && !this.closed;
+  }
+
   private updateMixer(): void {
     const mixer = this.room.mixer;
-    if (this.receivingAudio && !this.muted && !this.closed) mixer.addSource(this.attendeeId);
+    if (this.receivingAudio && !this.muted) mixer.addSource(this.attendeeId);
     else mixer.removeSource(this.attendeeId);
-    if (this.sendingAudio && !this.closed) mixer.addSink(this.mixSink, this.attendeeId);
+    if (this.clientReceivesAudio && this.mayListen && !this.closed) mixer.addSink(this.mixSink, this.attendeeId);
     else mixer.removeSink(this.mixSink);
   }
 
