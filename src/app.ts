@@ -8,7 +8,7 @@ import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
 import { MeetingService } from './meetings/service.ts';
-import { MediaWorker } from './media/worker.ts';
+import { MediaCluster } from './cluster/media-cluster.ts';
 import { SignalingGateway } from './signaling/gateway.ts';
 import { FileStore } from './store/file-store.ts';
 import type { MeetingStore } from './store/store.ts';
@@ -31,7 +31,7 @@ export interface Amphi {
   service: MeetingService;
   lifecycle: MeetingLifecycle;
   signaling: SignalingGateway;
-  media: MediaWorker;
+  media: MediaCluster;
   logger: Logger;
   /** Refuses new API calls with 503 (load balancers see /healthz fail) while still running. */
   drain(): void;
@@ -66,7 +66,10 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     health: () => ({ node: topology.nodes[0]!.id, sessions: signaling.sessionCount }),
   });
   const listenIp = config.host === '::' ? '0.0.0.0' : config.host;
-  const media = await MediaWorker.start({ listenIp, port: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logger: logger.child({ component: 'media' }) });
+  const media = await MediaCluster.start(
+    { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel },
+    logger.child({ component: 'media' }),
+  );
   const signaling = new SignalingGateway(service, lifecycle, media, logger.child({ component: 'signaling' }));
   signaling.attach(api.server);
   await api.listen({ host: config.host, port: config.port });
@@ -97,7 +100,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
         lifecycle.stop();
         signaling.close();
         await api.close();
-        media.close();
+        await media.close();
         await store.close();
       })()),
   };

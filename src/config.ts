@@ -44,8 +44,14 @@ export const SETTINGS = {
   rtcPort: {
     flag: 'rtc-port',
     env: 'AMPHI_RTC_PORT',
-    help: 'UDP port of the media worker, shared by every attendee (0: any free port)',
+    help: 'UDP port of the first media worker, shared by all its attendees; worker i uses this + i (0: any free ports)',
     default: '40000',
+  },
+  mediaWorkers: {
+    flag: 'media-workers',
+    env: 'AMPHI_MEDIA_WORKERS',
+    help: 'Media worker threads, each with its own UDP port; regions are spread over them',
+    default: '2',
   },
   rtcAnnouncedIp: {
     flag: 'rtc-announced-ip',
@@ -73,6 +79,7 @@ const configSchema = z.object({
   apiRateLimit: z.coerce.number().min(0),
   rtcPort: int(0, 65535),
   rtcAnnouncedIp: z.ipv4(),
+  mediaWorkers: int(1, 64),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 

@@ -24,7 +24,6 @@ import {
   prfVerifyDataServer,
 } from 'werift-dtls/lib/dtls/src/cipher/prf.js';
 import { SessionType } from 'werift-dtls/lib/dtls/src/cipher/suites/abstract.js';
-import type AEADCipher from 'werift-dtls/lib/dtls/src/cipher/suites/aead.js';
 import { Certificate } from 'werift-dtls/lib/dtls/src/handshake/message/certificate.js';
 import { CertificateVerify } from 'werift-dtls/lib/dtls/src/handshake/message/client/certificateVerify.js';
 import { ClientHello } from 'werift-dtls/lib/dtls/src/handshake/message/client/hello.js';
@@ -374,7 +373,9 @@ class HandshakeReassembler {
       pending = undefined;
     }
     if (!pending) {
-      if (this.partial.size >= MAX_PARTIAL_MESSAGES) return [];
+      // Stray fragments must not be able to block the real messages for good: evict the oldest.
+      const oldest = this.partial.keys().next();
+      if (this.partial.size >= MAX_PARTIAL_MESSAGES && !oldest.done) this.partial.delete(oldest.value);
       pending = {
         msgType: fragment.msgType,
         length: fragment.length,
@@ -491,6 +492,9 @@ export interface DtlsServerSessionOptions {
   retransmitTimeoutMs?: number;
 }
 
+/** werift's AES-GCM record protection for TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256. */
+type RecordCipher = ReturnType<typeof createCipher>;
+
 type HandshakePhase = 'awaiting-client-hello' | 'awaiting-client-finished' | 'connected' | 'ended';
 
 interface Negotiated {
@@ -523,7 +527,7 @@ export class DtlsServerSession {
   private clientFinishedSeq = -1;
   private peerCertificate: Buffer | undefined;
   private masterSecret: Buffer | undefined;
-  private recordCipher: AEADCipher | undefined;
+  private recordCipher: RecordCipher | undefined;
 
   // Our side of the record layer.
   private nextMessageSeq = 0;
@@ -548,6 +552,7 @@ export class DtlsServerSession {
     this.expectedFingerprint = { algorithm, value: normalizeFingerprintValue(options.expectedRemoteFingerprint.value) };
     this.srtpProfiles = options.srtpProfiles ?? DEFAULT_SRTP_PROFILES;
     this.retransmitDelayMs = options.retransmitTimeoutMs ?? 500;
+    // Parses the key once per identity, and rejects an unusable one now rather than mid-handshake.
     signingKeyOf(options.identity);
 
     const timeoutMs = options.handshakeTimeoutMs ?? 30_000;

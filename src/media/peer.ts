@@ -82,7 +82,6 @@ export class MediaPeer {
   private mayTalk = true;
   private mayListen = true;
   private muted = false;
-  private audioStreamId = 0;
   private downlinkBps = 0;
   private readonly feedbackTimer: NodeJS.Timeout;
   private closed = false;
@@ -303,10 +302,6 @@ export class MediaPeer {
         if (!paused) subscription.downstream.requestKeyFrame();
       }
     }
-  }
-
-  setAudioStreamId(audioStreamId: number): void {
-    this.audioStreamId = audioStreamId;
   }
 
   applyCapabilities(capabilities: { sendAudio: boolean; receiveAudio: boolean; receiveVideo: boolean }): void {

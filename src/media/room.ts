@@ -35,6 +35,10 @@ export class MediaRoom {
     return this.layers.get(streamId)?.bitrateBps() ?? 0;
   }
 
+  layerBitrates(): [number, number][] {
+    return [...this.layers.values()].map((layer) => [layer.streamId, layer.bitrateBps()]);
+  }
+
   /** Audio level (-dBov) of each attendee now talking. */
   audioLevels(): Map<string, number> {
     return new Map(this.mixer.levels().map(({ id, level }) => [id, level]));

@@ -4,9 +4,8 @@ import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { AttendeeRecord, Capability, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import { parseOffer, SdpError } from '../media/sdp.ts';
-import type { MediaPeer, PublishedLayer } from '../media/peer.ts';
-import type { MediaRoom } from '../media/room.ts';
-import type { MediaWorker } from '../media/worker.ts';
+import type { PublishedLayer } from '../media/peer.ts';
+import type { MediaWorkerClient, RemotePeer, RemoteRoom } from '../media/worker-client.ts';
 import { AudioStatus, FrameType, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';
 import type { SignalingSession } from './session.ts';
 
@@ -41,7 +40,7 @@ interface Publication {
 }
 
 interface SessionMedia {
-  peer: MediaPeer;
+  peer: RemotePeer;
   publication?: Publication;
   dataTokens: number;
   dataRefilledAt: number;
@@ -57,7 +56,7 @@ export class Conference {
   private readonly media = new Map<SignalingSession, SessionMedia>();
   private readonly presence = new Map<string, Presence>();
   private readonly bufferedData: { payload: ISdkDataMessagePayload; expiresAt: number }[] = [];
-  private readonly room: MediaRoom;
+  private readonly room: RemoteRoom;
   private nextAudioStreamId = 1;
   private nextStreamId = 1;
   private nextGroupId = 1;
@@ -69,7 +68,7 @@ export class Conference {
     readonly meeting: MeetingRecord,
     private readonly meetings: MeetingService,
     private readonly connections: ConnectionReporter,
-    private readonly worker: MediaWorker,
+    private readonly worker: MediaWorkerClient,
     logger: Logger,
   ) {
     this.log = logger.child({ meetingId: meeting.MeetingId });
@@ -115,7 +114,7 @@ export class Conference {
     if (late.length > 0) session.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: late } });
   }
 
-  subscribe(session: SignalingSession, sub: ISdkSubscribeFrame): void {
+  async subscribe(session: SignalingSession, sub: ISdkSubscribeFrame): Promise<void> {
     const media = this.media.get(session);
     if (!media) return;
     session.log.trace({ sdpOffer: sub.sdpOffer, receiveStreamIds: sub.receiveStreamIds, sendStreams: sub.sendStreams }, 'SUBSCRIBE');
@@ -136,7 +135,7 @@ export class Conference {
     media.publication = wantsToPublish && mayPublish ? this.allocate(media.publication, videoDescriptors) : undefined;
 
     const subscriptions = receives(caps.Video) ? (sub.receiveStreamIds ?? []).filter((id) => id !== 0) : [];
-    const result = media.peer.negotiate({
+    const result = await media.peer.negotiate({
       offer,
       sendAudio: receives(caps.Audio),
       receiveAudio: sends(caps.Audio),
@@ -144,6 +143,7 @@ export class Conference {
       subscriptions: subscriptions.slice(0, VIDEO_SUBSCRIPTION_LIMIT),
       audioMuted: sub.audioMuted === true,
     });
+    if (!this.media.has(session)) return; // gone while the worker answered
     session.log.trace({ sdpAnswer: result.answer, tracks: result.tracks }, 'SUBSCRIBE_ACK');
     session.send({
       type: FrameType.SUBSCRIBE_ACK,
@@ -262,14 +262,17 @@ export class Conference {
 
   /** A snapshot of the live state, for operators and tests. */
   stats() {
-    return [...this.media].map(([session, media]) => ({
-      attendeeId: session.attendeeId,
-      externalUserId: session.externalUserId,
-      present: this.presence.get(session.attendeeId)?.session === session,
-      muted: this.presence.get(session.attendeeId)?.muted ?? false,
-      published: (media.publication?.layers ?? []).map((layer) => ({ ...layer, bitrateBps: this.room.bitrateOf(layer.streamId) })),
-      ...media.peer.stats(),
-    }));
+    return Promise.all(
+      [...this.media].map(async ([session, media]) => ({
+        attendeeId: session.attendeeId,
+        externalUserId: session.externalUserId,
+        present: this.presence.get(session.attendeeId)?.session === session,
+        muted: this.presence.get(session.attendeeId)?.muted ?? false,
+        published: (media.publication?.layers ?? []).map((layer) => ({ ...layer, bitrateBps: this.room.bitrateOf(layer.streamId) })),
+        downlinkBps: media.peer.estimatedDownlinkBps(),
+        media: await media.peer.stats(),
+      })),
+    );
   }
 
   close(): void {
@@ -290,7 +293,6 @@ export class Conference {
       session,
     };
     this.presence.set(session.attendeeId, entry);
-    this.media.get(session)?.peer.setAudioStreamId(entry.audioStreamId);
     session.send({
       type: FrameType.AUDIO_STREAM_ID_INFO,
       audioStreamIdInfo: { streams: [...this.presence.values()].map(presenceInfo) },

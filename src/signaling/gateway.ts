@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
-import type { MediaWorker } from '../media/worker.ts';
+import type { MediaCluster } from '../cluster/media-cluster.ts';
 import { Conference } from './conference.ts';
 import { AudioStatus, CloseCode, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
@@ -38,7 +38,7 @@ export class SignalingGateway {
   constructor(
     private readonly meetings: MeetingService,
     private readonly connections: ConnectionReporter,
-    private readonly media: MediaWorker,
+    private readonly media: MediaCluster,
     private readonly logger: Logger,
   ) {
     meetings.events.on('meetingEnded', (meeting, _reason) => this.onMeetingEnded(meeting));
@@ -94,7 +94,7 @@ export class SignalingGateway {
   private accept(ws: WebSocket, meeting: MeetingRecord, attendee: AttendeeRecord, content: boolean): void {
     let conference = this.conferences.get(meeting.MeetingId);
     if (!conference) {
-      conference = new Conference(meeting, this.meetings, this.connections, this.media, this.logger);
+      conference = new Conference(meeting, this.meetings, this.connections, this.media.workerFor(meeting.MediaRegion), this.logger);
       this.conferences.set(meeting.MeetingId, conference);
       conference.onEmpty = () => {
         if (this.conferences.get(meeting.MeetingId) === conference) this.conferences.delete(meeting.MeetingId);

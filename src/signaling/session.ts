@@ -105,12 +105,16 @@ export class SignalingSession {
       this.rejectFrame(error instanceof Error ? error.message : String(error));
       return;
     }
-    try {
-      this.dispatch(frame);
-    } catch (error) {
+    const failed = (error: unknown) => {
       // A request the conference could not handle fails alone; the session and the meeting go on.
       this.log.warn({ err: error, type: frame.type }, 'frame handling failed');
       this.send({ type: FrameType.NOTIFICATION, notification: { level: 3, message: `request failed: ${(error as Error).message}` } });
+    };
+    try {
+      const pending = this.dispatch(frame);
+      if (pending) pending.catch(failed);
+    } catch (error) {
+      failed(error);
     }
   }
 
@@ -120,7 +124,7 @@ export class SignalingSession {
     if (this.badFrames > MAX_BAD_FRAMES) this.close(CloseCode.BadRequest, 'too many malformed frames');
   }
 
-  private dispatch(frame: ReturnType<typeof decodeFrame>): void {
+  private dispatch(frame: ReturnType<typeof decodeFrame>): Promise<void> | void {
     switch (frame.type) {
       case FrameType.PING_PONG:
         if (frame.pingPong?.type === SdkPingPongType.PING) {
