@@ -70,7 +70,8 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel },
     logger.child({ component: 'media' }),
   );
-  const signaling = new SignalingGateway(service, lifecycle, media, logger.child({ component: 'signaling' }));
+  const pipeAddress = listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp;
+  const signaling = new SignalingGateway(service, lifecycle, media, logger.child({ component: 'signaling' }), pipeAddress);
   signaling.attach(api.server);
   await api.listen({ host: config.host, port: config.port });
   const { port } = api.server.address() as AddressInfo;

@@ -1,4 +1,6 @@
 import { AudioMixer } from './audio-mixer.ts';
+import type { AudioHub } from './audio-hub.ts';
+import { AudioRelay } from './audio-relay.ts';
 import type { MediaPeer } from './peer.ts';
 import type { VideoLayer } from './video-forwarding.ts';
 
@@ -8,22 +10,35 @@ import type { VideoLayer } from './video-forwarding.ts';
  * peers move the packets.
  */
 export class MediaRoom {
-  readonly mixer = new AudioMixer();
+  /** A replica's room relays the primary's mix; any other room mixes its own. */
+  readonly mixer: AudioHub;
   readonly peers = new Set<MediaPeer>();
+  /** Pipe ends that forward this room's layers, told when a layer appears. */
+  readonly layerListeners = new Set<(layer: VideoLayer) => void>();
   private readonly layers = new Map<number, VideoLayer>();
 
-  constructor(readonly meetingId: string) {
+  constructor(
+    readonly meetingId: string,
+    readonly replica = false,
+  ) {
+    this.mixer = replica ? new AudioRelay() : new AudioMixer();
     this.mixer.start();
   }
 
   addLayer(layer: VideoLayer): void {
     this.layers.set(layer.streamId, layer);
     for (const peer of this.peers) peer.layerAvailable(layer);
+    for (const listener of this.layerListeners) listener(layer);
   }
 
   removeLayer(layer: VideoLayer): void {
     if (this.layers.get(layer.streamId) === layer) this.layers.delete(layer.streamId);
     layer.close();
+  }
+
+  peerByAttendee(attendeeId: string): MediaPeer | undefined {
+    for (const peer of this.peers) if (peer.attendeeId === attendeeId) return peer;
+    return undefined;
   }
 
   layer(streamId: number): VideoLayer | undefined {

@@ -22,6 +22,8 @@ export class VideoLayer {
   /** SSRC the publisher sends this layer with, once known. */
   ssrc = 0;
   readonly subscribers = new Set<VideoDownstream>();
+  /** Called when the layer gains its first subscriber or loses its last (a replica pipe follows demand). */
+  onDemandChange: (wanted: boolean) => void = () => undefined;
   private readonly history: (Buffer | undefined)[] = new Array(HISTORY_SIZE);
   private readonly historyHeader = new Uint16Array(HISTORY_SIZE);
   private readonly historyEnd = new Uint16Array(HISTORY_SIZE);
@@ -39,6 +41,15 @@ export class VideoLayer {
     readonly groupId: number,
     private readonly askPublisherForKeyFrame: (ssrc: number) => void,
   ) {}
+
+  addSubscriber(subscriber: VideoDownstream): void {
+    this.subscribers.add(subscriber);
+    if (this.subscribers.size === 1) this.onDemandChange(true);
+  }
+
+  removeSubscriber(subscriber: VideoDownstream): void {
+    if (this.subscribers.delete(subscriber) && this.subscribers.size === 0) this.onDemandChange(false);
+  }
 
   /** A decrypted RTP packet of this layer from its publisher. */
   receive(packet: Buffer, headerLength: number, payloadEnd: number): void {
@@ -93,8 +104,7 @@ export class VideoLayer {
 
   close(): void {
     clearTimeout(this.pendingKeyFrameRequest);
-    for (const subscriber of this.subscribers) subscriber.detach();
-    this.subscribers.clear();
+    for (const subscriber of [...this.subscribers]) subscriber.detach();
     this.history.fill(undefined);
   }
 }
@@ -125,18 +135,19 @@ export class VideoDownstream {
   /** Switches to `layer` (or to nothing); the stream continues at the layer's next key frame. */
   attach(layer: VideoLayer | undefined): void {
     if (layer === this.layer) return;
-    this.layer?.subscribers.delete(this);
+    this.layer?.removeSubscriber(this);
     this.layer = layer;
     this.waitingForKeyFrame = true;
     if (layer) {
-      layer.subscribers.add(this);
+      layer.addSubscriber(this);
       layer.requestKeyFrame();
     }
   }
 
   detach(): void {
-    this.layer?.subscribers.delete(this);
+    const layer = this.layer;
     this.layer = undefined;
+    layer?.removeSubscriber(this);
   }
 
   requestKeyFrame(): void {

@@ -14,6 +14,8 @@ export class MediaWorkerClient {
   private nextId = 1;
   readonly rooms = new Map<string, RemoteRoom>();
   readonly peers = new Map<string, RemotePeer>();
+  /** Replica ends of pipes on this worker report their viewers' demand here. */
+  onPipeDemand: (pipeId: string, streamIds: number[]) => void = () => undefined;
   port = 0;
 
   private constructor(
@@ -61,10 +63,10 @@ export class MediaWorkerClient {
     this.call(method, ...args).catch((error: unknown) => this.logger.warn({ err: error, method }, 'media worker call failed'));
   }
 
-  createRoom(meetingId: string): RemoteRoom {
+  createRoom(meetingId: string, replica: boolean): RemoteRoom {
     const room = new RemoteRoom(this, `${meetingId}/${randomUUID().slice(0, 8)}`);
     this.rooms.set(room.id, room);
-    this.fire('createRoom', room.id);
+    this.fire('createRoom', room.id, replica);
     return room;
   }
 
@@ -94,6 +96,8 @@ export class MediaWorkerClient {
         else pending?.resolve(event.result);
         return;
       }
+      case 'pipeDemand':
+        return this.onPipeDemand(event.pipeId, event.streamIds);
       case 'peerConnection':
         return this.peers.get(event.peerId)?.connectionChanged(event.connected);
       case 'levels': {

@@ -21,8 +21,16 @@ export interface PeerStats {
   layers: { streamId: number; ssrc: number; packets: number; keyFrames: number }[];
 }
 
+export interface PipeStats {
+  rtpIn: number;
+  rtpOut: number;
+  rtcpIn: number;
+  rtcpOut: number;
+  rejected: number;
+}
+
 export interface WorkerMethods {
-  createRoom(roomId: string): void;
+  createRoom(roomId: string, replica: boolean): void;
   closeRoom(roomId: string): void;
   createPeer(roomId: string, peerId: string, attendeeId: string): void;
   closePeer(peerId: string): void;
@@ -32,6 +40,22 @@ export interface WorkerMethods {
   applyCapabilities(peerId: string, capabilities: { sendAudio: boolean; receiveAudio: boolean; receiveVideo: boolean }): void;
   unpublish(peerId: string): void;
   peerStats(peerId: string): PeerStats | undefined;
+  /** Opens this end of a pipe in a room (UDP on an ephemeral port); returns the port. */
+  createPipe(pipeId: string, roomId: string): number;
+  connectPipe(pipeId: string, remote: { address: string; port: number }, keys: PipeKeysWire): void;
+  /** Primary end: what the replica wants; replica end: a promoted attendee's streams to send up. */
+  pipeSendStreams(pipeId: string, streamIds: number[]): void;
+  /** Replica end: the primary's streams; primary end: the streams coming up from promoted attendees. */
+  pipeSetStreams(pipeId: string, streams: { streamId: number; groupId: number }[]): void;
+  pipePromote(pipeId: string, slot: number, attendeeId: string): void;
+  pipeDemote(pipeId: string, slot: number, attendeeId: string): void;
+  closePipe(pipeId: string): void;
+  pipeStats(pipeId: string): PipeStats | undefined;
+}
+
+export interface PipeKeysWire {
+  send: { key: Uint8Array; salt: Uint8Array };
+  receive: { key: Uint8Array; salt: Uint8Array };
 }
 
 export type WorkerCall = { [M in keyof WorkerMethods]: { type: 'call'; id: number; method: M; args: Parameters<WorkerMethods[M]> } }[keyof WorkerMethods];
@@ -40,6 +64,8 @@ export type WorkerEvent =
   | { type: 'ready'; port: number }
   | { type: 'result'; id: number; result?: unknown; error?: string }
   | { type: 'peerConnection'; peerId: string; connected: boolean }
+  /** A replica's viewers now subscribe to these streams of the primary. */
+  | { type: 'pipeDemand'; pipeId: string; streamIds: number[] }
   /** Every 200 ms per room: audio level (-dBov) of each talking attendee. */
   | { type: 'levels'; roomId: string; levels: [string, number][] }
   /** Every second per room: received bitrate per published stream, downlink estimate per peer. */

@@ -1,6 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
+import type { AudioRelay } from './audio-relay.ts';
 import type { MediaPeer } from './peer.ts';
+import { PipeTransport, PrimaryPipeEnd, ReplicaPipeEnd } from './pipe.ts';
 import type { MediaRoom } from './room.ts';
 import { MediaWorker } from './worker.ts';
 import type { WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './worker-protocol.ts';
@@ -14,6 +16,7 @@ const logger = pino({ level: options.logLevel, base: { worker: options.name } })
 const worker = await MediaWorker.start({ listenIp: options.listenIp, port: options.port, announcedIp: options.announcedIp, logger });
 const rooms = new Map<string, MediaRoom>();
 const peers = new Map<string, { peer: MediaPeer; roomId: string }>();
+const pipes = new Map<string, { end: PrimaryPipeEnd | ReplicaPipeEnd | undefined; transport: PipeTransport; roomId: string }>();
 const port = parentPort!;
 const post = (event: WorkerEvent) => port.postMessage(event);
 
@@ -23,14 +26,26 @@ const peer = (peerId: string) => {
   return entry.peer;
 };
 
+const pipe = (pipeId: string) => {
+  const entry = pipes.get(pipeId);
+  if (!entry?.end) throw new Error(`no connected pipe ${pipeId}`);
+  return entry.end;
+};
+const toBuffers = (key: { key: Uint8Array; salt: Uint8Array }) => ({ key: Buffer.from(key.key), salt: Buffer.from(key.salt) });
+
 const methods: WorkerMethods = {
-  createRoom(roomId) {
-    rooms.set(roomId, worker.createRoom(roomId));
+  createRoom(roomId, replica) {
+    rooms.set(roomId, worker.createRoom(roomId, replica));
   },
   closeRoom(roomId) {
     const room = rooms.get(roomId);
     if (!room) return;
     rooms.delete(roomId);
+    for (const [pipeId, entry] of pipes) {
+      if (entry.roomId !== roomId) continue;
+      (entry.end ?? entry.transport).close();
+      pipes.delete(pipeId);
+    }
     for (const [peerId, entry] of peers) if (entry.roomId === roomId) peers.delete(peerId);
     worker.closeRoom(room);
   },
@@ -51,9 +66,58 @@ const methods: WorkerMethods = {
   applyCapabilities: (peerId, capabilities) => peer(peerId).applyCapabilities(capabilities),
   unpublish: (peerId) => peer(peerId).unpublish(),
   peerStats: (peerId) => peers.get(peerId)?.peer.stats(),
+  createPipe: () => {
+    throw new Error('createPipe is asynchronous');
+  },
+  connectPipe(pipeId, remote, keys) {
+    const entry = pipes.get(pipeId);
+    const room = entry && rooms.get(entry.roomId);
+    if (!entry || !room) throw new Error(`no pipe ${pipeId}`);
+    entry.transport.connect(remote, { send: toBuffers(keys.send), receive: toBuffers(keys.receive) });
+    if (room.replica) {
+      const end = new ReplicaPipeEnd(room, room.mixer as AudioRelay, entry.transport);
+      end.onDemand = (streamIds) => post({ type: 'pipeDemand', pipeId, streamIds });
+      entry.end = end;
+    } else {
+      entry.end = new PrimaryPipeEnd(room, entry.transport);
+    }
+  },
+  pipeSendStreams: (pipeId, streamIds) => pipe(pipeId).sendStreams(streamIds),
+  pipeSetStreams(pipeId, streams) {
+    const end = pipe(pipeId);
+    if (end instanceof ReplicaPipeEnd) end.setStreams(streams);
+    else end.receiveStreams(streams);
+  },
+  pipePromote: (pipeId, slot, attendeeId) => pipe(pipeId).promote(slot, attendeeId),
+  pipeDemote(pipeId, slot, attendeeId) {
+    const end = pipe(pipeId);
+    if (end instanceof ReplicaPipeEnd) end.demote(attendeeId);
+    else end.demote(slot);
+  },
+  closePipe(pipeId) {
+    const entry = pipes.get(pipeId);
+    pipes.delete(pipeId);
+    (entry?.end ?? entry?.transport)?.close();
+  },
+  pipeStats: (pipeId) => (pipes.get(pipeId) ? { ...pipes.get(pipeId)!.transport.stats } : undefined),
 };
 
+/** Opening a pipe binds a socket, so it is the one call answered asynchronously. */
+async function createPipe(pipeId: string, roomId: string): Promise<number> {
+  if (!rooms.has(roomId)) throw new Error(`no room ${roomId}`);
+  const transport = await PipeTransport.open(options.listenIp);
+  pipes.set(pipeId, { end: undefined, transport, roomId });
+  return transport.port;
+}
+
 port.on('message', (call: WorkerCall) => {
+  if (call.method === 'createPipe') {
+    createPipe(...call.args).then(
+      (result) => post({ type: 'result', id: call.id, result }),
+      (error: Error) => post({ type: 'result', id: call.id, error: error.message }),
+    );
+    return;
+  }
   try {
     const result = (methods[call.method] as (...args: unknown[]) => unknown)(...call.args);
     post({ type: 'result', id: call.id, result });

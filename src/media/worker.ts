@@ -41,8 +41,8 @@ export class MediaWorker {
     return this.mux.port;
   }
 
-  createRoom(meetingId: string): MediaRoom {
-    const room = new MediaRoom(meetingId);
+  createRoom(meetingId: string, replica = false): MediaRoom {
+    const room = new MediaRoom(meetingId, replica);
     this.rooms.add(room);
     return room;
   }

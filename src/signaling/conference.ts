@@ -6,6 +6,7 @@ import type { MeetingService } from '../meetings/service.ts';
 import { parseOffer, SdpError } from '../media/sdp.ts';
 import type { PublishedLayer } from '../media/peer.ts';
 import type { MediaWorkerClient, RemotePeer, RemoteRoom } from '../media/worker-client.ts';
+import type { ReplicaLink } from '../replication/replica-link.ts';
 import { AudioStatus, FrameType, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';
 import type { SignalingSession } from './session.ts';
 
@@ -26,57 +27,98 @@ const BITRATES_INTERVAL_MS = 2_000;
 const sends = (c: Capability) => c === 'SendReceive' || c === 'Send';
 const receives = (c: Capability) => c === 'SendReceive' || c === 'Receive';
 
-interface Presence {
-  audioStreamId: number;
-  attendeeId: string;
-  externalUserId: string;
-  muted: boolean;
-  session: SignalingSession;
-}
-
 interface Publication {
   groupId: number;
   layers: PublishedLayer[];
 }
 
+/**
+ * Someone present in a meeting: a direct session, or a replica attendee promoted into this
+ * (primary) meeting as one of its attendees.
+ */
+interface Participant {
+  audioStreamId: number;
+  attendeeId: string;
+  externalUserId: string;
+  muted: boolean;
+  /** Whose capabilities apply: the session's own attendee, or the primary attendee it was promoted as. */
+  attendee: AttendeeRecord;
+  session: SignalingSession;
+  publication?: Publication;
+  /** Set for a promoted replica attendee: the replica it sits in. */
+  via?: Conference;
+}
+
 interface SessionMedia {
   peer: RemotePeer;
-  publication?: Publication;
   dataTokens: number;
   dataRefilledAt: number;
+  /** In a replica: the participant this session is promoted as, in the primary. */
+  promotedAs?: Participant;
+}
+
+/** What a Conference needs from the node around it. */
+export interface ConferenceContext {
+  meetings: MeetingService;
+  connections: ConnectionReporter;
+  /** Opens the pipe from a primary's room to a replica's. */
+  linkReplica(primary: Conference, replica: Conference): Promise<ReplicaLink>;
+  /** The primary's live conference, created if nobody is connected to it yet. */
+  primaryConference(primaryMeetingId: string): Promise<Conference | undefined>;
+  logger: Logger;
 }
 
 /**
  * One meeting's live state on this node: who is connected and present, which video streams
  * are published, the buffered data messages; it answers each session's requests and keeps
- * every client's roster, index and media in step. Media itself lives in the MediaRoom.
+ * every client's roster, index and media in step. Media lives in a MediaRoom on a worker.
+ *
+ * A replica's conference shows its viewers the primary's state (roster, index, volumes, data)
+ * and nothing of its own attendees; the primary never shows them either. Promotion moves a
+ * replica session's identity into the primary while its connection stays in the replica.
  */
 export class Conference {
   readonly sessions = new Set<SignalingSession>();
+  readonly room: RemoteRoom;
   private readonly media = new Map<SignalingSession, SessionMedia>();
-  private readonly presence = new Map<string, Presence>();
+  private readonly participants = new Map<string, Participant>();
   private readonly bufferedData: { payload: ISdkDataMessagePayload; expiresAt: number }[] = [];
-  private readonly room: RemoteRoom;
+  /** Primary side: linked replicas and their pipes. */
+  private readonly replicas = new Map<Conference, ReplicaLink>();
+  /** Replica side: the primary whose state this conference shows. */
+  private primary: Conference | undefined;
+  private linking: Promise<void> | undefined;
   private nextAudioStreamId = 1;
   private nextStreamId = 1;
   private nextGroupId = 1;
   private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
   onEmpty: () => void = () => undefined;
   readonly log: Logger;
 
   constructor(
     readonly meeting: MeetingRecord,
-    private readonly meetings: MeetingService,
-    private readonly connections: ConnectionReporter,
+    private readonly context: ConferenceContext,
     private readonly worker: MediaWorkerClient,
-    logger: Logger,
   ) {
-    this.log = logger.child({ meetingId: meeting.MeetingId });
-    this.room = worker.createRoom(meeting.MeetingId);
+    this.log = context.logger.child({ meetingId: meeting.MeetingId });
+    this.room = worker.createRoom(meeting.MeetingId, this.isReplica);
     this.timers.push(setInterval(() => this.sendAudioMetadata(), METADATA_INTERVAL_MS));
     this.timers.push(setInterval(() => this.sendBitrates(), BITRATES_INTERVAL_MS));
     for (const timer of this.timers) timer.unref();
+    if (this.isReplica) this.linking = this.linkToPrimary();
   }
+
+  get isReplica(): boolean {
+    return this.meeting.PrimaryMeetingId !== undefined;
+  }
+
+  /** The conference whose roster and streams this one's clients see. */
+  private get view(): Conference | undefined {
+    return this.isReplica ? this.primary : this;
+  }
+
+  // ---- sessions ----
 
   /** A new authenticated connection; the same credentials connected elsewhere are pushed out. */
   admit(session: SignalingSession): void {
@@ -91,10 +133,10 @@ export class Conference {
 
   join(session: SignalingSession): void {
     const joined = [...this.sessions].filter((s) => s !== session && s.state === 'joined');
-    const cap = this.meetings.attendeeCapOf(this.meeting.MeetingFeatures);
+    const cap = this.context.meetings.attendeeCapOf(this.meeting.MeetingFeatures);
     const overCapacity = session.content
       ? joined.filter((s) => s.content).length >= MAX_CONTENT_SHARES
-      : joined.filter((s) => !s.content).length >= cap;
+      : joined.filter((s) => !s.content).length + (this.isReplica ? 0 : this.promotedCount()) >= cap;
     if (overCapacity) {
       session.log.info('meeting at capacity');
       session.end(AudioStatus.CallAtCapacity);
@@ -103,14 +145,15 @@ export class Conference {
     const peer = this.worker.createPeer(this.room, session.attendeeId);
     peer.onConnectionChange = (connected) => session.log.debug({ connected }, 'media transport');
     this.media.set(session, { peer, dataTokens: DATA_BURST, dataRefilledAt: Date.now() });
-    this.connections.attendeeConnected(this.meeting.MeetingId, session.attendeeId);
+    // Idle deletion counts the primary's connections only; a replica lives as long as its primary.
+    if (!this.isReplica) this.context.connections.attendeeConnected(this.meeting.MeetingId, session.attendeeId);
     session.send({
       type: FrameType.JOIN_ACK,
       joinack: { videoSubscriptionLimit: VIDEO_SUBSCRIPTION_LIMIT, wantsCompressedSdp: false },
     });
     session.send(this.indexFor(session));
     const now = Date.now();
-    const late = this.bufferedData.filter((entry) => entry.expiresAt > now).map((entry) => entry.payload);
+    const late = (this.view?.bufferedData ?? []).filter((entry) => entry.expiresAt > now).map((entry) => entry.payload);
     if (late.length > 0) session.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: late } });
   }
 
@@ -127,19 +170,24 @@ export class Conference {
       session.send({ type: FrameType.SUBSCRIBE_ACK, error: { status: 400, description: error.message } });
       return;
     }
-    const caps = session.attendee.Capabilities;
+    // A replica viewer may only publish once promoted, and then as the primary attendee.
+    const publisher = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
+    const publishing = this.isReplica ? media.promotedAs?.via === this && this.primary : this;
+    const caps = (publisher?.attendee ?? session.attendee).Capabilities;
     const videoDescriptors = (sub.sendStreams ?? []).filter((s) => s.mediaType === SdkStreamMediaType.VIDEO);
     const wantsToPublish = (sub.duplex === SdkStreamServiceType.TX || sub.duplex === SdkStreamServiceType.DUPLEX) && videoDescriptors.length > 0;
-    const mayPublish = sends(caps.Video) && (media.publication !== undefined || this.publishingSessions() < MAX_VIDEO_SOURCES);
-    const hadPublication = media.publication;
-    media.publication = wantsToPublish && mayPublish ? this.allocate(media.publication, videoDescriptors) : undefined;
+    let publication: Publication | undefined;
+    if (publishing && wantsToPublish && sends(caps.Video) && (!this.isReplica || publisher)) {
+      const previous = publisher?.publication;
+      if (previous || publishing.publishingCount() < MAX_VIDEO_SOURCES) publication = publishing.allocate(previous, videoDescriptors);
+    }
 
-    const subscriptions = receives(caps.Video) ? (sub.receiveStreamIds ?? []).filter((id) => id !== 0) : [];
+    const subscriptions = receives(session.attendee.Capabilities.Video) ? (sub.receiveStreamIds ?? []).filter((id) => id !== 0) : [];
     const result = await media.peer.negotiate({
       offer,
-      sendAudio: receives(caps.Audio),
-      receiveAudio: sends(caps.Audio),
-      publish: media.publication?.layers ?? [],
+      sendAudio: receives(session.attendee.Capabilities.Audio),
+      receiveAudio: sends(session.attendee.Capabilities.Audio),
+      publish: publication?.layers ?? [],
       subscriptions: subscriptions.slice(0, VIDEO_SUBSCRIPTION_LIMIT),
       audioMuted: sub.audioMuted === true,
     });
@@ -150,20 +198,26 @@ export class Conference {
       suback: {
         duplex: sub.duplex,
         sdpAnswer: result.answer,
-        allocations: (media.publication?.layers ?? []).map((layer) => ({ trackLabel: layer.trackLabel, streamId: layer.streamId, groupId: layer.groupId })),
+        allocations: (publication?.layers ?? []).map((layer) => ({ trackLabel: layer.trackLabel, streamId: layer.streamId, groupId: layer.groupId })),
         tracks: result.tracks,
       },
     });
-    if (!this.presence.has(session.attendeeId)) this.markPresent(session, sub.audioMuted === true);
-    if (!samePublication(hadPublication, media.publication)) this.broadcastIndex();
+    if (!this.isReplica && !this.participants.has(session.attendeeId)) this.markPresent(session, session.attendee, sub.audioMuted === true);
+    if (this.isReplica && !media.promotedAs && !session.rosterSent) this.sendRoster(session);
+    const participant = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
+    if (participant && !samePublication(participant.publication, publication)) {
+      participant.publication = publication;
+      if (this.isReplica) this.primary?.replicas.get(this)?.publishUp(this.promotedStreams());
+      (this.view ?? this).publicationsChanged();
+    }
   }
 
   setMuted(session: SignalingSession, muted: boolean): void {
-    const entry = this.presence.get(session.attendeeId);
     this.media.get(session)?.peer.setMuted(muted);
-    if (!entry || entry.muted === muted) return;
-    entry.muted = muted;
-    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [{ audioStreamId: entry.audioStreamId, muted }] } });
+    const participant = this.isReplica ? this.media.get(session)?.promotedAs : this.participants.get(session.attendeeId);
+    if (!participant || participant.muted === muted) return;
+    participant.muted = muted;
+    (this.view ?? this).broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [{ audioStreamId: participant.audioStreamId, muted }] } });
   }
 
   dataMessage(session: SignalingSession, messages: ISdkDataMessagePayload[]): void {
@@ -172,14 +226,23 @@ export class Conference {
     const now = Date.now();
     media.dataTokens = Math.min(DATA_BURST, media.dataTokens + ((now - media.dataRefilledAt) / 1000) * DATA_RATE);
     media.dataRefilledAt = now;
+    // A replica viewer's messages reach nobody: no one may learn of replica attendees.
+    const sender = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId) ?? undefined;
+    const target = this.isReplica ? this.primary : this;
     const delivered: ISdkDataMessagePayload[] = [];
     const refused: ISdkDataMessagePayload[] = [];
     for (const message of messages.slice(0, DATA_BURST)) {
       const topic = message.topic ?? '';
       const data = message.data ?? new Uint8Array();
       const lifetimeMs = Math.max(0, Math.min(Number(message.lifetimeMs ?? 0), DATA_MAX_LIFETIME_MS));
-      const stamped = { topic, data, lifetimeMs, senderAttendeeId: session.attendeeId, senderExternalUserId: session.externalUserId };
-      if (!DATA_TOPIC.test(topic) || data.length > DATA_MAX_BYTES || media.dataTokens < 1) {
+      const stamped = {
+        topic,
+        data,
+        lifetimeMs,
+        senderAttendeeId: sender?.attendeeId ?? session.attendeeId,
+        senderExternalUserId: sender?.externalUserId ?? session.externalUserId,
+      };
+      if (!target || (this.isReplica && !sender) || !DATA_TOPIC.test(topic) || data.length > DATA_MAX_BYTES || media.dataTokens < 1) {
         // The client reports a message that comes back with ingest time 0 as throttled or rejected.
         refused.push({ ...stamped, ingestTimeNs: 0 });
         continue;
@@ -188,47 +251,90 @@ export class Conference {
       const payload = { ...stamped, ingestTimeNs: now * 1_000_000 };
       delivered.push(payload);
       if (lifetimeMs > 0) {
-        if (this.bufferedData.length >= DATA_BUFFERED_MAX) this.bufferedData.shift();
-        this.bufferedData.push({ payload, expiresAt: now + lifetimeMs });
+        if (target.bufferedData.length >= DATA_BUFFERED_MAX) target.bufferedData.shift();
+        target.bufferedData.push({ payload, expiresAt: now + lifetimeMs });
       }
     }
     if (refused.length > 0) session.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: refused } });
-    if (delivered.length > 0) this.broadcast({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: delivered } }, session);
+    if (delivered.length > 0 && target) target.broadcast({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: delivered } }, session);
   }
 
   pauseResume(session: SignalingSession, pause: boolean, streamIds: number[]): void {
     this.media.get(session)?.peer.setPaused(streamIds, pause);
   }
 
-  primaryMeetingJoin(session: SignalingSession, _credentials: ISdkMeetingSessionCredentials): void {
-    // Promotion is a replica attendee's move; in a meeting without a primary there is nothing to join.
-    if (!this.meeting.PrimaryMeetingId) {
-      session.send({ type: FrameType.PRIMARY_MEETING_JOIN_ACK, primaryMeetingJoinAck: {}, error: { status: 403, description: 'not a replica meeting attendee' } });
-      return;
+  // ---- promotion ----
+
+  async primaryMeetingJoin(session: SignalingSession, credentials: ISdkMeetingSessionCredentials): Promise<void> {
+    const refuse = (status: number, description: string) => {
+      session.log.info({ status, description }, 'promotion refused');
+      session.send({ type: FrameType.PRIMARY_MEETING_JOIN_ACK, primaryMeetingJoinAck: {}, error: { status, description } });
+    };
+    const media = this.media.get(session);
+    if (!this.isReplica || !media) return refuse(403, 'only an attendee of a replica meeting can join its primary meeting');
+    if (media.promotedAs) return refuse(409, 'already promoted to the primary meeting');
+    const primaryId = this.meeting.PrimaryMeetingId!;
+    const token = credentials.joinToken ?? '';
+    const attendee = token ? await this.context.meetings.store.findAttendeeByJoinToken(token) : undefined;
+    if (!attendee || attendee.MeetingId !== primaryId || (credentials.attendeeId && credentials.attendeeId !== attendee.AttendeeId)) {
+      return refuse(403, 'the credentials are not those of an attendee of the primary meeting');
     }
-    session.send({ type: FrameType.PRIMARY_MEETING_JOIN_ACK, primaryMeetingJoinAck: {}, error: { status: 503, description: 'promotion is not available yet' } });
+    await this.linking;
+    const primary = this.primary;
+    if (!primary || !this.media.has(session)) return refuse(503, 'the primary meeting is not available');
+    const cap = this.context.meetings.attendeeCapOf(primary.meeting.MeetingFeatures);
+    const taken = [...primary.participants.values()].filter((p) => !p.session.content && p.attendeeId !== attendee.AttendeeId).length;
+    if (taken >= cap) return refuse(409, 'the primary meeting is at capacity');
+    // The same primary attendee connected elsewhere is pushed out, as a second device would be.
+    primary.removeAttendee(attendee.AttendeeId, AudioStatus.JoinedFromAnotherDevice);
+    const participant = primary.markPresent(session, attendee, false, this);
+    media.promotedAs = participant;
+    primary.replicas.get(this)?.promote(session.attendeeId, attendee.AttendeeId);
+    this.context.connections.attendeeConnected(primaryId, attendee.AttendeeId);
+    session.log.info({ primaryAttendeeId: attendee.AttendeeId }, 'promoted to the primary meeting');
+    session.send({ type: FrameType.PRIMARY_MEETING_JOIN_ACK, primaryMeetingJoinAck: {} });
+    session.send(this.indexFor(session));
   }
 
-  primaryMeetingLeave(_session: SignalingSession): void {}
+  primaryMeetingLeave(session: SignalingSession): void {
+    this.demote(session, false);
+  }
+
+  /** Ends a promotion; `tellClient` when the server decides it (the client demoting itself already knows). */
+  private demote(session: SignalingSession, tellClient: boolean): void {
+    const media = this.media.get(session);
+    const participant = media?.promotedAs;
+    const primary = this.primary;
+    if (!media || !participant) return;
+    media.promotedAs = undefined;
+    if (primary) {
+      primary.replicas.get(this)?.demote(session.attendeeId, participant.attendeeId);
+      primary.removeParticipant(participant);
+      if (participant.publication) primary.replicas.get(this)?.publishUp(this.promotedStreams());
+      this.context.connections.attendeeDisconnected(primary.meeting.MeetingId, participant.attendeeId);
+    }
+    if (tellClient) session.send({ type: FrameType.PRIMARY_MEETING_LEAVE, primaryMeetingLeave: {} });
+    session.log.info({ primaryAttendeeId: participant.attendeeId }, 'demoted from the primary meeting');
+    if (this.media.has(session)) session.send(this.indexFor(session));
+  }
+
+  // ---- leaving and ending ----
 
   /** The session is gone (LEAVE, socket closed, pushed out): everything it held is released. */
   detach(session: SignalingSession, reason: string): void {
     if (!this.sessions.delete(session)) return;
     const media = this.media.get(session);
+    if (media?.promotedAs) this.demote(session, false);
     this.media.delete(session);
     if (media) {
       media.peer.close();
-      this.connections.attendeeDisconnected(this.meeting.MeetingId, session.attendeeId);
+      if (!this.isReplica) this.context.connections.attendeeDisconnected(this.meeting.MeetingId, session.attendeeId);
     }
-    const entry = this.presence.get(session.attendeeId);
-    if (entry && entry.session === session) {
-      this.presence.delete(session.attendeeId);
-      this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [{ audioStreamId: entry.audioStreamId }] } });
-    }
-    if (media?.publication) this.broadcastIndex();
+    const participant = this.participants.get(session.attendeeId);
+    if (participant && participant.session === session) this.removeParticipant(participant);
     session.log.info({ reason }, 'session ended');
     session.close();
-    if (this.sessions.size === 0) this.onEmpty();
+    this.closeIfIdle();
   }
 
   end(audioStatus: number): void {
@@ -236,9 +342,17 @@ export class Conference {
     this.close();
   }
 
+  /** DeleteAttendee, or the same attendee connecting elsewhere. */
   removeAttendee(attendeeId: string, audioStatus: number): void {
     for (const session of [...this.sessions]) {
       if (session.attendee.AttendeeId === attendeeId) session.end(audioStatus);
+    }
+    for (const participant of [...this.participants.values()]) {
+      if (participant.via && participant.attendee.AttendeeId === attendeeId) {
+        const replica = participant.via;
+        // A deleted primary attendee's promotion ends: the client is told it was demoted.
+        replica.demote(participant.session, true);
+      }
     }
   }
 
@@ -250,54 +364,127 @@ export class Conference {
       if (!media) continue;
       const caps = attendee.Capabilities;
       media.peer.applyCapabilities({ sendAudio: receives(caps.Audio), receiveAudio: sends(caps.Audio), receiveVideo: receives(caps.Video) });
-      if (media.publication && !sends(caps.Video)) {
-        media.publication = undefined;
+      const participant = this.participants.get(session.attendeeId);
+      if (participant) participant.attendee = attendee;
+      if (participant?.publication && !sends(caps.Video)) {
+        participant.publication = undefined;
         media.peer.unpublish();
-        this.broadcastIndex();
+        this.publicationsChanged();
       } else {
         session.send(this.indexFor(session));
       }
     }
   }
 
-  /** A snapshot of the live state, for operators and tests. */
-  stats() {
-    return Promise.all(
-      [...this.media].map(async ([session, media]) => ({
-        attendeeId: session.attendeeId,
-        externalUserId: session.externalUserId,
-        present: this.presence.get(session.attendeeId)?.session === session,
-        muted: this.presence.get(session.attendeeId)?.muted ?? false,
-        published: (media.publication?.layers ?? []).map((layer) => ({ ...layer, bitrateBps: this.room.bitrateOf(layer.streamId) })),
-        downlinkBps: media.peer.estimatedDownlinkBps(),
-        media: await media.peer.stats(),
-      })),
-    );
-  }
-
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     for (const media of this.media.values()) media.peer.close();
     this.media.clear();
+    for (const [replica, link] of this.replicas) {
+      link.close();
+      replica.unlinkPrimary();
+    }
+    this.replicas.clear();
+    if (this.primary) {
+      this.primary.replicas.get(this)?.close();
+      this.primary.replicas.delete(this);
+      this.primary.closeIfIdle();
+      this.primary = undefined;
+    }
     this.worker.closeRoom(this.room);
+  }
+
+  /** A primary is kept while anyone is in it or a replica hangs on it. */
+  private closeIfIdle(): void {
+    if (this.sessions.size === 0 && this.promotedCount() === 0 && this.replicas.size === 0) this.onEmpty();
+  }
+
+  // ---- replication ----
+
+  private async linkToPrimary(): Promise<void> {
+    const primary = await this.context.primaryConference(this.meeting.PrimaryMeetingId!);
+    if (!primary || this.closed) return;
+    const link = await this.context.linkReplica(primary, this);
+    if (this.closed || primary.closed) return link.close();
+    primary.replicas.set(this, link);
+    this.primary = primary;
+    link.setPrimaryStreams(primary.streamsFor(this));
+    for (const session of this.sessions) {
+      if (session.state !== 'joined') continue;
+      session.send(this.indexFor(session));
+      if (this.media.has(session)) this.sendRoster(session);
+    }
+  }
+
+  /** The primary went away (it ended): this replica's viewers see an empty meeting until it ends too. */
+  private unlinkPrimary(): void {
+    const primary = this.primary;
+    this.primary = undefined;
+    if (!primary) return;
+    const removals = [...primary.participants.values()].map((p) => ({ audioStreamId: p.audioStreamId }));
+    for (const session of this.sessions) {
+      if (removals.length > 0) session.send({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: removals } });
+      session.send(this.indexFor(session));
+    }
+  }
+
+  /** The primary's published streams a replica fetches through its pipe (not those it sends up itself). */
+  private streamsFor(replica: Conference): { streamId: number; groupId: number }[] {
+    const streams = [];
+    for (const participant of this.participants.values()) {
+      if (participant.via === replica) continue;
+      for (const layer of participant.publication?.layers ?? []) streams.push({ streamId: layer.streamId, groupId: layer.groupId });
+    }
+    return streams;
+  }
+
+  private promotedStreams(): { streamId: number; groupId: number }[] {
+    const streams = [];
+    for (const media of this.media.values()) {
+      for (const layer of media.promotedAs?.publication?.layers ?? []) streams.push({ streamId: layer.streamId, groupId: layer.groupId });
+    }
+    return streams;
+  }
+
+  private promotedCount(): number {
+    let count = 0;
+    for (const participant of this.participants.values()) if (participant.via) count++;
+    return count;
   }
 
   // ---- state shared with clients ----
 
-  private markPresent(session: SignalingSession, muted: boolean): void {
-    const entry: Presence = {
+  private markPresent(session: SignalingSession, attendee: AttendeeRecord, muted: boolean, via?: Conference): Participant {
+    const participant: Participant = {
       audioStreamId: this.nextAudioStreamId++,
-      attendeeId: session.attendeeId,
-      externalUserId: session.externalUserId,
+      attendeeId: via ? attendee.AttendeeId : session.attendeeId,
+      externalUserId: attendee.ExternalUserId,
       muted,
+      attendee,
       session,
+      ...(via ? { via } : {}),
     };
-    this.presence.set(session.attendeeId, entry);
-    session.send({
-      type: FrameType.AUDIO_STREAM_ID_INFO,
-      audioStreamIdInfo: { streams: [...this.presence.values()].map(presenceInfo) },
-    });
-    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [presenceInfo(entry)] } }, session);
+    this.participants.set(participant.attendeeId, participant);
+    if (!via) this.sendRoster(session);
+    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [presenceInfo(participant)] } }, via ? undefined : session);
+    return participant;
+  }
+
+  private removeParticipant(participant: Participant): void {
+    if (this.participants.get(participant.attendeeId) !== participant) return;
+    this.participants.delete(participant.attendeeId);
+    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [{ audioStreamId: participant.audioStreamId }] } });
+    if (participant.publication) this.publicationsChanged();
+  }
+
+  /** The full roster of the meeting this session sees. */
+  private sendRoster(session: SignalingSession): void {
+    const view = this.view;
+    session.rosterSent = true;
+    if (!view || view.participants.size === 0) return;
+    session.send({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [...view.participants.values()].map(presenceInfo) } });
   }
 
   private allocate(previous: Publication | undefined, descriptors: ISdkStreamDescriptor[]): Publication {
@@ -319,38 +506,51 @@ export class Conference {
     return { groupId, layers };
   }
 
-  private publishingSessions(): number {
+  private publishingCount(): number {
     let count = 0;
-    for (const media of this.media.values()) if (media.publication) count++;
+    for (const participant of this.participants.values()) if (participant.publication) count++;
     return count;
   }
 
+  /** Publications changed here (a primary): every client's index, and every replica's pipe, follow. */
+  private publicationsChanged(): void {
+    this.broadcastIndex();
+    for (const [replica, link] of this.replicas) {
+      link.setPrimaryStreams(this.streamsFor(replica));
+      replica.broadcastIndex();
+    }
+  }
+
   private indexFor(session: SignalingSession): OutgoingFrame {
-    const own = this.media.get(session);
+    const view = this.view;
+    const media = this.media.get(session);
+    const self = this.isReplica ? media?.promotedAs : view?.participants.get(session.attendeeId);
     const sources: ISdkStreamDescriptor[] = [];
-    for (const [other, media] of this.media) {
-      if (other === session || !media.publication) continue;
-      const simulcast = media.publication.layers.length > 1;
-      for (const layer of media.publication.layers) {
+    for (const participant of view?.participants.values() ?? []) {
+      if (participant === self || !participant.publication) continue;
+      const simulcast = participant.publication.layers.length > 1;
+      for (const layer of participant.publication.layers) {
         if (simulcast && layer.maxBitrateKbps === 0) continue; // a paused simulcast layer
         sources.push({
           streamId: layer.streamId,
           groupId: layer.groupId,
-          attendeeId: other.attendeeId,
-          externalUserId: other.externalUserId,
+          attendeeId: participant.attendeeId,
+          externalUserId: participant.externalUserId,
           mediaType: SdkStreamMediaType.VIDEO,
           trackLabel: layer.trackLabel,
           maxBitrateKbps: layer.maxBitrateKbps,
-          avgBitrateBps: this.room.bitrateOf(layer.streamId),
+          avgBitrateBps: view!.room.bitrateOf(layer.streamId),
           ...(layer.width ? { width: layer.width, height: layer.height } : {}),
           ...(layer.framerate ? { framerate: layer.framerate } : {}),
         });
       }
     }
-    const atCapacity = !sends(session.attendee.Capabilities.Video) || (!own?.publication && this.publishingSessions() >= MAX_VIDEO_SOURCES);
+    // Replica viewers can't publish; a promoted one publishes as its primary attendee, within the primary's room.
+    const mayPublish = this.isReplica ? Boolean(self && sends(self.attendee.Capabilities.Video)) : sends(session.attendee.Capabilities.Video);
+    const atCapacity = !mayPublish || !view || (!self?.publication && view.publishingCount() >= MAX_VIDEO_SOURCES);
     return {
       type: FrameType.INDEX,
-      index: { atCapacity, sources, numParticipants: this.presence.size },
+      index: { atCapacity, sources, numParticipants: view?.participants.size ?? 0 },
     };
   }
 
@@ -358,26 +558,34 @@ export class Conference {
     for (const session of this.sessions) if (session.state === 'joined') session.send(this.indexFor(session));
   }
 
+  /** To this meeting's clients and, for a primary, to every replica's viewers. */
   private broadcast(frame: OutgoingFrame, except?: SignalingSession): void {
     for (const session of this.sessions) if (session !== except && session.state === 'joined') session.send(frame);
+    for (const replica of this.replicas.keys()) replica.relay(frame, except);
+  }
+
+  private relay(frame: OutgoingFrame, except?: SignalingSession): void {
+    for (const session of this.sessions) if (session !== except && session.state === 'joined' && session.rosterSent) session.send(frame);
   }
 
   private sendAudioMetadata(): void {
-    if (this.presence.size === 0) return;
+    if (this.isReplica || this.participants.size === 0) return;
     const levels = this.room.audioLevels();
     const attendeeStates = [];
-    for (const entry of this.presence.values()) {
-      const level = levels.get(entry.attendeeId);
+    for (const participant of this.participants.values()) {
+      const level = levels.get(participant.attendeeId);
       // Listed attendees get their volume; the client treats everyone unlisted as silent.
-      if (level !== undefined && !entry.muted) attendeeStates.push({ audioStreamId: entry.audioStreamId, volume: level, signalStrength: 2 });
+      if (level !== undefined && !participant.muted) attendeeStates.push({ audioStreamId: participant.audioStreamId, volume: level, signalStrength: 2 });
     }
     this.broadcast({ type: FrameType.AUDIO_METADATA, audioMetadata: { attendeeStates } });
   }
 
   private sendBitrates(): void {
+    const view = this.view;
+    if (!view) return;
     const bitrates = [];
-    for (const media of this.media.values()) {
-      for (const layer of media.publication?.layers ?? []) bitrates.push({ sourceStreamId: layer.streamId, avgBitrateBps: this.room.bitrateOf(layer.streamId) });
+    for (const participant of view.participants.values()) {
+      for (const layer of participant.publication?.layers ?? []) bitrates.push({ sourceStreamId: layer.streamId, avgBitrateBps: view.room.bitrateOf(layer.streamId) });
     }
     if (bitrates.length === 0) return;
     for (const [session, media] of this.media) {
@@ -385,10 +593,33 @@ export class Conference {
       session.send({ type: FrameType.BITRATES, bitrates: { bitrates, serverAvailableOutgoingBitrate: media.peer.estimatedDownlinkBps() } });
     }
   }
+
+  /** A snapshot of the live state, for operators and tests. */
+  stats() {
+    return Promise.all(
+      [...this.media].map(async ([session, media]) => ({
+        attendeeId: session.attendeeId,
+        externalUserId: session.externalUserId,
+        present: this.participants.get(session.attendeeId)?.session === session,
+        promotedAs: media.promotedAs?.attendeeId,
+        muted: this.participants.get(session.attendeeId)?.muted ?? false,
+        published: (this.participants.get(session.attendeeId)?.publication?.layers ?? media.promotedAs?.publication?.layers ?? []).map((layer) => ({
+          ...layer,
+          bitrateBps: (this.view ?? this).room.bitrateOf(layer.streamId),
+        })),
+        downlinkBps: media.peer.estimatedDownlinkBps(),
+        media: await media.peer.stats(),
+      })),
+    );
+  }
+
+  replicaLinks(): ReplicaLink[] {
+    return [...this.replicas.values()];
+  }
 }
 
-function presenceInfo(entry: Presence) {
-  return { audioStreamId: entry.audioStreamId, attendeeId: entry.attendeeId, externalUserId: entry.externalUserId, muted: entry.muted };
+function presenceInfo(participant: Participant) {
+  return { audioStreamId: participant.audioStreamId, attendeeId: participant.attendeeId, externalUserId: participant.externalUserId, muted: participant.muted };
 }
 
 function samePublication(a: Publication | undefined, b: Publication | undefined): boolean {

@@ -6,7 +6,8 @@ import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
-import { Conference } from './conference.ts';
+import { ReplicaLink } from '../replication/replica-link.ts';
+import { Conference, type ConferenceContext } from './conference.ts';
 import { AudioStatus, CloseCode, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
 
@@ -34,13 +35,26 @@ export class SignalingGateway {
   });
   private readonly conferences = new Map<string, Conference>();
   private readonly revoked = new Map<string, Revocation>();
+  private readonly context: ConferenceContext;
 
   constructor(
     private readonly meetings: MeetingService,
     private readonly connections: ConnectionReporter,
     private readonly media: MediaCluster,
     private readonly logger: Logger,
+    /** Where this node's media workers reach each other's pipe ports. */
+    private readonly pipeAddress = '127.0.0.1',
   ) {
+    this.context = {
+      meetings,
+      connections,
+      logger,
+      primaryConference: async (primaryMeetingId) => {
+        const meeting = await meetings.store.getMeeting(primaryMeetingId);
+        return meeting ? this.conferenceFor(meeting) : undefined;
+      },
+      linkReplica: (primary, replica) => ReplicaLink.open(primary.room, replica.room, pipeAddress),
+    };
     meetings.events.on('meetingEnded', (meeting, _reason) => this.onMeetingEnded(meeting));
     meetings.events.on('attendeeDeleted', (attendee) => this.onAttendeeDeleted(attendee));
     meetings.events.on('attendeeCapabilitiesChanged', (attendee) => this.conferences.get(attendee.MeetingId)?.updateCapabilities(attendee));
@@ -92,18 +106,25 @@ export class SignalingGateway {
   }
 
   private accept(ws: WebSocket, meeting: MeetingRecord, attendee: AttendeeRecord, content: boolean): void {
-    let conference = this.conferences.get(meeting.MeetingId);
-    if (!conference) {
-      conference = new Conference(meeting, this.meetings, this.connections, this.media.workerFor(meeting.MediaRegion), this.logger);
-      this.conferences.set(meeting.MeetingId, conference);
-      conference.onEmpty = () => {
-        if (this.conferences.get(meeting.MeetingId) === conference) this.conferences.delete(meeting.MeetingId);
-        conference!.close();
-      };
-    }
+    const conference = this.conferenceFor(meeting);
     const session = new SignalingSession(ws, conference, attendee, content, this.logger);
     conference.admit(session);
   }
+
+  /** The meeting's live conference on this node, created on first use on its region's media worker. */
+  private conferenceFor(meeting: MeetingRecord): Conference {
+    let conference = this.conferences.get(meeting.MeetingId);
+    if (conference) return conference;
+    const created = new Conference(meeting, this.context, this.media.workerFor(meeting.MediaRegion));
+    this.conferences.set(meeting.MeetingId, created);
+    created.onEmpty = () => {
+      if (this.conferences.get(meeting.MeetingId) === created) this.conferences.delete(meeting.MeetingId);
+      created.close();
+    };
+    return created;
+  }
+
+
 
   private onMeetingEnded(meeting: MeetingRecord): void {
     const conference = this.conferences.get(meeting.MeetingId);

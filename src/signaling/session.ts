@@ -30,6 +30,8 @@ export class SignalingSession {
   attendee: AttendeeRecord;
   /** Set once the client has sent JOIN. */
   joinFlags = 0;
+  /** A replica viewer gets the primary's roster, and relayed presence, once it has subscribed. */
+  rosterSent = false;
   private lastFrameAt = Date.now();
   private framesThisSecond = 0;
   private secondStartedAt = Date.now();

@@ -1,0 +1,17 @@
+import type { MixerSink } from './audio-mixer.ts';
+
+/**
+ * Where a room's audio goes: the AudioMixer in a meeting that mixes for itself, or the
+ * AudioRelay in a replica, whose listeners get the primary's mix through a pipe.
+ */
+export interface AudioHub {
+  addSource(id: string): void;
+  removeSource(id: string): void;
+  push(id: string, payload: Buffer, level: number): void;
+  addSink(sink: MixerSink, ownSourceId?: string): void;
+  removeSink(sink: MixerSink): void;
+  levels(): { id: string; level: number }[];
+  talkerIds(): string[];
+  start(): void;
+  stop(): void;
+}
