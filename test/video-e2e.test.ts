@@ -16,6 +16,7 @@ const join = async (name: string, options: { camera?: boolean; simulcast?: boole
   return { page, attendee };
 };
 const stats = () => server.amphi.signaling.conference(meeting.MeetingId!)!.stats();
+type Stats = Awaited<ReturnType<typeof stats>>;
 
 before(async () => {
   server = await startTestAmphi();
@@ -32,7 +33,7 @@ describe('video in Chromium', () => {
     browser.withConsoleOnFailure(async () => {
       const { attendee: publisher } = await join('simulcaster', { camera: true, simulcast: true });
       const { page: viewer } = await join('viewer');
-      const published = await waitFor(() => stats().find((s) => s.externalUserId === 'simulcaster' && s.published.length === 3)?.published, 15_000, {
+      const published = await waitFor(async () => (await stats()).find((s) => s.externalUserId === 'simulcaster' && s.published.length === 3)?.published, 15_000, {
         message: 'three layers allocated',
       });
       assert.equal(new Set(published.map((l) => l.groupId)).size, 1, 'one group for the three layers');
@@ -40,14 +41,14 @@ describe('video in Chromium', () => {
         message: 'viewer decodes the simulcast camera',
       });
       assert.ok(published.some((l) => l.streamId === tile.streamId), 'the tile shows one of the published layers');
-      const layers = stats().find((s) => s.externalUserId === 'simulcaster')!.layers;
+      const layers = (await stats()).find((s: Stats[number]) => s.externalUserId === 'simulcaster')!.media!.layers;
       assert.ok(layers.filter((l) => l.packets > 0).length >= 1, 'at least one rid is flowing');
       assert.ok(layers.every((l) => l.packets === 0 || l.ssrc !== 0), 'layers learned their SSRC from the rid');
     }));
 
   test('receivers report a downlink estimate that BITRATES passes back', () =>
     browser.withConsoleOnFailure(async () => {
-      await waitFor(() => (stats().find((s) => s.externalUserId === 'viewer')?.downlinkBps ?? 0) > 0, 15_000, { message: 'REMB from the viewer' });
+      await waitFor(async () => ((await stats()).find((s) => s.externalUserId === 'viewer')?.downlinkBps ?? 0) > 0, 15_000, { message: 'REMB from the viewer' });
     }));
 
   test('content share: the second connection as <attendeeId>#content is seen as its own tile', () =>
