@@ -283,7 +283,7 @@ export class Conference {
     const primary = this.primary;
     if (!primary || !this.media.has(session)) return refuse(503, 'the primary meeting is not available');
     const cap = this.context.meetings.attendeeCapOf(primary.meeting.MeetingFeatures);
-    const taken = [...primary.participants.values()].filter((p) => !p.session.content && p.attendeeId !== attendee.AttendeeId).length;
+    const taken = [...primary.participants.values()].filter((p) => !p.session.content).length;
     if (taken >= cap) return refuse(409, 'the primary meeting is at capacity');
     // The same primary attendee connected elsewhere is pushed out, as a second device would be.
     primary.removeAttendee(attendee.AttendeeId, AudioStatus.JoinedFromAnotherDevice);
