@@ -14,17 +14,20 @@ interface Share {
 }
 
 /**
- * Self time of the server's profile grouped two ways: by where the code lives (a package, a
- * source file of Amphi, Node's internals, the garbage collector) and by function. Idle time
- * is left out, so the shares are of the time the server was busy, startup included.
+ * Self time of the server's main thread grouped two ways: by where the code lives (a package,
+ * a source file of Amphi, Node's internals, the garbage collector) and by function. Idle time
+ * is left out, so the shares are of the time the thread was busy, startup included. Samples
+ * measure time, not CPU: on a loaded machine, time spent waiting for a core after waking
+ * another thread (a journal write handed to libuv's threadpool, say) counts against the caller.
  */
-export function summarizeCpuProfile(profileDir: string, top = 15): string {
+export function summarizeCpuProfile(profileDir: string, pid: number, top = 15): string {
+  // node --cpu-prof names files CPU.<date>.<time>.<pid>.<thread>.<sequence>; thread 0 is the
+  // main one (thread 1 runs tsx's module hooks, busy only at startup).
   const file = readdirSync(profileDir)
-    .filter((name) => name.endsWith('.cpuprofile'))
+    .filter((name) => name.endsWith('.cpuprofile') && name.includes(`.${pid}.0.`))
     .map((name) => path.join(profileDir, name))
-    .sort()
-    .at(-1);
-  if (!file) return `no .cpuprofile in ${profileDir} (the server must exit cleanly to write one)`;
+    .at(0);
+  if (!file) return `no main-thread .cpuprofile of process ${pid} in ${profileDir} (the server must exit cleanly to write one)`;
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
 
   const selfMicros = new Map<number, number>();

@@ -24,7 +24,8 @@ import {
 } from '@aws-sdk/client-chime-sdk-meetings';
 import { summarizeCpuProfile } from './cpu-profile.ts';
 import { median, percentile, runAtFixedRate, runClosedLoop, type FixedRateResult } from './load.ts';
-import { ServerProcess, type CpuTime } from './server-process.ts';
+import { machineBusyMs, type CpuTime } from './proc.ts';
+import { ServerProcess } from './server-process.ts';
 
 const CREDENTIALS = { accessKeyId: 'AKIDAMPHIBENCH000001', secretAccessKey: 'amphi-bench-secret' };
 const ATTENDEES_PER_MEETING = 250; // the service's cap per meeting
@@ -32,6 +33,8 @@ const BATCH_SIZE = 100; // the service's cap per BatchCreateAttendee
 const BATCHES_PER_MEETING = Math.floor(ATTENDEES_PER_MEETING / BATCH_SIZE);
 const TARGET_CPU_MS_PER_CREATE_ATTENDEE = 0.5;
 const TARGET_P99_MS = 20;
+/** Above this share of a core, something besides this benchmark was busy (a quiet 2-core VM shows under 15%). */
+const NOISY_MACHINE_SHARE = 0.25;
 
 interface Plan {
   rounds: number;
@@ -43,20 +46,26 @@ interface Plan {
   batchInFlight: number;
   createAttendeeRate: number;
   batchRate: number;
-  fixedRateDurationMs: number;
+  /** Fixed-rate runs per operation; a single p99 swings with the machine's scheduling hiccups. */
+  fixedRateRuns: number;
+  createAttendeeRunMs: number;
+  batchRunMs: number;
 }
 
 const FULL: Plan = {
   rounds: 5,
-  warmupAttendees: 2_000,
-  warmupBatches: 20,
+  // After a 2,000-request warm-up the first rounds still ran hot; the JIT and the heap take longer to settle.
+  warmupAttendees: 6_000,
+  warmupBatches: 40,
   attendeesPerRound: 3_000,
-  batchesPerRound: 40,
+  batchesPerRound: 200,
   createAttendeeInFlight: 16,
   batchInFlight: 4,
   createAttendeeRate: 500,
   batchRate: 20,
-  fixedRateDurationMs: 10_000,
+  fixedRateRuns: 3,
+  createAttendeeRunMs: 10_000,
+  batchRunMs: 5_000,
 };
 
 const QUICK: Plan = {
@@ -65,9 +74,20 @@ const QUICK: Plan = {
   warmupAttendees: 500,
   warmupBatches: 6,
   attendeesPerRound: 1_000,
-  batchesPerRound: 10,
-  fixedRateDurationMs: 3_000,
+  batchesPerRound: 40,
+  fixedRateRuns: 1,
+  createAttendeeRunMs: 3_000,
+  batchRunMs: 3_000,
 };
+
+interface FixedRateSample extends FixedRateResult {
+  /** Each request's time inside the server, from its parsed headers to its answer's last byte. */
+  inServerMs: number[];
+  /** CPU used during the run over its wall time: 1 is one core busy throughout. */
+  serverCpuShare: number;
+  clientCpuShare: number;
+  restOfMachineShare: number;
+}
 
 /** CPU and wall time of one measured stretch of requests. */
 interface CpuSample {
@@ -76,6 +96,8 @@ interface CpuSample {
   serverMs: number;
   serverUserMs: number;
   clientMs: number;
+  /** Busy time of the rest of the machine: loopback networking in the kernel, and other processes that would skew the figures. */
+  restOfMachineMs: number;
   elapsedMs: number;
 }
 
@@ -130,17 +152,22 @@ class Bench {
 
   /** Runs `work` between two readings of the server's and this process's CPU time. */
   async measureCpu(requests: number, attendees: number, work: () => Promise<{ elapsedMs: number }>): Promise<CpuSample> {
+    const machineBefore = machineBusyMs();
     const serverBefore = this.server.cpuTime();
     const clientBefore = process.cpuUsage();
     const { elapsedMs } = await work();
     const client = process.cpuUsage(clientBefore);
     const serverAfter = this.server.cpuTime();
+    const machineMs = machineBusyMs() - machineBefore;
+    const serverMs = total(serverAfter) - total(serverBefore);
+    const clientMs = (client.user + client.system) / 1000;
     return {
       requests,
       attendees,
-      serverMs: total(serverAfter) - total(serverBefore),
+      serverMs,
       serverUserMs: serverAfter.userMs - serverBefore.userMs,
-      clientMs: (client.user + client.system) / 1000,
+      clientMs,
+      restOfMachineMs: Math.max(0, machineMs - serverMs - clientMs),
       elapsedMs,
     };
   }
@@ -163,22 +190,27 @@ class Bench {
     return sample;
   }
 
-  async fixedRate(
-    kind: 'createAttendee' | 'batch',
-    rate: number,
-    durationMs: number,
-  ): Promise<{ result: FixedRateResult; serverCpuShare: number }> {
+  /** One open-loop run at `rate`, on fresh meetings, timed by the client and inside the server. */
+  async fixedRate(kind: 'createAttendee' | 'batch', rate: number, durationMs: number): Promise<FixedRateSample> {
     const requests = Math.round((rate * durationMs) / 1000);
     const perMeeting = kind === 'batch' ? BATCHES_PER_MEETING : ATTENDEES_PER_MEETING;
     const meetings = await this.createMeetings(Math.ceil(requests / perMeeting));
     const send = (index: number) => (kind === 'batch' ? this.batchCreateAttendee(meetings, index) : this.createAttendee(meetings, index));
-    let result: FixedRateResult | undefined;
-    const sample = await this.measureCpu(requests, 0, async () => {
-      result = await runAtFixedRate(rate, durationMs, send);
-      return { elapsedMs: result.elapsedMs };
+    let run: FixedRateResult | undefined;
+    this.server.startTiming();
+    const cpu = await this.measureCpu(requests, 0, async () => {
+      run = await runAtFixedRate(rate, durationMs, send);
+      return { elapsedMs: run.elapsedMs };
     });
+    const inServerMs = await this.server.stopTiming();
     await this.deleteMeetings(meetings);
-    return { result: result!, serverCpuShare: sample.serverMs / sample.elapsedMs };
+    return {
+      ...run!,
+      inServerMs,
+      serverCpuShare: cpu.serverMs / cpu.elapsedMs,
+      clientCpuShare: cpu.clientMs / cpu.elapsedMs,
+      restOfMachineShare: cpu.restOfMachineMs / cpu.elapsedMs,
+    };
   }
 }
 
@@ -193,6 +225,7 @@ class CountingAgent extends http.Agent {
 
 const total = (cpu: CpuTime) => cpu.userMs + cpu.systemMs;
 const ms = (value: number, digits = 2) => `${value.toFixed(digits)} ms`;
+const percent = (share: number) => `${(share * 100).toFixed(0)}%`;
 
 function cpuRow(name: string, inFlight: number, samples: readonly CpuSample[]): string {
   const perRequest = samples.map((s) => s.serverMs / s.requests);
@@ -200,13 +233,29 @@ function cpuRow(name: string, inFlight: number, samples: readonly CpuSample[]): 
   const clientPerRequest = samples.map((s) => s.clientMs / s.requests);
   const userShare = samples.map((s) => s.serverUserMs / s.serverMs);
   const throughput = samples.map((s) => (s.requests * 1000) / s.elapsedMs);
+  const restOfMachine = samples.map((s) => s.restOfMachineMs / s.elapsedMs);
   const range = `${ms(Math.min(...perRequest), 3)} – ${ms(Math.max(...perRequest), 3)}`;
-  return `| ${name} | ${inFlight} | ${samples[0]!.requests} | **${ms(median(perRequest), 3)}** | ${range} | ${ms(median(perAttendee), 3)} | ${(median(userShare) * 100).toFixed(0)}% | ${ms(median(clientPerRequest), 3)} | ${median(throughput).toFixed(0)}/s |`;
+  return `| ${name} | ${inFlight} | ${samples[0]!.requests} | **${ms(median(perRequest), 3)}** | ${range} | ${ms(median(perAttendee), 3)} | ${percent(median(userShare))} | ${ms(median(clientPerRequest), 3)} | ${median(throughput).toFixed(0)}/s | ${percent(median(restOfMachine))} |`;
 }
 
-function latencyRow(name: string, rate: number, { result, serverCpuShare }: { result: FixedRateResult; serverCpuShare: number }): string {
-  const { latenciesMs, sendLagMs, failures, skipped } = result;
-  return `| ${name} | ${rate}/s | ${latenciesMs.length} | ${ms(percentile(latenciesMs, 50))} | **${ms(percentile(latenciesMs, 99))}** | ${ms(Math.max(...latenciesMs))} | ${(serverCpuShare * 100).toFixed(0)}% | ${failures + skipped} | ${ms(percentile(sendLagMs, 99))} |`;
+function latencyRow(name: string, rate: number, runs: readonly FixedRateSample[]): string {
+  const p99s = runs.map((run) => percentile(run.latenciesMs, 99));
+  const cells = [
+    name,
+    `${rate}/s`,
+    `${runs.length} × ${runs[0]!.latenciesMs.length + runs[0]!.failures + runs[0]!.skipped}`,
+    ms(median(runs.map((run) => percentile(run.latenciesMs, 50)))),
+    `**${ms(median(p99s))}**`,
+    `${ms(Math.min(...p99s))} – ${ms(Math.max(...p99s))}`,
+    ms(Math.max(...runs.map((run) => Math.max(...run.latenciesMs)))),
+    `${ms(median(runs.map((run) => percentile(run.inServerMs, 50))))} / ${ms(median(runs.map((run) => percentile(run.inServerMs, 99))))}`,
+    percent(median(runs.map((run) => run.serverCpuShare))),
+    percent(median(runs.map((run) => run.clientCpuShare))),
+    percent(median(runs.map((run) => run.restOfMachineShare))),
+    ms(median(runs.map((run) => percentile(run.sendLagMs, 99)))),
+    `${runs.reduce((sum, run) => sum + run.failures, 0)} / ${runs.reduce((sum, run) => sum + run.skipped, 0)}`,
+  ];
+  return `| ${cells.join(' | ')} |`;
 }
 
 async function main(): Promise<void> {
@@ -221,8 +270,15 @@ async function main(): Promise<void> {
     ...CREDENTIALS,
     nodeFlags: cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [],
   });
+  // The server must not outlive the benchmark, whatever ends it.
   const killServer = () => server.killNow();
+  const stopOnSignal = (signal: NodeJS.Signals) => {
+    server.killNow();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
   process.once('exit', killServer);
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
   const agent = new CountingAgent({ keepAlive: true, maxSockets: 64 });
   const client = new ChimeSDKMeetingsClient({
     region: 'us-east-1',
@@ -236,12 +292,11 @@ async function main(): Promise<void> {
 
   try {
     log(`amphi serve pid ${server.pid} at ${server.url}; warming up`);
-    const warmup = await bench.createMeetings(Math.ceil(plan.warmupAttendees / ATTENDEES_PER_MEETING) + plan.warmupBatches);
-    await runClosedLoop(plan.warmupAttendees, plan.createAttendeeInFlight, (index) =>
-      bench.createAttendee(warmup.slice(plan.warmupBatches), index),
-    );
-    await runClosedLoop(plan.warmupBatches, plan.batchInFlight, (index) => bench.batchCreateAttendee(warmup.slice(0, plan.warmupBatches), index));
-    await bench.deleteMeetings(warmup);
+    const warmupForBatches = await bench.createMeetings(plan.warmupBatches);
+    const warmupForSingles = await bench.createMeetings(Math.ceil(plan.warmupAttendees / ATTENDEES_PER_MEETING));
+    await runClosedLoop(plan.warmupAttendees, plan.createAttendeeInFlight, (index) => bench.createAttendee(warmupForSingles, index));
+    await runClosedLoop(plan.warmupBatches, plan.batchInFlight, (index) => bench.batchCreateAttendee(warmupForBatches, index));
+    await bench.deleteMeetings([...warmupForBatches, ...warmupForSingles]);
 
     // The two operations alternate round by round so that drift (heap growth, a noisy
     // neighbour) falls on both alike and their ratio is measured side by side.
@@ -258,44 +313,68 @@ async function main(): Promise<void> {
       );
     }
 
-    log(`CreateAttendee at ${plan.createAttendeeRate}/s for ${plan.fixedRateDurationMs / 1000} s`);
-    const createLatency = await bench.fixedRate('createAttendee', plan.createAttendeeRate, plan.fixedRateDurationMs);
-    log(`BatchCreateAttendee(100) at ${plan.batchRate}/s for ${plan.fixedRateDurationMs / 1000} s`);
-    const batchLatency = await bench.fixedRate('batch', plan.batchRate, plan.fixedRateDurationMs);
+    const createRuns: FixedRateSample[] = [];
+    const batchRuns: FixedRateSample[] = [];
+    for (let run = 1; run <= plan.fixedRateRuns; run++) {
+      createRuns.push(await bench.fixedRate('createAttendee', plan.createAttendeeRate, plan.createAttendeeRunMs));
+      batchRuns.push(await bench.fixedRate('batch', plan.batchRate, plan.batchRunMs));
+      const c = createRuns.at(-1)!;
+      const b = batchRuns.at(-1)!;
+      log(
+        `fixed rate ${run}/${plan.fixedRateRuns}: CreateAttendee at ${plan.createAttendeeRate}/s p99 ${ms(percentile(c.latenciesMs, 99))}, ` +
+          `BatchCreateAttendee(100) at ${plan.batchRate}/s p99 ${ms(percentile(b.latenciesMs, 99))}`,
+      );
+    }
 
     const perAttendeeRatio = median(
       createSamples.map((c, i) => batchSamples[i]!.serverMs / batchSamples[i]!.attendees / (c.serverMs / c.requests)),
     );
     const createCpu = median(createSamples.map((s) => s.serverMs / s.requests));
-    const createP99 = percentile(createLatency.result.latenciesMs, 99);
-    const createFailures = createLatency.result.failures + createLatency.result.skipped;
+    const createP99 = median(createRuns.map((run) => percentile(run.latenciesMs, 99)));
+    const createFailures = createRuns.reduce((sum, run) => sum + run.failures + run.skipped, 0);
     const verdict = (met: boolean) => (met ? 'met' : '**missed**');
 
     const report = [
-      `amphi ${values.quick ? '--quick ' : ''}bench/api — Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${new Date().toISOString().slice(0, 10)}`,
+      `bench/api${values.quick ? ' --quick' : ''} — Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${new Date().toISOString().slice(0, 10)}`,
       '',
       `Server CPU per request, closed loop, median of ${plan.rounds} rounds (alternating operations):`,
       '',
-      '| operation | in flight | requests/round | server CPU/request | range over rounds | server CPU/attendee | user share | load generator CPU/request | throughput |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| operation | in flight | requests/round | server CPU/request | range over rounds | server CPU/attendee | in user mode | load generator CPU/request | throughput | rest of machine |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       cpuRow('CreateAttendee', plan.createAttendeeInFlight, createSamples),
       cpuRow(`BatchCreateAttendee(${BATCH_SIZE})`, plan.batchInFlight, batchSamples),
       '',
       `Batch/single server CPU per attendee: ${perAttendeeRatio.toFixed(2)} (median of per-round ratios).`,
       '',
-      'Latency at a fixed rate, open loop, timed from each request\'s scheduled send to its parsed answer:',
+      `Latency at a fixed rate, open loop, from each request's scheduled send to its parsed answer; median of ${plan.fixedRateRuns} runs:`,
       '',
-      '| operation | rate | answered | p50 | p99 | max | server CPU (of one core) | failed or skipped | send lag p99 |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-      latencyRow('CreateAttendee', plan.createAttendeeRate, createLatency),
-      latencyRow(`BatchCreateAttendee(${BATCH_SIZE})`, plan.batchRate, batchLatency),
+      '| operation | rate | runs × requests | p50 | p99 | p99 range | max | inside server p50 / p99 | server CPU | load generator CPU | rest of machine | send lag p99 | failed / skipped |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      latencyRow('CreateAttendee', plan.createAttendeeRate, createRuns),
+      latencyRow(`BatchCreateAttendee(${BATCH_SIZE})`, plan.batchRate, batchRuns),
+      '',
+      'CPU columns are shares of one core over the run. Rest of machine: busy time of everything but the server and the',
+      'generator (loopback TCP in the kernel, other processes: if large, rerun on a quiet machine). Send lag: how late the',
+      'generator itself started a request; inside server: from parsed request headers to the answer\'s last byte. In user mode:',
+      'the share of the server\'s CPU outside the kernel. Skipped: not sent because 1,000 requests were already waiting.',
       '',
       `Targets: ≤ ${TARGET_CPU_MS_PER_CREATE_ATTENDEE} ms server CPU per CreateAttendee: ${verdict(createCpu <= TARGET_CPU_MS_PER_CREATE_ATTENDEE)} (${ms(createCpu, 3)}); ` +
         `p99 < ${TARGET_P99_MS} ms at ${plan.createAttendeeRate}/s: ${verdict(createP99 < TARGET_P99_MS && createFailures === 0)} (${ms(createP99)}).`,
-      `Keep-alive: ${agent.connectionsOpened} connections opened for the whole run; server peak RSS ${server.peakMemoryMiB().toFixed(0)} MiB.`,
+      `Keep-alive: ${agent.connectionsOpened} connections opened for the whole run. Server peak RSS ${server.peakMemoryMiB().toFixed(0)} MiB; ` +
+        `journal on ${server.dataFileSystem()} (${server.dataDir}).`,
     ];
-    for (const [name, { result }] of [['CreateAttendee', createLatency], ['BatchCreateAttendee', batchLatency]] as const) {
-      if (result.firstFailure) report.push(`${name} at a fixed rate: first failure: ${result.firstFailure}`);
+    for (const run of [...createRuns, ...batchRuns]) {
+      if (run.firstFailure) report.push(`A fixed-rate request failed: ${run.firstFailure}`);
+    }
+    const restOfMachine = [
+      ...[...createSamples, ...batchSamples].map((sample) => sample.restOfMachineMs / sample.elapsedMs),
+      ...[...createRuns, ...batchRuns].map((run) => run.restOfMachineShare),
+    ];
+    if (Math.max(...restOfMachine) > NOISY_MACHINE_SHARE) {
+      report.push(
+        `**Warning:** other work kept up to ${percent(Math.max(...restOfMachine))} of a core busy during a measurement; ` +
+          'these figures are unreliable, rerun on a quiet machine.',
+      );
     }
     process.stdout.write(`${report.join('\n')}\n`);
   } catch (error) {
@@ -306,8 +385,13 @@ async function main(): Promise<void> {
     agent.destroy();
     await server.stop();
     process.off('exit', killServer);
+    process.off('SIGINT', stopOnSignal);
+    process.off('SIGTERM', stopOnSignal);
   }
-  if (cpuProfileDir) process.stdout.write(`\n${summarizeCpuProfile(cpuProfileDir)}\n`);
+  if (cpuProfileDir) {
+    // The profiler itself slows the server, so a profiled run's figures are not comparable to others.
+    process.stdout.write(`\n(profiled run: the figures above include the profiler's overhead)\n${summarizeCpuProfile(cpuProfileDir, server.pid)}\n`);
+  }
 }
 
 await main();

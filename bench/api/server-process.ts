@@ -1,11 +1,13 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileSystemOf, peakMemoryMiB, processCpuTime, type CpuTime } from './proc.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const TIMING_HOOK = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), 'server-timing.mjs')).href;
 const STARTUP_TIMEOUT_MS = 30_000;
 const SHUTDOWN_TIMEOUT_MS = 15_000;
 /** Lines of the server's output kept to explain a failure. */
@@ -18,26 +20,20 @@ export interface ServerOptions {
   nodeFlags?: string[];
 }
 
-/** CPU the server process has used so far, in milliseconds, all of its threads included. */
-export interface CpuTime {
-  userMs: number;
-  systemMs: number;
-}
-
 /**
  * `amphi serve` in its own process, exactly as deployed (bin/amphi.js through the tsx loader),
- * so its CPU time can be read from /proc apart from the load generator's.
+ * so its CPU time can be read from /proc apart from the load generator's. The only addition
+ * is server-timing.mjs, which times requests inside the server on demand.
  */
 export class ServerProcess {
   private readonly output: string[] = [];
-  private exited: Promise<void>;
+  private readonly exited: Promise<void>;
   private hasExited = false;
 
   private constructor(
     private readonly child: ChildProcess,
     readonly url: string,
-    private readonly dataDir: string,
-    private readonly ticksPerSecond: number,
+    readonly dataDir: string,
   ) {
     this.exited = new Promise((resolve) =>
       child.once('exit', () => {
@@ -57,9 +53,9 @@ export class ServerProcess {
   static async start(options: ServerOptions): Promise<ServerProcess> {
     const port = await freeLoopbackPort();
     const dataDir = mkdtempSync(path.join(tmpdir(), 'amphi-bench-'));
-    const child = spawn(process.execPath, [...(options.nodeFlags ?? []), 'bin/amphi.js', 'serve'], {
+    const child = spawn(process.execPath, ['--import', TIMING_HOOK, ...(options.nodeFlags ?? []), 'bin/amphi.js', 'serve'], {
       cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {
         ...process.env,
         // NODE_OPTIONS from the caller (e.g. a debugger) would distort the server's CPU time.
@@ -74,7 +70,7 @@ export class ServerProcess {
         AMPHI_MAX_MEETINGS: '100000',
       },
     });
-    const server = new ServerProcess(child, `http://127.0.0.1:${port}`, dataDir, clockTicksPerSecond());
+    const server = new ServerProcess(child, `http://127.0.0.1:${port}`, dataDir);
     try {
       await server.waitUntilHealthy();
     } catch (error) {
@@ -88,20 +84,34 @@ export class ServerProcess {
     return this.child.pid!;
   }
 
-  /** Reads utime and stime of /proc/<pid>/stat, which cover every thread of the process. */
   cpuTime(): CpuTime {
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses, so fields are counted after its ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticksToMs = 1000 / this.ticksPerSecond;
-    return { userMs: Number(fields[11]) * ticksToMs, systemMs: Number(fields[12]) * ticksToMs };
+    return processCpuTime(this.pid);
   }
 
-  /** Peak resident memory of the server so far, in MiB (VmHWM). */
   peakMemoryMiB(): number {
-    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    const kib = Number(/^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? NaN);
-    return kib / 1024;
+    return peakMemoryMiB(this.pid);
+  }
+
+  /** Where the journal is written matters: every acknowledged change waits for its write. */
+  dataFileSystem(): string {
+    return fileSystemOf(this.dataDir);
+  }
+
+  /** Starts recording how long each request takes inside the server (server-timing.mjs). */
+  startTiming(): void {
+    this.child.send('timing:start');
+  }
+
+  /** Stops recording and returns the durations, in milliseconds, since startTiming. */
+  stopTiming(): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the server did not report its request timings')), 10_000);
+      this.child.once('message', (message) => {
+        clearTimeout(timer);
+        resolve((message as { timingMs: number[] }).timingMs);
+      });
+      this.child.send('timing:stop');
+    });
   }
 
   recentOutput(): string {
@@ -152,13 +162,4 @@ function freeLoopbackPort(): Promise<number> {
       probe.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
     });
   });
-}
-
-function clockTicksPerSecond(): number {
-  try {
-    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return ticks > 0 ? ticks : 100;
-  } catch {
-    return 100; // USER_HZ on every mainstream Linux build
-  }
 }
