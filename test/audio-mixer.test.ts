@@ -135,7 +135,11 @@ describe('the audio mixer', () => {
     mixer.addSource('a');
     mixer.addSink(listener);
     let i = 0;
-    run(40, () => mixer.push('a', i++ % 5 === 0 ? Buffer.from([0xff, 0xff, 0xff, 0x00]) : a.frame(), 20));
+    // Every fifth frame is damaged in transit (the talker's tone goes on meanwhile).
+    run(40, () => {
+      const frame = a.frame();
+      mixer.push('a', i++ % 5 === 0 ? Buffer.from([0xff, 0xff, 0xff, 0x00]) : frame, 20);
+    });
     assert.ok(listener.hears(440));
   });
 });

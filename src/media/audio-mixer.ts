@@ -10,8 +10,6 @@ import OpusScript from 'opusscript';
 export const SAMPLE_RATE = 48_000;
 export const FRAME_MS = 20;
 export const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
-/** An opus TOC-only frame (config 31, CELT FB 20 ms) that decodes to silence: sent when nobody talks. */
-export const OPUS_SILENCE_FRAME = Buffer.from([0xf8, 0xff, 0xfe]);
 
 const OPUS_SET_COMPLEXITY = 4010;
 const OPUS_SET_INBAND_FEC = 4012;
@@ -23,6 +21,8 @@ const TALKER_HOLD_MS = 600;
 const REPLACE_MARGIN_DB = 6;
 const MAX_QUEUED_FRAMES = 6;
 const START_DEPTH = 2;
+const MAX_CONCEALED_FRAMES = 2;
+const LOST_PACKET = Buffer.alloc(0);
 
 export interface MixerSink {
   /** Called once per frame with the encoded opus payload for this listener (a shared buffer: copy to keep). */
@@ -39,6 +39,8 @@ interface Source {
   decoder?: OpusScript;
   pcm: Int16Array;
   hasFrame: boolean;
+  /** Frames in a row filled in for lost or corrupt ones. */
+  concealed: number;
 }
 
 interface Talker {
@@ -73,7 +75,7 @@ export class AudioMixer {
 
   addSource(id: string): void {
     if (!this.sources.has(id)) {
-      this.sources.set(id, { id, level: 127, lastLoudAt: -Infinity, queue: [], playing: false, pcm: new Int16Array(FRAME_SAMPLES), hasFrame: false });
+      this.sources.set(id, { id, level: 127, lastLoudAt: -Infinity, queue: [], playing: false, pcm: new Int16Array(FRAME_SAMPLES), hasFrame: false, concealed: MAX_CONCEALED_FRAMES });
     }
   }
 
@@ -158,21 +160,27 @@ export class AudioMixer {
       if (!source.playing && source.queue.length >= START_DEPTH) source.playing = true;
       if (!source.playing) continue;
       const payload = source.queue.shift();
-      if (!payload) {
-        source.playing = false; // ran dry: rebuffer before playing again
+      if (!payload) source.playing = false; // ran dry: rebuffer before playing again
+      if (payload && this.decodeInto(source, payload)) {
+        source.concealed = 0;
+      } else if (source.concealed < MAX_CONCEALED_FRAMES && this.decodeInto(source, LOST_PACKET)) {
+        // A lost or corrupt frame: opus' own concealment (an empty packet) rather than a cut.
+        source.concealed++;
+      } else {
         continue;
       }
-      if (!this.decodeInto(source, payload)) continue;
       source.hasFrame = true;
       mixed++;
       const pcm = source.pcm;
       const sum = this.sum;
       for (let i = 0; i < FRAME_SAMPLES; i++) sum[i]! += pcm[i]!;
     }
-    if (mixed === 0) {
+    if (mixed === 0 && this.talkers.size === 0) {
       for (const sink of this.sinks.keys()) sink.deliver(OPUS_SILENCE_FRAME);
       return;
     }
+    // While anyone holds the floor the encoders run on, even through a gap, so each listener's
+    // decoder follows one continuous encoder.
     const shared = this.encode(this.sharedEncoderInstance(), undefined);
     for (const talker of this.talkers.values()) {
       talker.payload = talker.source.hasFrame ? this.encode(talker.encoder, talker.source) : shared;
@@ -254,6 +262,15 @@ export class AudioMixer {
   }
 }
 
+function encodeSilence(): Buffer {
+  const encoder = newEncoder();
+  const silence = Buffer.alloc(FRAME_SAMPLES * 2);
+  let frame = encoder.encode(silence, FRAME_SAMPLES);
+  for (let i = 0; i < 10; i++) frame = encoder.encode(silence, FRAME_SAMPLES);
+  encoder.delete();
+  return frame;
+}
+
 function newEncoder(): OpusScript {
   const encoder = new OpusScript(SAMPLE_RATE, 1, OpusScript.Application.VOIP);
   encoder.encoderCTL(OPUS_SET_COMPLEXITY, 5);
@@ -261,3 +278,10 @@ function newEncoder(): OpusScript {
   encoder.setBitrate(32_000);
   return encoder;
 }
+
+/**
+ * What listeners get while nobody talks: a frame of silence from an encoder like the mix's own,
+ * in its steady state. (A minimal CELT-only silence frame also decodes to silence, but Chrome
+ * then takes about half a second to play the first real speech after it.)
+ */
+export const OPUS_SILENCE_FRAME = encodeSilence();

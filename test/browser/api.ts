@@ -215,6 +215,8 @@ export interface AmphiPageApi {
   videoTiles(): Promise<VideoTileInfo[]>;
   rtpStats(): Promise<RtpStat[]>;
   measureTones(frequencies: number[], ms: number): Promise<ToneMeasurement>;
+  /** Date.now() when `frequency` first appears in the received audio (short FFT, polled every ~3 ms). */
+  toneOnset(frequency: number, timeoutMs: number): Promise<number>;
   measureLocalTones(frequencies: number[], ms: number): Promise<ToneMeasurement>;
   events(sinceSeq?: number): Promise<PageEvent[]>;
   status(): Promise<PageStatus>;

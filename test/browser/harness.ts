@@ -211,6 +211,10 @@ export class BrowserAttendee {
   measureTones(frequencies: number[], ms = 1_000): Promise<ToneMeasurement> {
     return this.call('measureTones', [frequencies, ms], ms + 10_000);
   }
+  /** Starts watching the received audio; resolves with Date.now() in the page when `frequency` appears. */
+  toneOnset(frequency: number, timeoutMs = 15_000): Promise<number> {
+    return this.call('toneOnset', [frequency, timeoutMs], timeoutMs + 5_000);
+  }
   /** FFT of this page's own microphone stream (what it sends), to validate the detection itself. */
   measureLocalTones(frequencies: number[], ms = 1_000): Promise<ToneMeasurement> {
     return this.call('measureLocalTones', [frequencies, ms], ms + 10_000);

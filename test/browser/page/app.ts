@@ -426,6 +426,43 @@ let analysisContext: AudioContext | null = null;
 
 const toDb = (power: number): number => (power > 0 ? Math.max(-200, 10 * Math.log10(power)) : -200);
 
+/**
+ * Resolves with Date.now() at the first moment `frequency` stands out of the received audio:
+ * a short FFT (1024 samples, ~21 ms) polled every few milliseconds, for latency measurements.
+ */
+async function watchOnset(stream: MediaStream, frequency: number, timeoutMs: number): Promise<number> {
+  analysisContext ??= new AudioContext({ sampleRate: 48_000 });
+  const ctx = analysisContext;
+  if (ctx.state !== 'running') await ctx.resume();
+  const source = ctx.createMediaStreamSource(stream);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  analyser.smoothingTimeConstant = 0;
+  const sink = ctx.createGain();
+  sink.gain.value = 0;
+  source.connect(analyser);
+  analyser.connect(sink);
+  sink.connect(ctx.destination);
+  const spectrum = new Float32Array(analyser.frequencyBinCount);
+  const bin = Math.round((frequency * analyser.fftSize) / ctx.sampleRate);
+  const deadline = performance.now() + timeoutMs;
+  try {
+    while (performance.now() < deadline) {
+      analyser.getFloatFrequencyData(spectrum);
+      const sorted = Array.from(spectrum).filter(Number.isFinite).sort((a, b) => a - b);
+      const median = sorted[Math.floor(sorted.length / 2)] ?? -200;
+      const peak = Math.max(spectrum[bin - 1] ?? -200, spectrum[bin]!, spectrum[bin + 1] ?? -200);
+      if (peak > -70 && peak - median > 30) return Date.now();
+      await sleep(3);
+    }
+    throw new Error(`toneOnset: no ${frequency} Hz within ${timeoutMs} ms`);
+  } finally {
+    source.disconnect();
+    analyser.disconnect();
+    sink.disconnect();
+  }
+}
+
 async function measureStream(stream: MediaStream, frequencies: number[], ms: number): Promise<ToneMeasurement> {
   if (stream.getAudioTracks().length === 0) throw new Error('the stream has no audio track');
   analysisContext ??= new AudioContext({ sampleRate: 48_000 });
@@ -794,6 +831,11 @@ const api: AmphiPageApi = {
     return result;
   },
 
+  async toneOnset(frequency, timeoutMs) {
+    const stream = audioElement.srcObject instanceof MediaStream ? audioElement.srcObject : null;
+    if (!stream) throw new Error('toneOnset: no remote audio stream is bound to the <audio> element yet');
+    return watchOnset(stream, frequency, timeoutMs);
+  },
   async measureTones(frequencies, ms) {
     const bound = audioElement.srcObject instanceof MediaStream ? audioElement.srcObject : null;
     const stream = bound ?? (audioVideo ? await audioVideo.getCurrentMeetingAudioStream() : null);

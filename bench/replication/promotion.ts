@@ -1,0 +1,55 @@
+/**
+ * Promotion latency against a fresh join, side by side in one run, with the official SDK in
+ * Chromium: from the promoteToPrimaryMeeting call (or the join call) to the first moment a
+ * primary attendee's page hears the promoted attendee's tone. Both include the same client-side
+ * detection delay (jitter buffer, 21 ms FFT), so their ratio is what matters. See BENCHMARKS.md.
+ */
+import { CreateAttendeeCommand, CreateMeetingCommand } from '@aws-sdk/client-chime-sdk-meetings';
+import { openBrowserSession, waitFor } from '../../test/browser/harness.ts';
+import { startTestAmphi } from '../../test/helpers.ts';
+
+const rounds = process.argv.includes('--quick') ? 3 : 7;
+const server = await startTestAmphi();
+const browser = await openBrowserSession();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+try {
+  const send = server.client.send.bind(server.client);
+  const primary = (await send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'bench' }))).Meeting!;
+  const replica = (await send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'bench-r', PrimaryMeetingId: primary.MeetingId }))).Meeting!;
+  const attendee = async (meetingId: string, externalUserId: string) => (await send(new CreateAttendeeCommand({ MeetingId: meetingId, ExternalUserId: externalUserId }))).Attendee!;
+  const listener = await browser.newAttendee('listener');
+  await listener.join({ meeting: { Meeting: primary }, attendee: { Attendee: await attendee(primary.MeetingId!, 'listener') } });
+  const stage = await attendee(primary.MeetingId!, 'stage');
+  const viewer = await browser.newAttendee('viewer');
+  await viewer.join({ meeting: { Meeting: replica }, attendee: { Attendee: await attendee(replica.MeetingId!, 'viewer') }, tone: { frequency: 880 } });
+  const fresh = await browser.newAttendee('fresh');
+  const silence = () => waitFor(async () => !(await listener.measureTones([880], 400)).tones[0]!.present, 15_000, { message: 'silence again' });
+
+  const measure = async (action: () => Promise<unknown>) => {
+    const onset = listener.toneOnset(880, 15_000);
+    await sleep(150); // the watcher is running
+    const start = Date.now();
+    await action();
+    return (await onset) - start;
+  };
+  const promotions: number[] = [];
+  const joins: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    promotions.push(await measure(() => viewer.promote({ Attendee: stage })));
+    await viewer.demote();
+    await silence();
+    joins.push(await measure(() => fresh.join({ meeting: { Meeting: primary }, attendee: { Attendee: stage }, tone: { frequency: 880 } })));
+    await fresh.leave();
+    await silence();
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  console.log(`# Promotion against a fresh join, ${rounds} rounds each, alternating\n`);
+  console.log('| path | median ms | all rounds (ms) |');
+  console.log('|---|---|---|');
+  console.log(`| promoteToPrimaryMeeting → first audio at a primary attendee | ${median(promotions)} | ${promotions.join(', ')} |`);
+  console.log(`| fresh join of the same attendee → first audio at a primary attendee | ${median(joins)} | ${joins.join(', ')} |`);
+  console.log(`\nratio promotion / fresh join (medians): ${(median(promotions) / median(joins)).toFixed(2)}`);
+} finally {
+  await browser.close();
+  await server.stop();
+}
