@@ -61,7 +61,7 @@ const warmup = Date.now() + 1000;
 const audioTimer = setInterval(() => {
   const frame = Buffer.alloc(80);
   frame.writeDoubleBE(now(), 0);
-  sharedSink.deliver(frame);
+  sharedSink.deliver(frame, 30);
 }, 20);
 let packets = 0;
 const videoTimer = setInterval(() => {

@@ -25,15 +25,25 @@ try {
   const fresh = await browser.newAttendee('fresh');
   const silence = () => waitFor(async () => !(await listener.measureTones([880], 400)).tones[0]!.present, 15_000, { message: 'silence again' });
 
+  const listenerStats = async () => {
+    const stats = await server.amphi.signaling.conference(primary.MeetingId!)!.stats();
+    return stats.find((s) => s.externalUserId === 'listener')!.media!;
+  };
+  /**
+   * Milliseconds from the action to the first packet with the new voice sent to the listener
+   * (server side, the moment it goes on the wire), and to the listener hearing it (its page).
+   */
   const measure = async (action: () => Promise<unknown>) => {
     const onset = listener.toneOnset(880, 15_000);
     await sleep(150); // the watcher is running
     const start = Date.now();
     await action();
-    return (await onset) - start;
+    const heard = (await onset) - start;
+    const packet = (await listenerStats()).voiceStartedAt - start;
+    return { packet, heard };
   };
-  const promotions: number[] = [];
-  const joins: number[] = [];
+  const promotions: { packet: number; heard: number }[] = [];
+  const joins: { packet: number; heard: number }[] = [];
   for (let round = 0; round < rounds; round++) {
     promotions.push(await measure(() => viewer.promote({ Attendee: stage })));
     await viewer.demote();
@@ -43,12 +53,16 @@ try {
     await silence();
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const row = (name: string, values: number[]) => `| ${name} | ${median(values)} | ${values.join(', ')} |`;
   console.log(`# Promotion against a fresh join, ${rounds} rounds each, alternating\n`);
-  console.log('| path | median ms | all rounds (ms) |');
+  console.log('| from the call to … at a primary attendee | median ms | all rounds (ms) |');
   console.log('|---|---|---|');
-  console.log(`| promoteToPrimaryMeeting → first audio at a primary attendee | ${median(promotions)} | ${promotions.join(', ')} |`);
-  console.log(`| fresh join of the same attendee → first audio at a primary attendee | ${median(joins)} | ${joins.join(', ')} |`);
-  console.log(`\nratio promotion / fresh join (medians): ${(median(promotions) / median(joins)).toFixed(2)}`);
+  console.log(row('promotion: first packet with the voice', promotions.map((r) => r.packet)));
+  console.log(row('fresh join: first packet with the voice', joins.map((r) => r.packet)));
+  console.log(row('promotion: voice heard (FFT after the jitter buffer)', promotions.map((r) => r.heard)));
+  console.log(row('fresh join: voice heard', joins.map((r) => r.heard)));
+  const ratio = (pick: (r: { packet: number; heard: number }) => number) => (median(promotions.map(pick)) / median(joins.map(pick))).toFixed(2);
+  console.log(`\nratio promotion / fresh join (medians): first packet ${ratio((r) => r.packet)}, heard ${ratio((r) => r.heard)}`);
 } finally {
   await browser.close();
   await server.stop();

@@ -25,8 +25,17 @@ const MAX_CONCEALED_FRAMES = 2;
 const LOST_PACKET = Buffer.alloc(0);
 
 export interface MixerSink {
-  /** Called once per frame with the encoded opus payload for this listener (a shared buffer: copy to keep). */
-  deliver(payload: Buffer): void;
+  /**
+   * Called once per frame with the encoded opus payload for this listener (a shared buffer: copy
+   * to keep) and the frame's audio level in -dBov (0 loudest, 127 silence), for RFC 6464.
+   */
+  deliver(payload: Buffer, level: number): void;
+}
+
+/** Audio level of a PCM frame in -dBov, as RFC 6464 carries it. */
+export function levelOf(sumOfSquares: number, samples: number): number {
+  const rms = Math.sqrt(sumOfSquares / samples) / 32768;
+  return rms <= 0 ? 127 : Math.min(127, Math.max(0, Math.round(-20 * Math.log10(rms))));
 }
 
 interface Source {
@@ -47,6 +56,7 @@ interface Talker {
   source: Source;
   encoder: OpusScript;
   payload: Buffer;
+  level: number;
 }
 
 export interface MixerOptions {
@@ -63,6 +73,8 @@ export class AudioMixer {
   private readonly sum = new Int32Array(FRAME_SAMPLES);
   private readonly mixPcm = Buffer.alloc(FRAME_SAMPLES * 2);
   private sharedEncoder: OpusScript | undefined;
+  /** Level of the frame encode() produced last. */
+  private lastLevel = 127;
   private timer: NodeJS.Timeout | undefined;
   private nextTickAt = 0;
   /** Frames produced; for tests and metrics. */
@@ -97,8 +109,9 @@ export class AudioMixer {
       source.level = level < source.level ? level : source.level + (level - source.level) * 0.1;
       if (level <= TALKING_LEVEL) source.lastLoudAt = now;
     }
-    if (!this.talkers.has(id)) return; // only talkers are decoded
-    if (source.queue.length >= MAX_QUEUED_FRAMES) source.queue.shift();
+    // Everyone's last few frames are kept (undecoded), so a new talker starts with its first words.
+    const depth = this.talkers.has(id) ? MAX_QUEUED_FRAMES : START_DEPTH;
+    while (source.queue.length >= depth) source.queue.shift();
     source.queue.push(Buffer.from(payload));
   }
 
@@ -176,18 +189,21 @@ export class AudioMixer {
       for (let i = 0; i < FRAME_SAMPLES; i++) sum[i]! += pcm[i]!;
     }
     if (mixed === 0 && this.talkers.size === 0) {
-      for (const sink of this.sinks.keys()) sink.deliver(OPUS_SILENCE_FRAME);
+      for (const sink of this.sinks.keys()) sink.deliver(OPUS_SILENCE_FRAME, 127);
       return;
     }
     // While anyone holds the floor the encoders run on, even through a gap, so each listener's
     // decoder follows one continuous encoder.
     const shared = this.encode(this.sharedEncoderInstance(), undefined);
+    const sharedLevel = this.lastLevel;
     for (const talker of this.talkers.values()) {
       talker.payload = talker.source.hasFrame ? this.encode(talker.encoder, talker.source) : shared;
+      talker.level = talker.source.hasFrame ? this.lastLevel : sharedLevel;
     }
     for (const [sink, ownId] of this.sinks) {
       const talker = ownId === undefined ? undefined : this.talkers.get(ownId);
-      sink.deliver(talker ? talker.payload : shared);
+      if (talker) sink.deliver(talker.payload, talker.level);
+      else sink.deliver(shared, sharedLevel);
     }
   }
 
@@ -209,12 +225,15 @@ export class AudioMixer {
     const sum = this.sum;
     const own = exclude?.hasFrame ? exclude.pcm : undefined;
     const out = this.mixPcm;
+    let squares = 0;
     for (let i = 0; i < FRAME_SAMPLES; i++) {
       let sample = own ? sum[i]! - own[i]! : sum[i]!;
       if (sample > 32767) sample = 32767;
       else if (sample < -32768) sample = -32768;
+      squares += sample * sample;
       out.writeInt16LE(sample, i * 2);
     }
+    this.lastLevel = levelOf(squares, FRAME_SAMPLES);
     return encoder.encode(out, FRAME_SAMPLES);
   }
 
@@ -245,9 +264,8 @@ export class AudioMixer {
   }
 
   private promote(source: Source): void {
-    source.queue.length = 0;
     source.playing = false;
-    this.talkers.set(source.id, { source, encoder: newEncoder(), payload: OPUS_SILENCE_FRAME });
+    this.talkers.set(source.id, { source, encoder: newEncoder(), payload: OPUS_SILENCE_FRAME, level: 127 });
   }
 
   private dropTalker(id: string): void {

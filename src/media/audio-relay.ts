@@ -37,15 +37,15 @@ export class AudioRelay implements AudioHub {
   }
 
   /** The primary's shared mix, for everyone without a personal one. */
-  deliverShared(payload: Buffer): void {
+  deliverShared(payload: Buffer, level: number): void {
     this.relayed++;
-    for (const [sink, own] of this.sinks) if (own === undefined || !this.promoted.has(own)) sink.deliver(payload);
+    for (const [sink, own] of this.sinks) if (own === undefined || !this.promoted.has(own)) sink.deliver(payload, level);
   }
 
   /** The primary's mix-minus for one promoted attendee. */
-  deliverPersonal(id: string, payload: Buffer): void {
+  deliverPersonal(id: string, payload: Buffer, level: number): void {
     if (!this.promoted.has(id)) return;
-    for (const [sink, own] of this.sinks) if (own === id) sink.deliver(payload);
+    for (const [sink, own] of this.sinks) if (own === id) sink.deliver(payload, level);
   }
 
   levels(): { id: string; level: number }[] {

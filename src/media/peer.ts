@@ -50,6 +50,8 @@ const OPUS_FMTP = 'minptime=10;useinbandfec=1';
 /** What Amphi tells a publisher it may send, until congestion control is receiver-driven (TWCC). */
 const PUBLISHER_BITRATE_CAP_BPS = 2_500_000;
 const audioScratch = Buffer.allocUnsafe(1500);
+/** -dBov under which a mix frame counts as speech rather than silence. */
+const VOICE_LEVEL = 50;
 
 const randomSsrc = () => randomInt(1, 0xffffffff);
 
@@ -83,9 +85,12 @@ export class MediaPeer {
   private mayListen = true;
   private muted = false;
   private downlinkBps = 0;
+  /** When this listener's audio last turned from silence to speech, for latency measurements. */
+  private voiceStartedAt = 0;
+  private quietPackets = 0;
   private readonly feedbackTimer: NodeJS.Timeout;
   private closed = false;
-  private readonly mixSink: MixerSink = { deliver: (payload) => this.sendAudio(payload) };
+  private readonly mixSink: MixerSink = { deliver: (payload, level) => this.sendAudio(payload, level) };
   private readonly rtcpVisitor = {
     pli: (ssrc: number) => this.downstreamBySsrc.get(ssrc)?.requestKeyFrame(),
     fir: (ssrc: number) => this.downstreamBySsrc.get(ssrc)?.requestKeyFrame(),
@@ -316,6 +321,7 @@ export class MediaPeer {
       connected: this.transport.connected,
       transport: { ...this.transport.stats },
       downlinkBps: this.downlinkBps,
+      voiceStartedAt: this.voiceStartedAt,
       talking: this.room.mixer.talkerIds().includes(this.attendeeId),
       subscriptions: [...this.subscriptions].map(([mid, s]) => ({ mid, streamId: s.streamId, ssrc: s.downstream.ssrc, forwarded: s.downstream.forwarded })),
       layers: this.layers.map((layer) => ({ streamId: layer.streamId, ssrc: layer.ssrc, packets: layer.packets, keyFrames: layer.keyFrames })),
@@ -385,17 +391,34 @@ export class MediaPeer {
     this.room.mixer.push(this.attendeeId, packet.subarray(headerLength, payloadEnd), audioLevel(packet, this.extensionIds.audioLevel));
   };
 
-  private sendAudio(payload: Buffer): void {
+  private sendAudio(payload: Buffer, level: number): void {
     if (!this.transport.connected) return;
+    if (level > VOICE_LEVEL) this.quietPackets++;
+    else {
+      if (this.quietPackets >= 10) this.voiceStartedAt = Date.now();
+      this.quietPackets = 0;
+    }
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
     this.audioTs = (this.audioTs + FRAME_SAMPLES) >>> 0;
-    audioScratch[0] = 0x80;
+    const levelId = this.extensionIds.audioLevel;
+    audioScratch[0] = levelId ? 0x90 : 0x80;
     audioScratch[1] = this.opusPayloadType;
     audioScratch.writeUInt16BE(this.audioSeq, 2);
     audioScratch.writeUInt32BE(this.audioTs, 4);
     audioScratch.writeUInt32BE(this.audioOutSsrc, 8);
-    payload.copy(audioScratch, 12);
-    this.transport.sendRtp(audioScratch.subarray(0, 12 + payload.length));
+    let offset = 12;
+    if (levelId) {
+      // RFC 6464 level of the mix this listener hears (the receiver's per-packet audio level).
+      audioScratch.writeUInt16BE(0xbede, 12);
+      audioScratch.writeUInt16BE(1, 14);
+      audioScratch[16] = levelId << 4;
+      audioScratch[17] = level < 0 ? 127 : level & 0x7f;
+      audioScratch[18] = 0;
+      audioScratch[19] = 0;
+      offset = 20;
+    }
+    payload.copy(audioScratch, offset);
+    this.transport.sendRtp(audioScratch.subarray(0, offset + payload.length));
   }
 
   private sendRtcp(packet: Buffer): void {

@@ -160,7 +160,7 @@ export class PrimaryPipeEnd {
     readonly pipe: PipeTransport,
   ) {
     this.shared = new PipeAudioStream(pipe, PipeSsrc.sharedMix);
-    this.sharedSink = { deliver: (payload) => this.shared.send(payload) };
+    this.sharedSink = { deliver: (payload, level) => this.shared.send(payload, level) };
     room.mixer.addSink(this.sharedSink);
     room.layerListeners.add(this.onLayer);
     pipe.onRtp = (packet) => this.receive(packet);
@@ -200,7 +200,7 @@ export class PrimaryPipeEnd {
 
   promote(slot: number, attendeeId: string): void {
     const personal = new PipeAudioStream(this.pipe, PipeSsrc.personalMix(slot));
-    const sink: MixerSink = { deliver: (payload) => personal.send(payload) };
+    const sink: MixerSink = { deliver: (payload, level) => personal.send(payload, level) };
     this.promoted.set(slot, { attendeeId, sink });
     this.room.mixer.addSource(attendeeId);
     this.room.mixer.addSink(sink, attendeeId);
@@ -357,11 +357,11 @@ export class ReplicaPipeEnd {
     if (!bounds) return;
     const kind = PipeSsrc.kind(ssrc);
     if (ssrc === PipeSsrc.sharedMix) {
-      this.relay.deliverShared(packet.subarray(bounds[0], bounds[1]));
+      this.relay.deliverShared(packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION));
     } else if (kind === PipeSsrc.kind(PipeSsrc.personalMix(0))) {
       const slot = PipeSsrc.index(ssrc);
       for (const [attendeeId, entry] of this.promoted) {
-        if (entry.slot === slot) this.relay.deliverPersonal(attendeeId, packet.subarray(bounds[0], bounds[1]));
+        if (entry.slot === slot) this.relay.deliverPersonal(attendeeId, packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION));
       }
     } else if (kind === PipeSsrc.kind(PipeSsrc.video(0))) {
       this.incoming.get(PipeSsrc.index(ssrc))?.receive(packet, bounds[0], bounds[1]);

@@ -16,6 +16,8 @@ export interface PeerStats {
   connected: boolean;
   transport: { rtpIn: number; rtpOut: number; rtcpIn: number; rtcpOut: number; srtpErrors: number };
   downlinkBps: number;
+  /** Date.now() when this listener's audio last turned from silence to speech. */
+  voiceStartedAt: number;
   talking: boolean;
   subscriptions: { mid: string; streamId: number; ssrc: number; forwarded: number }[];
   layers: { streamId: number; ssrc: number; packets: number; keyFrames: number }[];

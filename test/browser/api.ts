@@ -134,6 +134,10 @@ export interface RtpStat {
   frameWidth: number | null;
   frameHeight: number | null;
   audioLevel: number | null;
+  /** Inbound: mean time frames spent in the jitter buffer, its mean target, and the RTP jitter estimate. */
+  jitterBufferDelayMs: number | null;
+  jitterBufferTargetDelayMs: number | null;
+  jitterMs: number | null;
   codec: string | null;
 }
 
@@ -215,6 +219,8 @@ export interface AmphiPageApi {
   videoTiles(): Promise<VideoTileInfo[]>;
   rtpStats(): Promise<RtpStat[]>;
   measureTones(frequencies: number[], ms: number): Promise<ToneMeasurement>;
+  /** Date.now() when the first received audio packet louder than `minLevel` (0..1) arrives (before the jitter buffer). */
+  audioArrival(minLevel: number, timeoutMs: number): Promise<number>;
   /** Date.now() when `frequency` first appears in the received audio (short FFT, polled every ~3 ms). */
   toneOnset(frequency: number, timeoutMs: number): Promise<number>;
   measureLocalTones(frequencies: number[], ms: number): Promise<ToneMeasurement>;

@@ -211,6 +211,10 @@ export class BrowserAttendee {
   measureTones(frequencies: number[], ms = 1_000): Promise<ToneMeasurement> {
     return this.call('measureTones', [frequencies, ms], ms + 10_000);
   }
+  /** Resolves with Date.now() in the page when an audio packet louder than `minLevel` (0..1) arrives. */
+  audioArrival(minLevel: number, timeoutMs = 15_000): Promise<number> {
+    return this.call('audioArrival', [minLevel, timeoutMs], timeoutMs + 5_000);
+  }
   /** Starts watching the received audio; resolves with Date.now() in the page when `frequency` appears. */
   toneOnset(frequency: number, timeoutMs = 15_000): Promise<number> {
     return this.call('toneOnset', [frequency, timeoutMs], timeoutMs + 5_000);

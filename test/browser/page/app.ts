@@ -574,6 +574,38 @@ function codecOf(report: RTCStatsReport, stat: Record<string, unknown>): string 
 
 let contentTimer: ReturnType<typeof setInterval> | undefined;
 
+// The page keeps the peer connections the SDK creates, to read per-packet receive data.
+const peerConnections: RTCPeerConnection[] = [];
+const NativePeerConnection = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends NativePeerConnection {
+  constructor(configuration?: RTCConfiguration) {
+    super(configuration);
+    peerConnections.push(this);
+  }
+} as typeof RTCPeerConnection;
+
+/**
+ * Resolves with Date.now() when the first audio packet louder than `minLevel` (linear, 0..1)
+ * arrives: Chrome updates getSynchronizationSources() as packets are received, before the
+ * jitter buffer, from the RFC 6464 level the server writes into each packet.
+ */
+async function watchArrival(minLevel: number, timeoutMs: number): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    for (const pc of peerConnections) {
+      for (const receiver of pc.getReceivers()) {
+        if (receiver.track.kind !== 'audio') continue;
+        for (const source of receiver.getSynchronizationSources()) {
+          if ((source.audioLevel ?? 0) >= minLevel && source.timestamp > watchStartedAt) return Date.now();
+        }
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  throw new Error(`audioArrival: no packet louder than ${minLevel} within ${timeoutMs} ms`);
+}
+let watchStartedAt = 0;
+
 async function startCamera(): Promise<number> {
   const av = requireAudioVideo();
   const devices = await av.listVideoInputDevices();
@@ -825,12 +857,19 @@ const api: AmphiPageApi = {
         frameWidth: num(stat.frameWidth),
         frameHeight: num(stat.frameHeight),
         audioLevel: num(stat.audioLevel),
+        jitterBufferDelayMs: inbound && num(stat.jitterBufferEmittedCount) ? ((num(stat.jitterBufferDelay) ?? 0) * 1000) / num(stat.jitterBufferEmittedCount)! : null,
+        jitterBufferTargetDelayMs: inbound && num(stat.jitterBufferEmittedCount) ? ((num(stat.jitterBufferTargetDelay) ?? 0) * 1000) / num(stat.jitterBufferEmittedCount)! : null,
+        jitterMs: inbound ? (num(stat.jitter) ?? 0) * 1000 : null,
         codec: report ? codecOf(report, stat) : null,
       });
     });
     return result;
   },
 
+  async audioArrival(minLevel, timeoutMs) {
+    watchStartedAt = performance.timeOrigin + performance.now();
+    return watchArrival(minLevel, timeoutMs);
+  },
   async toneOnset(frequency, timeoutMs) {
     const stream = audioElement.srcObject instanceof MediaStream ? audioElement.srcObject : null;
     if (!stream) throw new Error('toneOnset: no remote audio stream is bound to the <audio> element yet');
