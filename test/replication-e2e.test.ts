@@ -192,6 +192,20 @@ describe('replicated meetings in Chromium', () => {
       await hopeful.leave();
     }));
 
+  test('a promoted attendee whose connection ends is demoted; its reconnection starts unpromoted', () =>
+    step(async () => {
+      const guest = await createAttendee(primary, 'guest-2');
+      assert.equal(await x.promote({ Attendee: guest }), 'OK');
+      await waitFor(async () => (await p.roster()).some((e) => e.present && e.externalUserId === 'guest-2'), 10_000, { message: 'P sees guest-2' });
+      assert.equal(server.amphi.lifecycle.connectedAttendees(primary.MeetingId!), 2);
+      await x.leave();
+      await waitFor(async () => !(await p.roster()).some((e) => e.present && e.externalUserId === 'guest-2'), 10_000, { message: 'guest-2 leaves with X' });
+      assert.equal(server.amphi.lifecycle.connectedAttendees(primary.MeetingId!), 1);
+      await x.join({ meeting: { Meeting: r1 }, attendee: { Attendee: who.x } });
+      assert.equal((await x.status()).canStartLocalVideo, false);
+      assert.ok(!(await p.roster()).some((e) => e.present && e.externalUserId === 'guest-2'));
+    }));
+
   test('deleting the primary ends the primary and every replica', () =>
     step(async () => {
       const pages = [p, v1, x, v2];
