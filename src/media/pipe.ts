@@ -143,6 +143,48 @@ const payloadOf = (packet: Buffer): [number, number] | undefined => {
   return header < 0 || end < header ? undefined : [header, end];
 };
 
+type StreamRef = { streamId: number; groupId: number };
+
+/** Makes `incoming` hold one pipe-fed layer per stream, adding new ones to the room and retiring the rest. */
+function syncIncomingLayers(room: MediaRoom, pipe: PipeTransport, incoming: Map<number, VideoLayer>, streams: StreamRef[], created?: (layer: VideoLayer) => void): void {
+  const wanted = new Map(streams.map((s) => [s.streamId, s]));
+  for (const [streamId, layer] of incoming) {
+    if (!wanted.has(streamId)) {
+      incoming.delete(streamId);
+      room.removeLayer(layer);
+    }
+  }
+  for (const { streamId, groupId } of wanted.values()) {
+    if (incoming.has(streamId)) continue;
+    // Key-frame requests for a pipe-fed layer go back through the pipe.
+    const layer = new VideoLayer(streamId, groupId, (ssrc) => pipe.sendRtcp(buildPli(PipeSsrc.sharedMix, ssrc)));
+    layer.ssrc = PipeSsrc.video(streamId);
+    created?.(layer);
+    incoming.set(streamId, layer);
+    room.addLayer(layer);
+  }
+}
+
+/** Makes `outgoing` hold one pipe sender per stream id, fed by the room's own layer of that id (never a pipe-fed one). */
+function syncOutgoing(room: MediaRoom, pipe: PipeTransport, outgoing: Map<number, VideoDownstream>, incoming: Map<number, VideoLayer>, streamIds: number[]): void {
+  const wanted = new Set(streamIds);
+  for (const [streamId, downstream] of outgoing) {
+    if (!wanted.has(streamId)) {
+      downstream.detach();
+      outgoing.delete(streamId);
+    }
+  }
+  for (const streamId of wanted) {
+    let downstream = outgoing.get(streamId);
+    if (!downstream) {
+      downstream = new VideoDownstream(PipeSsrc.video(streamId), VP8_PAYLOAD_TYPE, 0, pipe);
+      outgoing.set(streamId, downstream);
+    }
+    const layer = room.layer(streamId);
+    if (layer && layer !== incoming.get(streamId)) downstream.attach(layer);
+  }
+}
+
 /**
  * The primary's end: the shared mix once for the whole replica; each video stream once, while
  * the replica wants it; and, for promoted attendees, their personal mix down and their voice
@@ -173,30 +215,13 @@ export class PrimaryPipeEnd {
 
   /** The streams the replica's viewers subscribe to now. */
   sendStreams(streamIds: number[]): void {
-    const wanted = new Set(streamIds);
-    for (const [streamId, downstream] of this.outgoing) {
-      if (!wanted.has(streamId)) {
-        downstream.detach();
-        this.outgoing.delete(streamId);
-      }
-    }
-    for (const streamId of wanted) this.ensureOutgoing(streamId);
+    syncOutgoing(this.room, this.pipe, this.outgoing, this.incoming, streamIds);
   }
 
   /** A layer appeared in the room (a publisher joined or was promoted): serve pending demand. */
   private readonly onLayer = (layer: VideoLayer) => {
     if (layer !== this.incoming.get(layer.streamId)) this.outgoing.get(layer.streamId)?.attach(layer);
   };
-
-  private ensureOutgoing(streamId: number): void {
-    let downstream = this.outgoing.get(streamId);
-    if (!downstream) {
-      downstream = new VideoDownstream(PipeSsrc.video(streamId), VP8_PAYLOAD_TYPE, 0, this.pipe);
-      this.outgoing.set(streamId, downstream);
-    }
-    const layer = this.room.layer(streamId);
-    if (layer && layer !== this.incoming.get(streamId)) downstream.attach(layer);
-  }
 
   promote(slot: number, attendeeId: string): void {
     const personal = new PipeAudioStream(this.pipe, PipeSsrc.personalMix(slot));
@@ -215,21 +240,8 @@ export class PrimaryPipeEnd {
   }
 
   /** Video a promoted attendee publishes through the replica enters this room as these layers. */
-  receiveStreams(streams: { streamId: number; groupId: number }[]): void {
-    const wanted = new Map(streams.map((s) => [s.streamId, s]));
-    for (const [streamId, layer] of this.incoming) {
-      if (!wanted.has(streamId)) {
-        this.incoming.delete(streamId);
-        this.room.removeLayer(layer);
-      }
-    }
-    for (const { streamId, groupId } of wanted.values()) {
-      if (this.incoming.has(streamId)) continue;
-      const layer = new VideoLayer(streamId, groupId, (ssrc) => this.pipe.sendRtcp(buildPli(PipeSsrc.sharedMix, ssrc)));
-      layer.ssrc = PipeSsrc.video(streamId);
-      this.incoming.set(streamId, layer);
-      this.room.addLayer(layer);
-    }
+  receiveStreams(streams: StreamRef[]): void {
+    syncIncomingLayers(this.room, this.pipe, this.incoming, streams);
   }
 
   private receive(packet: Buffer): void {
@@ -287,26 +299,14 @@ export class ReplicaPipeEnd {
   }
 
   /** The primary's published streams (the ones not published here by a promoted attendee). */
-  setStreams(streams: { streamId: number; groupId: number }[]): void {
-    const wanted = new Map(streams.map((s) => [s.streamId, s]));
-    for (const [streamId, layer] of this.incoming) {
-      if (!wanted.has(streamId)) {
-        this.incoming.delete(streamId);
-        this.room.removeLayer(layer);
-      }
-    }
-    for (const { streamId, groupId } of wanted.values()) {
-      if (this.incoming.has(streamId)) continue;
-      const layer = new VideoLayer(streamId, groupId, (ssrc) => this.pipe.sendRtcp(buildPli(PipeSsrc.sharedMix, ssrc)));
-      layer.ssrc = PipeSsrc.video(streamId);
-      layer.onDemandChange = (wantedNow) => {
-        if (wantedNow) this.demanded.add(streamId);
-        else this.demanded.delete(streamId);
+  setStreams(streams: StreamRef[]): void {
+    syncIncomingLayers(this.room, this.pipe, this.incoming, streams, (layer) => {
+      layer.onDemandChange = (wanted) => {
+        if (wanted) this.demanded.add(layer.streamId);
+        else this.demanded.delete(layer.streamId);
         this.onDemand([...this.demanded]);
       };
-      this.incoming.set(streamId, layer);
-      this.room.addLayer(layer);
-    }
+    });
     let changed = false;
     for (const streamId of [...this.demanded]) {
       if (!this.incoming.has(streamId)) {
@@ -329,22 +329,7 @@ export class ReplicaPipeEnd {
 
   /** A promoted attendee's published layers, sent up to the primary. */
   sendStreams(streamIds: number[]): void {
-    const wanted = new Set(streamIds);
-    for (const [streamId, downstream] of this.outgoing) {
-      if (!wanted.has(streamId)) {
-        downstream.detach();
-        this.outgoing.delete(streamId);
-      }
-    }
-    for (const streamId of wanted) {
-      let downstream = this.outgoing.get(streamId);
-      if (!downstream) {
-        downstream = new VideoDownstream(PipeSsrc.video(streamId), VP8_PAYLOAD_TYPE, 0, this.pipe);
-        this.outgoing.set(streamId, downstream);
-      }
-      const layer = this.room.layer(streamId);
-      if (layer && !this.incoming.has(streamId)) downstream.attach(layer);
-    }
+    syncOutgoing(this.room, this.pipe, this.outgoing, this.incoming, streamIds);
   }
 
   private readonly onLayer = (layer: VideoLayer) => {
