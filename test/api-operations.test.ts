@@ -421,6 +421,19 @@ describe('capability rules', () => {
   });
 });
 
+describe('client events', () => {
+  test("EventIngestionUrl takes the browser SDK's client-event POSTs, with CORS", async () => {
+    const { Meeting } = await createMeeting();
+    const url = Meeting!.MediaPlacement!.EventIngestionUrl!;
+    const preflight = await fetch(url, { method: 'OPTIONS', headers: { origin: 'http://app.example', 'access-control-request-headers': 'content-type' } });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+    const posted = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [{ name: 'meetingStartRequested' }] }) });
+    assert.equal(posted.status, 200);
+    assert.deepEqual(await posted.json(), {});
+  });
+});
+
 describe('tags', () => {
   test('tag, list and untag a meeting ARN; tags given at creation are kept', async () => {
     const meeting = (await createMeeting({ Tags: [{ Key: 'team', Value: 'blue' }] })).Meeting!;

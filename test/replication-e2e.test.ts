@@ -133,6 +133,12 @@ describe('replicated meetings in Chromium', () => {
         assert.ok(!(await page.roster()).some((e) => e.present && e.externalUserId === 'viewer-1'), 'never under its replica identity');
       }
       assert.equal((await v1.webSockets()).length, sockets, 'no new WebSocket');
+      await v1.sendData('chat', 'from the stage');
+      for (const page of [p, v2]) {
+        const message = await waitFor(async () => (await page.receivedData()).find((m) => m.text === 'from the stage'), 10_000, { message: `${page.name} gets V1's message` });
+        assert.equal(message.senderAttendeeId, who.stage!.AttendeeId, 'sent as the primary attendee');
+        assert.equal(message.senderExternalUserId, 'stage-guest');
+      }
       assert.equal(server.amphi.lifecycle.connectedAttendees(primary.MeetingId!), 2, 'the promoted attendee counts for the primary');
     }));
 
