@@ -57,6 +57,14 @@ export interface MeetingEvents {
   attendeeCapabilitiesChanged: [attendee: AttendeeRecord];
 }
 
+interface AttendeeBatch {
+  meeting: MeetingRecord;
+  cap: number;
+  count: number;
+  byExternalUserId: Map<string, AttendeeRecord>;
+  records: AttendeeRecord[];
+}
+
 export interface AttendeeError {
   ExternalUserId: string;
   ErrorCode: string;
@@ -198,7 +206,10 @@ export class MeetingService {
     const meeting = await this.requireMeeting(meetingId);
     const attendee = await this.locks.run(`meeting:${meeting.MeetingId}`, async () => {
       const current = await this.requireMeeting(meeting.MeetingId);
-      return this.insertAttendee(current, input.ExternalUserId, input.Capabilities);
+      const batch = await this.attendeeBatch(current);
+      const created = await this.planAttendee(batch, input.ExternalUserId, input.Capabilities);
+      await this.store.putAttendees(batch.records);
+      return created;
     });
     return { Attendee: renderAttendee(attendee) };
   }
@@ -214,12 +225,13 @@ export class MeetingService {
   private async createAttendees(meetingId: string, items: unknown[]) {
     return this.locks.run(`meeting:${meetingId}`, async () => {
       const meeting = await this.requireMeeting(meetingId);
+      const batch = await this.attendeeBatch(meeting);
       const attendees: ReturnType<typeof renderAttendee>[] = [];
       const errors: AttendeeError[] = [];
       for (const [index, item] of items.entries()) {
         try {
           const input = parseInput(createAttendeeRequest, item, `Attendees.${index + 1}`);
-          attendees.push(renderAttendee(await this.insertAttendee(meeting, input.ExternalUserId, input.Capabilities)));
+          attendees.push(renderAttendee(await this.planAttendee(batch, input.ExternalUserId, input.Capabilities)));
         } catch (error) {
           if (!(error instanceof ServiceError)) throw error;
           const externalUserId = (item as { ExternalUserId?: unknown } | null)?.ExternalUserId;
@@ -230,24 +242,32 @@ export class MeetingService {
           });
         }
       }
+      // One journal write for the whole batch.
+      await this.store.putAttendees(batch.records);
       return { attendees, errors };
     });
   }
 
-  /** Caller holds the meeting's lock. */
-  private async insertAttendee(
-    meeting: MeetingRecord,
-    externalUserId: string,
-    capabilities: AttendeeCapabilities | undefined,
-  ): Promise<AttendeeRecord> {
+  /** Caller holds the meeting's lock: attendees are planned against one count, then written together. */
+  private async attendeeBatch(meeting: MeetingRecord): Promise<AttendeeBatch> {
+    return {
+      meeting,
+      cap: this.attendeeCapOf(meeting.MeetingFeatures),
+      count: await this.store.countAttendees(meeting.MeetingId),
+      byExternalUserId: new Map(),
+      records: [],
+    };
+  }
+
+  private async planAttendee(batch: AttendeeBatch, externalUserId: string, capabilities: AttendeeCapabilities | undefined): Promise<AttendeeRecord> {
+    const { meeting } = batch;
     // ExternalUserId is the attendee's idempotency token within its meeting.
-    const existing = await this.store.findAttendeeByExternalUserId(meeting.MeetingId, externalUserId);
+    const existing = batch.byExternalUserId.get(externalUserId) ?? (await this.store.findAttendeeByExternalUserId(meeting.MeetingId, externalUserId));
     if (existing) return existing;
     const chosen = capabilities ?? defaultCapabilities(meeting.MeetingFeatures);
     checkCapabilities(chosen, meeting.MeetingFeatures);
-    const cap = this.attendeeCapOf(meeting.MeetingFeatures);
-    if ((await this.store.countAttendees(meeting.MeetingId)) >= cap) {
-      throw limitExceeded(`Meeting ${meeting.MeetingId} already has the maximum of ${cap} attendees`);
+    if (batch.count >= batch.cap) {
+      throw limitExceeded(`Meeting ${meeting.MeetingId} already has the maximum of ${batch.cap} attendees`);
     }
     const attendeeId = newId();
     const attendee: AttendeeRecord = {
@@ -258,7 +278,9 @@ export class MeetingService {
       Capabilities: { Audio: chosen.Audio, Video: chosen.Video, Content: chosen.Content },
       CreatedAt: this.clock.now(),
     };
-    await this.store.putAttendee(attendee);
+    batch.count++;
+    batch.byExternalUserId.set(externalUserId, attendee);
+    batch.records.push(attendee);
     return attendee;
   }
 

@@ -124,6 +124,10 @@ export class FileStore implements MeetingStore {
   putAttendee(attendee: AttendeeRecord) {
     return this.journal({ op: 'putAttendee', attendee });
   }
+  async putAttendees(attendees: AttendeeRecord[]) {
+    // Entries journaled in one tick go out in one write.
+    await Promise.all(attendees.map((attendee) => this.journal({ op: 'putAttendee', attendee })));
+  }
   async deleteAttendee(meetingId: string, attendeeId: string) {
     const attendee = this.state.getAttendee(meetingId, attendeeId);
     if (attendee) await this.journal({ op: 'deleteAttendee', meetingId, attendeeId });

@@ -23,6 +23,8 @@ export interface MeetingStore {
 
   getAttendee(meetingId: string, attendeeId: string): Promise<AttendeeRecord | undefined>;
   putAttendee(attendee: AttendeeRecord): Promise<void>;
+  /** Several attendees in one write (a batch creation). */
+  putAttendees(attendees: AttendeeRecord[]): Promise<void>;
   deleteAttendee(meetingId: string, attendeeId: string): Promise<AttendeeRecord | undefined>;
   countAttendees(meetingId: string): Promise<number>;
   /** Attendees ordered by AttendeeId, starting after `afterAttendeeId`. */
