@@ -426,23 +426,34 @@ let analysisContext: AudioContext | null = null;
 
 const toDb = (power: number): number => (power > 0 ? Math.max(-200, 10 * Math.log10(power)) : -200);
 
-/**
- * Resolves with Date.now() at the first moment `frequency` stands out of the received audio:
- * a short FFT (1024 samples, ~21 ms) polled every few milliseconds, for latency measurements.
- */
-async function watchOnset(stream: MediaStream, frequency: number, timeoutMs: number): Promise<number> {
+/** An analyser on `stream`; a silent sink keeps the graph pulled regardless of the browser's automatic-pull rules. */
+async function analyse(stream: MediaStream, fftSize: number) {
   analysisContext ??= new AudioContext({ sampleRate: 48_000 });
   const ctx = analysisContext;
   if (ctx.state !== 'running') await ctx.resume();
   const source = ctx.createMediaStreamSource(stream);
   const analyser = ctx.createAnalyser();
-  analyser.fftSize = 1024;
+  analyser.fftSize = fftSize;
   analyser.smoothingTimeConstant = 0;
   const sink = ctx.createGain();
   sink.gain.value = 0;
   source.connect(analyser);
   analyser.connect(sink);
   sink.connect(ctx.destination);
+  const disconnect = () => {
+    source.disconnect();
+    analyser.disconnect();
+    sink.disconnect();
+  };
+  return { ctx, analyser, disconnect };
+}
+
+/**
+ * Resolves with Date.now() at the first moment `frequency` stands out of the received audio:
+ * a short FFT (1024 samples, ~21 ms) polled every few milliseconds, for latency measurements.
+ */
+async function watchOnset(stream: MediaStream, frequency: number, timeoutMs: number): Promise<number> {
+  const { ctx, analyser, disconnect } = await analyse(stream, 1024);
   const spectrum = new Float32Array(analyser.frequencyBinCount);
   const bin = Math.round((frequency * analyser.fftSize) / ctx.sampleRate);
   const deadline = performance.now() + timeoutMs;
@@ -457,27 +468,13 @@ async function watchOnset(stream: MediaStream, frequency: number, timeoutMs: num
     }
     throw new Error(`toneOnset: no ${frequency} Hz within ${timeoutMs} ms`);
   } finally {
-    source.disconnect();
-    analyser.disconnect();
-    sink.disconnect();
+    disconnect();
   }
 }
 
 async function measureStream(stream: MediaStream, frequencies: number[], ms: number): Promise<ToneMeasurement> {
   if (stream.getAudioTracks().length === 0) throw new Error('the stream has no audio track');
-  analysisContext ??= new AudioContext({ sampleRate: 48_000 });
-  const ctx = analysisContext;
-  if (ctx.state !== 'running') await ctx.resume();
-  const source = ctx.createMediaStreamSource(stream);
-  const analyser = ctx.createAnalyser();
-  analyser.fftSize = FFT_SIZE;
-  analyser.smoothingTimeConstant = 0;
-  // A silent sink keeps the graph pulled regardless of the browser's automatic-pull rules.
-  const sink = ctx.createGain();
-  sink.gain.value = 0;
-  source.connect(analyser);
-  analyser.connect(sink);
-  sink.connect(ctx.destination);
+  const { ctx, analyser, disconnect } = await analyse(stream, FFT_SIZE);
   const bins = analyser.frequencyBinCount;
   const power = new Float64Array(bins);
   const spectrum = new Float32Array(bins);
@@ -503,9 +500,7 @@ async function measureStream(stream: MediaStream, frequencies: number[], ms: num
       await sleep(40);
     } while (performance.now() < end);
   } finally {
-    source.disconnect();
-    analyser.disconnect();
-    sink.disconnect();
+    disconnect();
   }
   const binHz = ctx.sampleRate / FFT_SIZE;
   const average = Array.from(power, (p) => p / snapshots);
