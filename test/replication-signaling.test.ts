@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CreateAttendeeCommand, CreateMeetingCommand, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
+import { FrameType } from '../src/signaling/frames.ts';
+import { startTestAmphi, type TestAmphi } from './helpers.ts';
+import { RawClient } from './raw-signaling.ts';
+
+/**
+ * What a replica's viewers and the primary's attendees learn of each other, frame by frame,
+ * with raw protocol clients: nothing, in either direction.
+ */
+const offer = (JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures/offers/chrome-first-offer.json'), 'utf8')) as { sdpOffer: string }).sdpOffer;
+let server: TestAmphi;
+let primary: Meeting;
+let replica: Meeting;
+
+const connect = async (meeting: Meeting, externalUserId: string) => {
+  const attendee = (await server.client.send(new CreateAttendeeCommand({ MeetingId: meeting.MeetingId, ExternalUserId: externalUserId }))).Attendee!;
+  const client = await RawClient.connect(meeting.MediaPlacement!.SignalingUrl!, attendee.JoinToken!);
+  const index = await client.join();
+  client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: 1, sdpOffer: offer, receiveStreamIds: [0] } });
+  await client.next(FrameType.SUBSCRIBE_ACK);
+  return { client, attendee, index };
+};
+const attendeeIdsIn = (frames: RawClient['frames']) =>
+  frames.flatMap((f) => (f.type === FrameType.AUDIO_STREAM_ID_INFO ? (f.audioStreamIdInfo?.streams ?? []).map((s) => s.attendeeId).filter(Boolean) : []));
+
+before(async () => {
+  server = await startTestAmphi();
+  primary = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'iso-primary' }))).Meeting!;
+  replica = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'iso-replica', PrimaryMeetingId: primary.MeetingId }))).Meeting!;
+});
+after(() => server.stop());
+
+describe('isolation between a primary and its replicas', () => {
+  test('rosters, INDEX, metadata and data messages carry only primary attendees', async () => {
+    const presenter = await connect(primary, 'presenter');
+    const viewer = await connect(replica, 'viewer');
+    const other = await connect(replica, 'other-viewer');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    // The viewers see the presenter, and only the presenter.
+    for (const { client } of [viewer, other]) {
+      assert.deepEqual([...new Set(attendeeIdsIn(client.frames))], [presenter.attendee.AttendeeId]);
+    }
+    // The presenter never hears of the viewers.
+    assert.deepEqual([...new Set(attendeeIdsIn(presenter.client.frames))], [presenter.attendee.AttendeeId]);
+
+    // INDEX: the primary's participant count and sources; a viewer can't publish.
+    const late = await connect(replica, 'late-viewer');
+    assert.equal(late.index.index?.numParticipants, 1, 'num_participants counts the primary only');
+    assert.equal(late.index.index?.atCapacity, true, 'a viewer cannot publish');
+    assert.equal(presenter.index.index?.atCapacity, false, 'a primary attendee can');
+
+    // AUDIO_METADATA names only primary audio streams.
+    const streamIds = new Set(
+      viewer.client.frames.flatMap((f) => (f.type === FrameType.AUDIO_STREAM_ID_INFO ? (f.audioStreamIdInfo?.streams ?? []).map((s) => s.audioStreamId) : [])),
+    );
+    for (const frame of viewer.client.frames.filter((f) => f.type === FrameType.AUDIO_METADATA)) {
+      for (const state of frame.audioMetadata?.attendeeStates ?? []) assert.ok(streamIds.has(state.audioStreamId), 'metadata of a primary stream');
+    }
+    assert.ok(viewer.client.frames.some((f) => f.type === FrameType.AUDIO_METADATA), 'the primary metadata reaches the viewer');
+
+    // A viewer's data message is refused; the presenter's reaches every viewer.
+    other.client.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: [{ topic: 'chat', data: Buffer.from('psst') }] } });
+    const refused = await other.client.next(FrameType.DATA_MESSAGE);
+    assert.equal(Number(refused.dataMessage?.messages?.[0]?.ingestTimeNs), 0);
+    presenter.client.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: [{ topic: 'chat', data: Buffer.from('hello') }] } });
+    for (const { client } of [viewer, other, late]) {
+      const message = await client.next(FrameType.DATA_MESSAGE);
+      assert.equal(Buffer.from(message.dataMessage!.messages![0]!.data!).toString(), 'hello');
+      assert.equal(message.dataMessage!.messages![0]!.senderAttendeeId, presenter.attendee.AttendeeId);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const { client } of [presenter, viewer]) {
+      assert.ok(!client.frames.some((f) => f.type === FrameType.DATA_MESSAGE && Buffer.from(f.dataMessage?.messages?.[0]?.data ?? []).toString() === 'psst'));
+    }
+    for (const { client } of [presenter, viewer, other, late]) client.ws.close();
+  });
+});
