@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CreateAttendeeCommand, CreateMeetingCommand, DeleteAttendeeCommand, DeleteMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
-import { decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType } from '../src/signaling/frames.ts';
+import { decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, SdkStreamMediaType, SdkStreamServiceType } from '../src/signaling/frames.ts';
 import { RawClient } from './raw-signaling.ts';
 import { startTestAmphi, type TestAmphi } from './helpers.ts';
 
@@ -139,5 +139,39 @@ describe('control-plane events reach connected clients', () => {
     await client.join();
     client.send({ type: FrameType.LEAVE, leave: {} });
     await client.next(FrameType.LEAVE_ACK);
+  });
+});
+
+describe('video capacity', () => {
+  test('INDEX says at_capacity to everyone else once 25 attendees publish video', async () => {
+    const fixture = JSON.parse(
+      (await import('node:fs')).readFileSync(new URL('./fixtures/offers/chrome-camera-and-subscription.json', import.meta.url), 'utf8'),
+    ) as { sdpOffer: string; sendStreams: { mediaType: string }[] };
+    const room = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'twenty-five' }))).Meeting!;
+    const join = async (name: string) => {
+      const member = (await server.client.send(new CreateAttendeeCommand({ MeetingId: room.MeetingId, ExternalUserId: name }))).Attendee!;
+      const client = await RawClient.connect(room.MediaPlacement!.SignalingUrl!, member.JoinToken!);
+      const index = await client.join();
+      return { client, index };
+    };
+    const publish = async (client: RawClient) => {
+      const sendStreams = fixture.sendStreams.map((stream) => ({ ...stream, mediaType: SdkStreamMediaType[stream.mediaType as 'AUDIO' | 'VIDEO'] }));
+      client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.DUPLEX, sdpOffer: fixture.sdpOffer, sendStreams, receiveStreamIds: [0] } });
+      return (await client.next(FrameType.SUBSCRIBE_ACK)).suback!;
+    };
+    const publishers = [];
+    for (let i = 0; i < 25; i++) {
+      const member = await join(`publisher-${i}`);
+      assert.equal(member.index.index?.atCapacity, false, `publisher ${i} may publish`);
+      const ack = await publish(member.client);
+      assert.equal(ack.allocations?.length, 1, `publisher ${i} got a stream`);
+      publishers.push(member);
+    }
+    const late = await join('late');
+    assert.equal(late.index.index?.atCapacity, true, 'the 26th sees the meeting at video capacity');
+    assert.equal(late.index.index?.sources?.length, 25);
+    const ack = await publish(late.client);
+    assert.equal(ack.allocations?.length ?? 0, 0, 'and gets no allocation if it tries');
+    for (const member of [...publishers, late]) member.client.ws.close();
   });
 });
