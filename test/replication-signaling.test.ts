@@ -79,4 +79,41 @@ describe('isolation between a primary and its replicas', () => {
     }
     for (const { client } of [presenter, viewer, other, late]) client.ws.close();
   });
+
+  test('viewers that leave while their replica is linking to the primary leave nothing behind', async () => {
+    const quick = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'quick-primary' }))).Meeting!;
+    const quickReplica = (await server.client.send(
+      new CreateMeetingCommand({ MediaRegion: 'ap-south-1', ExternalMeetingId: 'quick-replica', PrimaryMeetingId: quick.MeetingId }),
+    )).Meeting!;
+    for (let i = 0; i < 10; i++) {
+      const attendee = (await server.client.send(new CreateAttendeeCommand({ MeetingId: quickReplica.MeetingId, ExternalUserId: `hasty-${i}` }))).Attendee!;
+      const client = await RawClient.connect(quickReplica.MediaPlacement!.SignalingUrl!, attendee.JoinToken!);
+      client.ws.close();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const signaling = server.amphi.signaling;
+    assert.equal(signaling.conference(quickReplica.MeetingId!), undefined, 'the replica conference is gone');
+    assert.equal(signaling.conference(quick.MeetingId!), undefined, 'and the primary conference made for it too');
+    const viewer = await connect(quickReplica, 'patient');
+    assert.equal(viewer.index.index?.atCapacity, true, 'a later viewer still gets served');
+    viewer.client.ws.close();
+  });
+
+  test('two promotion requests at once: one succeeds, the other is refused', async () => {
+    const stage = await Promise.all(
+      ['stage-a', 'stage-b'].map(async (name) => (await server.client.send(new CreateAttendeeCommand({ MeetingId: primary.MeetingId, ExternalUserId: name }))).Attendee!),
+    );
+    const presenter = await connect(primary, 'watcher');
+    const viewer = await connect(replica, 'eager');
+    for (const attendee of stage) {
+      viewer.client.send({ type: FrameType.PRIMARY_MEETING_JOIN, primaryMeetingJoin: { credentials: { attendeeId: attendee.AttendeeId, joinToken: attendee.JoinToken } } });
+    }
+    const acks = [await viewer.client.next(FrameType.PRIMARY_MEETING_JOIN_ACK), await viewer.client.next(FrameType.PRIMARY_MEETING_JOIN_ACK)];
+    assert.deepEqual(acks.map((ack) => ack.error?.status ?? 200).sort(), [200, 409]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const promotedIds = attendeeIdsIn(presenter.client.frames).filter((id) => id === stage[0]!.AttendeeId || id === stage[1]!.AttendeeId);
+    assert.equal(new Set(promotedIds).size, 1, 'exactly one of them is in the primary');
+    viewer.client.ws.close();
+    presenter.client.ws.close();
+  });
 });

@@ -106,6 +106,10 @@ const methods: WorkerMethods = {
 async function createPipe(pipeId: string, roomId: string): Promise<number> {
   if (!rooms.has(roomId)) throw new Error(`no room ${roomId}`);
   const transport = await PipeTransport.open(options.listenIp);
+  if (!rooms.has(roomId)) {
+    transport.close();
+    throw new Error(`room ${roomId} closed while its pipe opened`);
+  }
   pipes.set(pipeId, { end: undefined, transport, roomId });
   return transport.port;
 }

@@ -28,10 +28,16 @@ export class ReplicaLink {
     const id = randomUUID();
     const primaryEnd = `${id}:primary`;
     const replicaEnd = `${id}:replica`;
-    const [primaryPort, replicaPort] = await Promise.all([
+    const opened = await Promise.allSettled([
       primaryRoom.worker.call('createPipe', primaryEnd, primaryRoom.id),
       replicaRoom.worker.call('createPipe', replicaEnd, replicaRoom.id),
     ]);
+    const [primaryPort, replicaPort] = opened.map((result) => (result.status === 'fulfilled' ? result.value : undefined));
+    if (primaryPort === undefined || replicaPort === undefined) {
+      if (primaryPort !== undefined) primaryRoom.worker.fire('closePipe', primaryEnd);
+      if (replicaPort !== undefined) replicaRoom.worker.fire('closePipe', replicaEnd);
+      throw new Error('a room closed while its pipe was being opened');
+    }
     const down = masterKey();
     const up = masterKey();
     const link = new ReplicaLink(primaryRoom, replicaRoom, primaryEnd, replicaEnd);
@@ -41,10 +47,16 @@ export class ReplicaLink {
       routedWorkers.add(worker);
       worker.onPipeDemand = (pipeId, streamIds) => linksByReplicaEnd.get(pipeId)?.demand(streamIds);
     }
-    await Promise.all([
-      primaryRoom.worker.call('connectPipe', primaryEnd, { address: announcedIp, port: replicaPort }, { send: down, receive: up }),
-      replicaRoom.worker.call('connectPipe', replicaEnd, { address: announcedIp, port: primaryPort }, { send: up, receive: down }),
-    ]);
+    try {
+      await Promise.all([
+        primaryRoom.worker.call('connectPipe', primaryEnd, { address: announcedIp, port: replicaPort }, { send: down, receive: up }),
+        replicaRoom.worker.call('connectPipe', replicaEnd, { address: announcedIp, port: primaryPort }, { send: up, receive: down }),
+      ]);
+    } catch (error) {
+      // A room went away while the pipe opened: close whatever end was made.
+      link.close();
+      throw error;
+    }
     return link;
   }
 

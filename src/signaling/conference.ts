@@ -88,6 +88,10 @@ export class Conference {
   /** Replica side: the primary whose state this conference shows. */
   private primary: Conference | undefined;
   private linking: Promise<void> | undefined;
+  /** Primary side: replicas whose pipe is being opened. */
+  private pendingReplicas = 0;
+  /** Replica side: sessions whose promotion is being checked. */
+  private readonly promoting = new Set<SignalingSession>();
   private nextAudioStreamId = 1;
   private nextStreamId = 1;
   private nextGroupId = 1;
@@ -106,7 +110,9 @@ export class Conference {
     this.timers.push(setInterval(() => this.sendAudioMetadata(), METADATA_INTERVAL_MS));
     this.timers.push(setInterval(() => this.sendBitrates(), BITRATES_INTERVAL_MS));
     for (const timer of this.timers) timer.unref();
-    if (this.isReplica) this.linking = this.linkToPrimary();
+    if (this.isReplica) {
+      this.linking = this.linkToPrimary().catch((error: unknown) => this.log.warn({ err: error }, 'could not link to the primary meeting'));
+    }
   }
 
   get isReplica(): boolean {
@@ -128,6 +134,9 @@ export class Conference {
         other.end(AudioStatus.JoinedFromAnotherDevice);
       }
     }
+    // The same primary attendee promoted from a replica is another device too: it is demoted.
+    const promoted = this.participants.get(session.attendeeId);
+    if (promoted?.via) promoted.via.demote(promoted.session, true);
     this.sessions.add(session);
   }
 
@@ -272,7 +281,21 @@ export class Conference {
     };
     const media = this.media.get(session);
     if (!this.isReplica || !media) return refuse(403, 'only an attendee of a replica meeting can join its primary meeting');
-    if (media.promotedAs) return refuse(409, 'already promoted to the primary meeting');
+    if (media.promotedAs || this.promoting.has(session)) return refuse(409, 'already promoted to the primary meeting');
+    this.promoting.add(session);
+    try {
+      await this.promote(session, media, credentials, refuse);
+    } finally {
+      this.promoting.delete(session);
+    }
+  }
+
+  private async promote(
+    session: SignalingSession,
+    media: SessionMedia,
+    credentials: ISdkMeetingSessionCredentials,
+    refuse: (status: number, description: string) => void,
+  ): Promise<void> {
     const primaryId = this.meeting.PrimaryMeetingId!;
     const token = credentials.joinToken ?? '';
     const attendee = token ? await this.context.meetings.store.findAttendeeByJoinToken(token) : undefined;
@@ -357,6 +380,17 @@ export class Conference {
   }
 
   updateCapabilities(attendee: AttendeeRecord): void {
+    const promoted = this.participants.get(attendee.AttendeeId);
+    if (promoted?.via) {
+      promoted.attendee = attendee;
+      if (promoted.publication && !sends(attendee.Capabilities.Video)) {
+        promoted.publication = undefined;
+        const replica = promoted.via;
+        replica.media.get(promoted.session)?.peer.unpublish();
+        this.replicas.get(replica)?.publishUp(replica.promotedStreams());
+        this.publicationsChanged();
+      }
+    }
     for (const session of this.sessions) {
       if (session.attendee.AttendeeId !== attendee.AttendeeId) continue;
       session.attendee = attendee;
@@ -398,16 +432,30 @@ export class Conference {
 
   /** A primary is kept while anyone is in it or a replica hangs on it. */
   private closeIfIdle(): void {
-    if (this.sessions.size === 0 && this.promotedCount() === 0 && this.replicas.size === 0) this.onEmpty();
+    if (this.closed) return;
+    if (this.sessions.size === 0 && this.promotedCount() === 0 && this.replicas.size === 0 && this.pendingReplicas === 0) this.onEmpty();
   }
 
   // ---- replication ----
 
   private async linkToPrimary(): Promise<void> {
     const primary = await this.context.primaryConference(this.meeting.PrimaryMeetingId!);
-    if (!primary || this.closed) return;
-    const link = await this.context.linkReplica(primary, this);
-    if (this.closed || primary.closed) return link.close();
+    if (!primary || this.closed) return primary?.closeIfIdle();
+    // Counted while the pipe opens, so the primary isn't closed under a replica about to hang on it.
+    primary.pendingReplicas++;
+    let link: ReplicaLink;
+    try {
+      link = await this.context.linkReplica(primary, this);
+    } catch (error) {
+      primary.pendingReplicas--;
+      primary.closeIfIdle();
+      throw error;
+    }
+    primary.pendingReplicas--;
+    if (this.closed || primary.closed) {
+      link.close();
+      return primary.closeIfIdle();
+    }
     primary.replicas.set(this, link);
     this.primary = primary;
     link.setPrimaryStreams(primary.streamsFor(this));
