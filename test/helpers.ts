@@ -35,7 +35,8 @@ export async function startTestAmphi(
     AMPHI_ACCESS_KEY_ID: `${TEST_KEY.accessKeyId},${SECOND_KEY.accessKeyId}`,
     AMPHI_SECRET_ACCESS_KEY: `${TEST_KEY.secretAccessKey},${SECOND_KEY.secretAccessKey}`,
     AMPHI_ACCOUNT_ID: '111122223333',
-    AMPHI_LOG_LEVEL: 'silent',
+    // AMPHI_TEST_LOG_LEVEL=warn shows the media workers' logs while debugging a test.
+    AMPHI_LOG_LEVEL: process.env.AMPHI_TEST_LOG_LEVEL ?? 'silent',
     AMPHI_RTC_PORT: '0',
     ...options.env,
   });

@@ -77,8 +77,10 @@ export class AudioMixer {
   private lastLevel = 127;
   private timer: NodeJS.Timeout | undefined;
   private nextTickAt = 0;
-  /** Frames produced; for tests and metrics. */
+  /** Frames produced, and frames lost to an error; for tests and metrics. */
   ticks = 0;
+  failedTicks = 0;
+  lastError: unknown;
 
   constructor(options: MixerOptions = {}) {
     this.maxTalkers = options.maxTalkers ?? 3;
@@ -139,7 +141,13 @@ export class AudioMixer {
     if (this.timer) return;
     this.nextTickAt = this.now() + FRAME_MS;
     const loop = () => {
-      this.tick();
+      try {
+        this.tick();
+      } catch (error) {
+        // A failed frame is lost; the next one comes on time.
+        this.failedTicks++;
+        this.lastError = error;
+      }
       // Scheduled against absolute time so timer lateness doesn't accumulate.
       this.nextTickAt += FRAME_MS;
       const delay = this.nextTickAt - this.now();

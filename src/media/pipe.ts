@@ -41,10 +41,17 @@ export class PipeTransport {
   onRtcp: (packet: Buffer) => void = () => undefined;
   private remote: { address: string; port: number } | undefined;
   private srtp: SrtpSession | undefined;
+  private closed = false;
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, rejected: 0 };
 
   private constructor(private readonly socket: dgram.Socket) {
-    socket.on('message', (packet, from) => this.receive(packet, from.address, from.port));
+    socket.on('message', (packet, from) => {
+      try {
+        this.receive(packet, from.address, from.port);
+      } catch {
+        this.stats.rejected++; // a failure here costs this packet only
+      }
+    });
     socket.on('error', () => undefined);
   }
 
@@ -70,13 +77,13 @@ export class PipeTransport {
   }
 
   sendRtp(packet: Buffer): void {
-    if (!this.srtp || !this.remote) return;
+    if (!this.srtp || !this.remote || this.closed) return;
     this.stats.rtpOut++;
     this.socket.send(this.srtp.protectRtp(packet), this.remote.port, this.remote.address);
   }
 
   sendRtcp(packet: Buffer): void {
-    if (!this.srtp || !this.remote) return;
+    if (!this.srtp || !this.remote || this.closed) return;
     this.stats.rtcpOut++;
     this.socket.send(this.srtp.protectRtcp(packet), this.remote.port, this.remote.address);
   }
@@ -98,11 +105,9 @@ export class PipeTransport {
   }
 
   close(): void {
-    try {
-      this.socket.close();
-    } catch {
-      // already closed
-    }
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
   }
 }
 

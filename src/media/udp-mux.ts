@@ -23,7 +23,14 @@ export class UdpMux {
 
   async start(): Promise<void> {
     const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 4 * 1024 * 1024 });
-    socket.on('message', (packet, remote) => this.receive(packet, remote.address, remote.port));
+    socket.on('message', (packet, remote) => {
+      try {
+        this.receive(packet, remote.address, remote.port);
+      } catch (error) {
+        // One bad packet or one broken peer must not take the worker's other attendees down.
+        this.logger.warn({ err: error }, 'media packet handling failed');
+      }
+    });
     socket.on('error', (error) => this.logger.error({ err: error }, 'media UDP socket error'));
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);

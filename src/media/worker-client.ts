@@ -17,6 +17,7 @@ export class MediaWorkerClient {
   /** Replica ends of pipes on this worker report their viewers' demand here. */
   onPipeDemand: (pipeId: string, streamIds: number[]) => void = () => undefined;
   port = 0;
+  private exited = false;
 
   private constructor(
     private readonly thread: Worker,
@@ -26,6 +27,8 @@ export class MediaWorkerClient {
     thread.on('message', (event: WorkerEvent) => this.receive(event));
     thread.on('error', (error) => logger.error({ err: error, worker: name }, 'media worker failed'));
     thread.on('exit', (code) => {
+      this.exited = true;
+      logger.error({ worker: name, code }, 'media worker exited');
       for (const { reject } of this.pending.values()) reject(new Error(`media worker ${name} exited (${code})`));
       this.pending.clear();
     });
@@ -50,6 +53,7 @@ export class MediaWorkerClient {
   }
 
   call<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): Promise<ReturnType<WorkerMethods[M]>> {
+    if (this.exited) return Promise.reject(new Error(`media worker ${this.name} is not running`));
     const id = this.nextId++;
     const promise = new Promise<ReturnType<WorkerMethods[M]>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });

@@ -141,4 +141,8 @@ setInterval(() => {
   }
 }, 1000).unref();
 
+// The last line of defence: whatever escapes a handler is logged, and the worker's other meetings go on.
+process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught error in media worker'));
+process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection in media worker'));
+
 post({ type: 'ready', port: worker.port });
