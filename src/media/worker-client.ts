@@ -18,6 +18,7 @@ export class MediaWorkerClient {
   onPipeDemand: (pipeId: string, streamIds: number[]) => void = () => undefined;
   port = 0;
   private exited = false;
+  private closing = false;
 
   private constructor(
     private readonly thread: Worker,
@@ -28,7 +29,8 @@ export class MediaWorkerClient {
     thread.on('error', (error) => logger.error({ err: error, worker: name }, 'media worker failed'));
     thread.on('exit', (code) => {
       this.exited = true;
-      logger.error({ worker: name, code }, 'media worker exited');
+      if (this.closing) logger.debug({ worker: name }, 'media worker stopped');
+      else logger.error({ worker: name, code }, 'media worker exited');
       for (const { reject } of this.pending.values()) reject(new Error(`media worker ${name} exited (${code})`));
       this.pending.clear();
     });
@@ -88,6 +90,7 @@ export class MediaWorkerClient {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.thread.terminate();
   }
 
