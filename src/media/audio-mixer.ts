@@ -77,10 +77,8 @@ export class AudioMixer {
   private lastLevel = 127;
   private timer: NodeJS.Timeout | undefined;
   private nextTickAt = 0;
-  /** Frames produced, and frames lost to an error; for tests and metrics. */
+  /** Frames produced; for tests and metrics. */
   ticks = 0;
-  failedTicks = 0;
-  lastError: unknown;
 
   constructor(options: MixerOptions = {}) {
     this.maxTalkers = options.maxTalkers ?? 3;
@@ -144,9 +142,11 @@ export class AudioMixer {
       try {
         this.tick();
       } catch (error) {
-        // A failed frame is lost; the next one comes on time.
-        this.failedTicks++;
-        this.lastError = error;
+        // A failed frame is lost and the next one comes on time; the error is still reported
+        // (the worker logs uncaught errors) without stopping this loop.
+        queueMicrotask(() => {
+          throw error;
+        });
       }
       // Scheduled against absolute time so timer lateness doesn't accumulate.
       this.nextTickAt += FRAME_MS;

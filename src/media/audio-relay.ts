@@ -12,7 +12,6 @@ export class AudioRelay implements AudioHub {
   /** Local attendee ids now promoted, whose voice goes up and who get a personal mix. */
   private readonly promoted = new Set<string>();
   upstream: (id: string, payload: Buffer, level: number) => void = () => undefined;
-  relayed = 0;
 
   addSource(id: string): void {
     this.sources.add(id);
@@ -38,7 +37,6 @@ export class AudioRelay implements AudioHub {
 
   /** The primary's shared mix, for everyone without a personal one. */
   deliverShared(payload: Buffer, level: number): void {
-    this.relayed++;
     for (const [sink, own] of this.sinks) if (own === undefined || !this.promoted.has(own)) sink.deliver(payload, level);
   }
 

@@ -164,10 +164,6 @@ const SRTP_KEY_LENGTHS: Readonly<Record<SrtpProtectionProfile, { keyLength: numb
   [SrtpProtectionProfile.AEAD_AES_128_GCM]: { keyLength: 16, saltLength: 12 },
 };
 
-export function srtpProfileName(profile: SrtpProtectionProfile): string {
-  return profile === SrtpProtectionProfile.AEAD_AES_128_GCM ? 'SRTP_AEAD_AES_128_GCM' : 'SRTP_AES128_CM_HMAC_SHA1_80';
-}
-
 /** SRTP master keys and salts for one connection, already split for our (server) side. */
 export interface SrtpKeyingMaterial {
   profile: SrtpProtectionProfile;

@@ -36,10 +36,6 @@ export class MediaRoom {
     layer.close();
   }
 
-  peerByAttendee(attendeeId: string): MediaPeer | undefined {
-    for (const peer of this.peers) if (peer.attendeeId === attendeeId) return peer;
-    return undefined;
-  }
 
   layer(streamId: number): VideoLayer | undefined {
     return this.layers.get(streamId);
