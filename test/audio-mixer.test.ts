@@ -1,32 +1,45 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import OpusScript from 'opusscript';
-import { AudioMixer, FRAME_MS, FRAME_SAMPLES, OPUS_SILENCE_FRAME, SAMPLE_RATE, type MixerSink } from '../src/media/audio-mixer.ts';
+import { AudioMixer, FRAME_MS, FRAME_SAMPLES, MIX_ENCODER_SETTINGS, SAMPLE_RATE, type MixerSink } from '../src/media/audio-mixer.ts';
+import { loadOpusBackend } from '../src/media/opus/backend.ts';
+import type { OpusBackend } from '../src/media/opus/codec.ts';
+import { OpusCodecPool } from '../src/media/opus/codec-pool.ts';
 
 /** A talker: encodes a sine tone into 20 ms opus frames, like a browser's microphone. */
 class ToneSource {
-  private readonly encoder = new OpusScript(SAMPLE_RATE, 1, OpusScript.Application.VOIP);
+  private readonly encoder;
   private phase = 0;
-  constructor(readonly frequency: number) {}
+  constructor(
+    readonly frequency: number,
+    backend: OpusBackend,
+  ) {
+    this.encoder = backend.createEncoder(MIX_ENCODER_SETTINGS);
+  }
   frame(): Buffer {
     const pcm = Buffer.alloc(FRAME_SAMPLES * 2);
     for (let i = 0; i < FRAME_SAMPLES; i++) {
       pcm.writeInt16LE(Math.round(6000 * Math.sin(this.phase)), i * 2);
       this.phase += (2 * Math.PI * this.frequency) / SAMPLE_RATE;
     }
-    return this.encoder.encode(pcm, FRAME_SAMPLES);
+    return this.encoder.encode(pcm);
   }
 }
 
 /** A listener: decodes what it receives and measures tone power (Goertzel). */
 class Listener implements MixerSink {
   readonly payloads: Buffer[] = [];
-  private readonly decoder = new OpusScript(SAMPLE_RATE, 1);
+  readonly timestamps: number[] = [];
+  private readonly decoder;
+  private readonly pcm = new Int16Array(FRAME_SAMPLES);
   private readonly samples: number[] = [];
-  deliver(payload: Buffer): void {
+  constructor(backend: OpusBackend) {
+    this.decoder = backend.createDecoder();
+  }
+  deliver(payload: Buffer, _level: number, timestamp: number): void {
     this.payloads.push(payload);
-    const pcm = this.decoder.decode(Buffer.from(payload));
-    for (let i = 0; i + 1 < pcm.length; i += 2) this.samples.push(pcm.readInt16LE(i));
+    this.timestamps.push(timestamp);
+    const samples = this.decoder.decodeInto(Buffer.from(payload), this.pcm);
+    for (let i = 0; i < samples; i++) this.samples.push(this.pcm[i]!);
   }
   hears(frequency: number): boolean {
     const recent = this.samples.slice(-SAMPLE_RATE / 2);
@@ -45,101 +58,180 @@ class Listener implements MixerSink {
   }
 }
 
-function meeting() {
-  let now = 0;
-  const mixer = new AudioMixer({ now: () => now });
-  const run = (frames: number, feed: () => void) => {
-    for (let i = 0; i < frames; i++) {
-      feed();
-      now += FRAME_MS;
-      mixer.tick();
+for (const backendName of ['native', 'wasm'] as const) {
+  describe(`the audio mixer (${backendName} opus)`, () => {
+    const backend = loadOpusBackend(backendName);
+    const codecs = new OpusCodecPool(backend, MIX_ENCODER_SETTINGS);
+    const silence = new AudioMixer({ codecs }).silenceFrame;
+    const tone = (frequency: number) => new ToneSource(frequency, backend);
+    const listener = () => new Listener(backend);
+    function meeting() {
+      let now = 0;
+      let frame = 0;
+      const mixer = new AudioMixer({ codecs, now: () => now });
+      const run = (frames: number, feed: () => void) => {
+        for (let i = 0; i < frames; i++) {
+          feed();
+          now += FRAME_MS;
+          mixer.produce(++frame);
+        }
+      };
+      return { mixer, run, advance: (ms: number) => (now += ms) };
     }
-  };
-  return { mixer, run, advance: (ms: number) => (now += ms) };
+
+    test('listeners hear every talker; each talker hears the others but not itself', () => {
+      const { mixer, run } = meeting();
+      const a = tone(440);
+      const b = tone(880);
+      const [hearA, hearB, hearC, hearD] = [listener(), listener(), listener(), listener()];
+      for (const id of ['a', 'b', 'c']) mixer.addSource(id);
+      mixer.addSink(hearA, 'a');
+      mixer.addSink(hearB, 'b');
+      mixer.addSink(hearC, 'c');
+      mixer.addSink(hearD);
+      run(60, () => {
+        mixer.push('a', a.frame(), 20);
+        mixer.push('b', b.frame(), 25);
+        mixer.push('c', silence, 127);
+      });
+      assert.deepEqual(mixer.talkerIds().sort(), ['a', 'b']);
+      assert.ok(hearD.hears(440) && hearD.hears(880), 'a listener hears both');
+      assert.ok(hearC.hears(440) && hearC.hears(880), 'a silent attendee hears both');
+      assert.ok(hearA.hears(880) && !hearA.hears(440), 'A hears B, not itself');
+      assert.ok(hearB.hears(440) && !hearB.hears(880), 'B hears A, not itself');
+      // Every listener who is not talking gets the very same encoded frame: one encode for all of them.
+      assert.equal(hearC.payloads.at(-1), hearD.payloads.at(-1));
+      assert.notEqual(hearA.payloads.at(-1), hearD.payloads.at(-1));
+      assert.deepEqual(
+        mixer.levels().map((l) => l.id).sort(),
+        ['a', 'b'],
+        'levels report the talkers only',
+      );
+    });
+
+    test('at most three talkers, the loudest; a louder newcomer replaces the quietest', () => {
+      const { mixer, run } = meeting();
+      const sources = [300, 500, 700, 900, 1100].map((f) => tone(f));
+      sources.forEach((_, i) => mixer.addSource(`s${i}`));
+      mixer.addSink(listener());
+      run(10, () => sources.slice(0, 4).forEach((s, i) => mixer.push(`s${i}`, s.frame(), 30 + i * 5)));
+      assert.deepEqual(mixer.talkerIds().sort(), ['s0', 's1', 's2']);
+      run(10, () => sources.forEach((s, i) => mixer.push(`s${i}`, s.frame(), i === 4 ? 10 : 30 + i * 5)));
+      assert.ok(mixer.talkerIds().includes('s4'), 'the much louder newcomer is in');
+      assert.ok(!mixer.talkerIds().includes('s2'), 'the quietest talker made room');
+      assert.equal(mixer.talkerIds().length, 3);
+    });
+
+    test('a talker who pauses briefly keeps its place; a long silence frees it', () => {
+      const { mixer, run } = meeting();
+      const a = tone(440);
+      mixer.addSource('a');
+      mixer.addSink(listener());
+      run(10, () => mixer.push('a', a.frame(), 20));
+      run(10, () => mixer.push('a', silence, 127)); // 200 ms pause
+      assert.deepEqual(mixer.talkerIds(), ['a']);
+      run(40, () => mixer.push('a', silence, 127));
+      assert.deepEqual(mixer.talkerIds(), []);
+    });
+
+    test('a removed (muted) source leaves the mix; with nobody talking the frame is silence', () => {
+      const { mixer, run } = meeting();
+      const a = tone(440);
+      const hearer = listener();
+      mixer.addSource('a');
+      mixer.addSink(hearer);
+      run(20, () => mixer.push('a', a.frame(), 20));
+      assert.ok(hearer.hears(440));
+      mixer.removeSource('a');
+      run(5, () => mixer.push('a', a.frame(), 20));
+      assert.equal(hearer.payloads.at(-1), silence);
+      assert.deepEqual(mixer.talkerIds(), []);
+    });
+
+    test('corrupt packets cost a frame, not the mix', () => {
+      const { mixer, run } = meeting();
+      const a = tone(440);
+      const hearer = listener();
+      mixer.addSource('a');
+      mixer.addSink(hearer);
+      let i = 0;
+      // Every fifth frame is damaged in transit (the talker's tone goes on meanwhile).
+      run(40, () => {
+        const frame = a.frame();
+        mixer.push('a', i++ % 5 === 0 ? Buffer.from([0xff, 0xff, 0xff, 0x00]) : frame, 20);
+      });
+      assert.ok(hearer.hears(440));
+    });
+      test('a codec failure costs one frame of one meeting: the mixer rebuilds its codecs and goes on', () => {
+      // A backend whose encoders can be made to fail, as a broken codec build would.
+      let failing = false;
+      const faulty: OpusBackend = {
+        name: backend.name,
+        createDecoder: () => backend.createDecoder(),
+        createEncoder(settings) {
+          const encoder = backend.createEncoder(settings);
+          return { ...encoder, encode: (pcm) => (failing ? (() => { throw new Error('encoder abort'); })() : encoder.encode(pcm)) };
+        },
+      };
+      const faultyCodecs = new OpusCodecPool(faulty, MIX_ENCODER_SETTINGS);
+      let now = 0;
+      const broken = new AudioMixer({ codecs: faultyCodecs, now: () => now });
+      const healthy = new AudioMixer({ codecs, now: () => now });
+      const failures: unknown[] = [];
+      broken.on('failure', (error) => failures.push(error));
+      const [brokenEar, healthyEar] = [listener(), listener()];
+      const [a, b] = [tone(440), tone(660)];
+      broken.addSource('a');
+      broken.addSink(brokenEar);
+      healthy.addSource('b');
+      healthy.addSink(healthyEar);
+      const run = (frames: number) => {
+        for (let i = 0; i < frames; i++) {
+          broken.push('a', a.frame(), 20);
+          healthy.push('b', b.frame(), 20);
+          now += FRAME_MS;
+          broken.produce(now / FRAME_MS);
+          healthy.produce(now / FRAME_MS);
+        }
+      };
+      run(20);
+      failing = true;
+      run(3);
+      assert.equal(failures.length, 3, 'each failed frame is reported');
+      assert.equal(broken.stats().rebuilds, 3);
+      assert.equal(brokenEar.payloads.length, 23, 'the listener still gets a packet every frame');
+      assert.equal(brokenEar.payloads.at(-1), broken.silenceFrame);
+      assert.ok(faultyCodecs.stats().discarded > 0, 'failed codecs are never reused');
+      failing = false;
+      run(30);
+      assert.ok(brokenEar.hears(440), 'the meeting hears its talker again');
+      assert.ok(healthyEar.hears(660), 'the other meeting never noticed');
+      assert.equal(healthy.stats().rebuilds, 0);
+    });
+
+    test('frames carry their media-clock time; frames the clock skipped leave a gap', () => {
+      const mixer = new AudioMixer({ codecs });
+      const ear = listener();
+      mixer.addSink(ear);
+      for (const frame of [1, 2, 3, 7, 8]) mixer.produce(frame);
+      assert.deepEqual(ear.timestamps, [1, 2, 3, 7, 8].map((f) => f * FRAME_SAMPLES));
+      mixer.produce(4_473_925); // 32-bit RTP time wraps after 4,473,924.27 frames (24.9 hours)
+      assert.equal(ear.timestamps.at(-1), 4_473_925 * 960 - 2 ** 32);
+      mixer.close();
+    });
+      test("a talker's backlog after a burst is worked off, so its delay does not build up", () => {
+      const { mixer, run } = meeting();
+      const a = tone(440);
+      const hearer = listener();
+      mixer.addSource('a');
+      mixer.addSink(hearer);
+      run(10, () => mixer.push('a', a.frame(), 20));
+      for (let i = 0; i < 8; i++) mixer.push('a', a.frame(), 20); // a burst: 160 ms at once
+      run(1, () => mixer.push('a', a.frame(), 20));
+      assert.ok(mixer.stats().backlog >= 8, `backlog ${mixer.stats().backlog}`);
+      run(400, () => mixer.push('a', a.frame(), 20));
+      assert.ok(mixer.stats().backlog <= 3, `backlog ${mixer.stats().backlog}`);
+      assert.ok(hearer.hears(440));
+    });
+  });
 }
-
-describe('the audio mixer', () => {
-  test('listeners hear every talker; each talker hears the others but not itself', () => {
-    const { mixer, run } = meeting();
-    const a = new ToneSource(440);
-    const b = new ToneSource(880);
-    const [hearA, hearB, hearC, hearD] = [new Listener(), new Listener(), new Listener(), new Listener()];
-    for (const id of ['a', 'b', 'c']) mixer.addSource(id);
-    mixer.addSink(hearA, 'a');
-    mixer.addSink(hearB, 'b');
-    mixer.addSink(hearC, 'c');
-    mixer.addSink(hearD);
-    run(60, () => {
-      mixer.push('a', a.frame(), 20);
-      mixer.push('b', b.frame(), 25);
-      mixer.push('c', OPUS_SILENCE_FRAME, 127);
-    });
-    assert.deepEqual(mixer.talkerIds().sort(), ['a', 'b']);
-    assert.ok(hearD.hears(440) && hearD.hears(880), 'a listener hears both');
-    assert.ok(hearC.hears(440) && hearC.hears(880), 'a silent attendee hears both');
-    assert.ok(hearA.hears(880) && !hearA.hears(440), 'A hears B, not itself');
-    assert.ok(hearB.hears(440) && !hearB.hears(880), 'B hears A, not itself');
-    // Every listener who is not talking gets the very same encoded frame: one encode for all of them.
-    assert.equal(hearC.payloads.at(-1), hearD.payloads.at(-1));
-    assert.notEqual(hearA.payloads.at(-1), hearD.payloads.at(-1));
-    assert.deepEqual(
-      mixer.levels().map((l) => l.id).sort(),
-      ['a', 'b'],
-      'levels report the talkers only',
-    );
-  });
-
-  test('at most three talkers, the loudest; a louder newcomer replaces the quietest', () => {
-    const { mixer, run } = meeting();
-    const sources = [300, 500, 700, 900, 1100].map((f) => new ToneSource(f));
-    sources.forEach((_, i) => mixer.addSource(`s${i}`));
-    mixer.addSink(new Listener());
-    run(10, () => sources.slice(0, 4).forEach((s, i) => mixer.push(`s${i}`, s.frame(), 30 + i * 5)));
-    assert.deepEqual(mixer.talkerIds().sort(), ['s0', 's1', 's2']);
-    run(10, () => sources.forEach((s, i) => mixer.push(`s${i}`, s.frame(), i === 4 ? 10 : 30 + i * 5)));
-    assert.ok(mixer.talkerIds().includes('s4'), 'the much louder newcomer is in');
-    assert.ok(!mixer.talkerIds().includes('s2'), 'the quietest talker made room');
-    assert.equal(mixer.talkerIds().length, 3);
-  });
-
-  test('a talker who pauses briefly keeps its place; a long silence frees it', () => {
-    const { mixer, run } = meeting();
-    const a = new ToneSource(440);
-    mixer.addSource('a');
-    mixer.addSink(new Listener());
-    run(10, () => mixer.push('a', a.frame(), 20));
-    run(10, () => mixer.push('a', OPUS_SILENCE_FRAME, 127)); // 200 ms pause
-    assert.deepEqual(mixer.talkerIds(), ['a']);
-    run(40, () => mixer.push('a', OPUS_SILENCE_FRAME, 127));
-    assert.deepEqual(mixer.talkerIds(), []);
-  });
-
-  test('a removed (muted) source leaves the mix; with nobody talking the frame is silence', () => {
-    const { mixer, run } = meeting();
-    const a = new ToneSource(440);
-    const listener = new Listener();
-    mixer.addSource('a');
-    mixer.addSink(listener);
-    run(20, () => mixer.push('a', a.frame(), 20));
-    assert.ok(listener.hears(440));
-    mixer.removeSource('a');
-    run(5, () => mixer.push('a', a.frame(), 20));
-    assert.equal(listener.payloads.at(-1), OPUS_SILENCE_FRAME);
-    assert.deepEqual(mixer.talkerIds(), []);
-  });
-
-  test('corrupt packets cost a frame, not the mix', () => {
-    const { mixer, run } = meeting();
-    const a = new ToneSource(440);
-    const listener = new Listener();
-    mixer.addSource('a');
-    mixer.addSink(listener);
-    let i = 0;
-    // Every fifth frame is damaged in transit (the talker's tone goes on meanwhile).
-    run(40, () => {
-      const frame = a.frame();
-      mixer.push('a', i++ % 5 === 0 ? Buffer.from([0xff, 0xff, 0xff, 0x00]) : frame, 20);
-    });
-    assert.ok(listener.hears(440));
-  });
-});

@@ -3,6 +3,10 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import type { AudioRelay } from '../src/media/audio-relay.ts';
+import { MIX_ENCODER_SETTINGS } from '../src/media/audio-mixer.ts';
+import { FrameClock } from '../src/media/frame-clock.ts';
+import { loadOpusBackend } from '../src/media/opus/backend.ts';
+import { OpusCodecPool } from '../src/media/opus/codec-pool.ts';
 import { PipeSsrc, PipeTransport, PrimaryPipeEnd, ReplicaPipeEnd } from '../src/media/pipe.ts';
 import { MediaRoom } from '../src/media/room.ts';
 import { rtp } from '../src/media/rtp.ts';
@@ -34,10 +38,13 @@ let replicaEnd: ReplicaPipeEnd;
 let primaryPipe: PipeTransport;
 let replicaPipe: PipeTransport;
 const demands: number[][] = [];
+const clock = new FrameClock();
+const codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
 
 before(async () => {
-  primaryRoom = new MediaRoom('primary');
-  replicaRoom = new MediaRoom('replica', true);
+  clock.start();
+  primaryRoom = new MediaRoom('primary', false, clock, codecs);
+  replicaRoom = new MediaRoom('replica', true, clock, codecs);
   [primaryPipe, replicaPipe] = await Promise.all([PipeTransport.open('127.0.0.1'), PipeTransport.open('127.0.0.1')]);
   const down = { key: randomBytes(16), salt: randomBytes(12) };
   const up = { key: randomBytes(16), salt: randomBytes(12) };
@@ -51,6 +58,7 @@ before(async () => {
   };
 });
 after(() => {
+  clock.stop();
   primaryEnd.close();
   replicaEnd.close();
   primaryRoom.close();

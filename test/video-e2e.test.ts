@@ -46,9 +46,19 @@ describe('video in Chromium', () => {
       assert.ok(layers.every((l) => l.packets === 0 || l.ssrc !== 0), 'layers learned their SSRC from the rid');
     }));
 
-  test('receivers report a downlink estimate that BITRATES passes back', () =>
+  test('receivers report a downlink estimate that BITRATES passes back, in the kbps the SDK reads', () =>
     browser.withConsoleOnFailure(async () => {
-      await waitFor(async () => ((await stats()).find((s) => s.externalUserId === 'viewer')?.downlinkBps ?? 0) > 0, 15_000, { message: 'REMB from the viewer' });
+      const remb = await waitFor(async () => (await stats()).find((s) => s.externalUserId === 'viewer')?.downlinkBps || undefined, 15_000, { message: 'REMB from the viewer' });
+      // The SDK logs what it takes from BITRATES.serverAvailableOutgoingBitrate, which it reads as kbps.
+      const logged = await waitFor(
+        async () => {
+          const matches = [...browser.dumpConsole(5000).matchAll(/server side estimation of available incoming bitrate (\d+)kbps/g)];
+          return matches.length > 0 ? Number(matches.at(-1)![1]) : undefined;
+        },
+        15_000,
+        { message: 'the SDK takes the estimate from BITRATES' },
+      );
+      assert.ok(logged * 1000 > remb / 4 && logged * 1000 < remb * 4, `SDK sees ${logged} kbps for a REMB of ${remb} bps`);
     }));
 
   test('content share: the second connection as <attendeeId>#content is seen as its own tile', () =>

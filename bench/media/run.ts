@@ -3,17 +3,24 @@
  *  1. CPU per forwarded video packet through Amphi's forwarder (VideoLayer → VideoDownstream →
  *     SRTP protect → UDP send) at 1, 10 and 50 receivers, against a bare loop that only
  *     rewrites the header, protects and sends the same packets to the same receivers;
- *  2. the audio mixer's CPU for a 250-attendee meeting with 3 talkers, per 20 ms frame
- *     (mixing, encoding, and packetising + protecting + sending to every listener).
+ *  2. opus encode and decode per 20 ms frame for each build against the one Amphi used before;
+ *  3. the audio mixer's CPU for a 250-attendee meeting with 3 talkers, per 20 ms frame
+ *     (mixing, encoding, and packetising + protecting + sending to every listener), per build;
+ *  4. frames per second each meeting gets on an overloaded machine: the media clock against
+ *     the previous per-mixer timers.
  * Everything goes to a UDP sink on 127.0.0.1. Medians of several rounds.
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import OpusScript from 'opusscript';
-import { AudioMixer, FRAME_SAMPLES, SAMPLE_RATE, type MixerSink } from '../../src/media/audio-mixer.ts';
+import { availableParallelism } from 'node:os';
+import { AudioMixer, FRAME_SAMPLES, MIX_ENCODER_SETTINGS, SAMPLE_RATE, type MixerSink } from '../../src/media/audio-mixer.ts';
+import { loadOpusBackend } from '../../src/media/opus/backend.ts';
+import { OpusCodecPool } from '../../src/media/opus/codec-pool.ts';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpSession, type SrtpProfile } from '../../src/media/srtp.ts';
 import { VideoDownstream, VideoLayer } from '../../src/media/video-forwarding.ts';
+import { measureClockUnderLoad } from './clock.ts';
+import { measureCodecs } from './codecs.ts';
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 3 : 7;
@@ -103,19 +110,20 @@ async function forwarding(receivers: number, profile: SrtpProfile) {
   return { receivers, amphi: median(amphiRounds), bare: median(bareRounds) };
 }
 
-async function mixing(attendees: number, talkers: number, deliver: boolean) {
+async function mixing(attendees: number, talkers: number, deliver: boolean, backend: 'native' | 'wasm') {
   const frames = quick ? 100 : 250;
-  const encoders = Array.from({ length: talkers }, () => new OpusScript(SAMPLE_RATE, 1, OpusScript.Application.VOIP));
+  const codecs = new OpusCodecPool(loadOpusBackend(backend), MIX_ENCODER_SETTINGS);
+  const encoders = Array.from({ length: talkers }, () => codecs.backend.createEncoder(MIX_ENCODER_SETTINGS));
   const tonePcm = (f: number) => {
     const pcm = Buffer.alloc(FRAME_SAMPLES * 2);
     for (let i = 0; i < FRAME_SAMPLES; i++) pcm.writeInt16LE(Math.round(5000 * Math.sin((2 * Math.PI * f * i) / SAMPLE_RATE)), i * 2);
     return pcm;
   };
-  const talkerFrames = encoders.map((encoder, i) => Array.from({ length: 50 }, () => encoder.encode(tonePcm(300 + 200 * i), FRAME_SAMPLES)));
+  const talkerFrames = encoders.map((encoder, i) => Array.from({ length: 50 }, () => encoder.encode(tonePcm(300 + 200 * i))));
   const rounds: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     let now = 0;
-    const mixer = new AudioMixer({ now: () => now });
+    const mixer = new AudioMixer({ codecs, now: () => now });
     const header = Buffer.alloc(1500);
     // Each listener does what MediaPeer.sendAudio does: RTP header, payload, protect, send.
     for (let a = 0; a < attendees; a++) {
@@ -140,7 +148,7 @@ async function mixing(attendees: number, talkers: number, deliver: boolean) {
       for (let t = 0; t < talkers; t++) mixer.push(`a${t}`, talkerFrames[t]![frame % 50]!, 25);
       for (let a = talkers; a < attendees; a++) mixer.push(`a${a}`, talkerFrames[0]![0]!.subarray(0, 3), 127);
       now += 20;
-      mixer.tick();
+      mixer.produce(frame + 1);
     };
     for (let f = 0; f < 20; f++) tick(f); // talkers selected and buffered
     await drain();
@@ -148,11 +156,11 @@ async function mixing(attendees: number, talkers: number, deliver: boolean) {
       for (let f = 0; f < frames; f++) tick(f);
     });
     rounds.push(micros / frames);
-    mixer.stop();
+    mixer.close();
     await drain();
   }
   const perFrame = median(rounds);
-  return { attendees, talkers, deliver, microsPerFrame: perFrame, coreShare: perFrame / 20_000 };
+  return { attendees, talkers, deliver, backend, microsPerFrame: perFrame, coreShare: perFrame / 20_000 };
 }
 
 console.log(`# Amphi media benchmarks (${quick ? 'quick' : 'full'}), node ${process.version}, ${ROUNDS} rounds, medians\n`);
@@ -166,16 +174,35 @@ for (const profile of [SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80]) {
   }
   console.log('');
 }
+console.log('## Opus codecs\n');
+console.log('CPU per 20 ms frame (48 kHz mono, 32 kb/s, complexity 5, FEC), interleaved rounds.\n');
+console.log('| build | encode µs | decode µs | encode vs opusscript | decode vs opusscript |');
+console.log('|---|---|---|---|---|');
+const codecRows = measureCodecs(ROUNDS, quick ? 500 : 2000);
+const old = codecRows.find((row) => row.name === 'opusscript')!;
+for (const row of codecRows) console.log(`| ${row.name} | ${row.encode.toFixed(1)} | ${row.decode.toFixed(1)} | ${(row.encode / old.encode).toFixed(2)} | ${(row.decode / old.decode).toFixed(2)} |`);
+console.log('');
 console.log('## Mixing\n');
 console.log('"mix" is talker selection, decoding, mixing and encoding (3 mix-minus + 1 shared frame); "mix + delivery" adds');
 console.log('the RTP header, AEAD_AES_128_GCM protection and the UDP send to every listener.\n');
-console.log('| attendees | talkers | what | µs per 20 ms frame | share of one core |');
-console.log('|---|---|---|---|---|');
-for (const [attendees, talkers] of [[250, 3], [50, 3]] as const) {
-  for (const deliver of [false, true]) {
-    const m = await mixing(attendees, talkers, deliver);
-    console.log(`| ${m.attendees} | ${m.talkers} | ${deliver ? 'mix + delivery' : 'mix'} | ${m.microsPerFrame.toFixed(0)} | ${(m.coreShare * 100).toFixed(1)}% |`);
+console.log('| opus | attendees | talkers | what | µs per 20 ms frame | share of one core |');
+console.log('|---|---|---|---|---|---|');
+for (const backend of ['native', 'wasm'] as const) {
+  for (const [attendees, talkers] of [[250, 3], [50, 3]] as const) {
+    for (const deliver of [false, true]) {
+      const m = await mixing(attendees, talkers, deliver, backend);
+      console.log(`| ${backend} | ${m.attendees} | ${m.talkers} | ${deliver ? 'mix + delivery' : 'mix'} | ${m.microsPerFrame.toFixed(0)} | ${(m.coreShare * 100).toFixed(1)}% |`);
+    }
   }
 }
+console.log('');
+const load = await measureClockUnderLoad(quick ? 1 : 3, quick ? 3 : 8);
+console.log(`## Mixer frames on an overloaded machine\n`);
+console.log(`10 meetings with 2 talkers each on this thread; ${load.hogs} busy processes on ${availableParallelism()} cores. Frames per second one`);
+console.log('listener gets (median over meetings, then rounds; 50 is every frame); wake-up lateness of the media clock.\n');
+console.log('| scheduling | frames/s | rounds | clock lateness p50 / p99 / max ms | skipped frames/s |');
+console.log('|---|---|---|---|---|');
+console.log(`| per-mixer timers (before) | ${load.previousFramesPerSecond.toFixed(1)} | ${load.previousRounds.map((r) => r.toFixed(1)).join(', ')} | | |`);
+console.log(`| media clock | ${load.clockFramesPerSecond.toFixed(1)} | ${load.clockRounds.map((r) => r.toFixed(1)).join(', ')} | ${load.latenessP50} / ${load.latenessP99} / ${load.latenessMax} | ${load.skippedPerSecond.toFixed(2)} |`);
 socket.close();
 sink.close();

@@ -8,7 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AudioRelay } from '../../src/media/audio-relay.ts';
-import type { MixerSink } from '../../src/media/audio-mixer.ts';
+import { MIX_ENCODER_SETTINGS, type MixerSink } from '../../src/media/audio-mixer.ts';
+import { FrameClock } from '../../src/media/frame-clock.ts';
+import { loadOpusBackend } from '../../src/media/opus/backend.ts';
+import { OpusCodecPool } from '../../src/media/opus/codec-pool.ts';
 import { PipeTransport, PrimaryPipeEnd, ReplicaPipeEnd } from '../../src/media/pipe.ts';
 import { MediaRoom } from '../../src/media/room.ts';
 import { VideoDownstream, VideoLayer } from '../../src/media/video-forwarding.ts';
@@ -16,9 +19,11 @@ import { VideoDownstream, VideoLayer } from '../../src/media/video-forwarding.ts
 const seconds = process.argv.includes('--quick') ? 4 : 15;
 const now = () => performance.timeOrigin + performance.now();
 
-const primaryRoom = new MediaRoom('primary');
-const replicaRoom = new MediaRoom('replica', true);
-primaryRoom.mixer.stop(); // this bench feeds the shared sink itself, with timestamped frames
+// The clock never starts: this bench feeds the shared sink itself, with timestamped frames.
+const idleClock = new FrameClock();
+const codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
+const primaryRoom = new MediaRoom('primary', false, idleClock, codecs);
+const replicaRoom = new MediaRoom('replica', true, idleClock, codecs);
 const [primaryPipe, replicaPipe] = await Promise.all([PipeTransport.open('127.0.0.1'), PipeTransport.open('127.0.0.1')]);
 const down = { key: randomBytes(16), salt: randomBytes(12) };
 const up = { key: randomBytes(16), salt: randomBytes(12) };
@@ -58,10 +63,11 @@ const videoPacket = (key: boolean) => {
 };
 
 const warmup = Date.now() + 1000;
+let audioFrame = 0;
 const audioTimer = setInterval(() => {
   const frame = Buffer.alloc(80);
   frame.writeDoubleBE(now(), 0);
-  sharedSink.deliver(frame, 30);
+  sharedSink.deliver(frame, 30, (++audioFrame * 960) >>> 0);
 }, 20);
 let packets = 0;
 const videoTimer = setInterval(() => {

@@ -12,6 +12,6 @@ export interface AudioHub {
   removeSink(sink: MixerSink): void;
   levels(): { id: string; level: number }[];
   talkerIds(): string[];
-  start(): void;
-  stop(): void;
+  /** Releases what the hub holds; it delivers nothing afterwards. */
+  close(): void;
 }

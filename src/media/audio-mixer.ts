@@ -1,4 +1,7 @@
-import OpusScript from 'opusscript';
+import { EventEmitter } from 'node:events';
+import type { FrameListener } from './frame-clock.ts';
+import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, type OpusDecoder, type OpusEncoder, type OpusEncoderSettings } from './opus/codec.ts';
+import type { OpusCodecPool } from './opus/codec-pool.ts';
 
 /**
  * Server-side audio mixing the way Chime (and Asterisk's softmix) does it: talkers are picked
@@ -7,29 +10,41 @@ import OpusScript from 'opusscript';
  * encoded mix per 20 ms frame.
  */
 
-export const SAMPLE_RATE = 48_000;
-export const FRAME_MS = 20;
-export const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
+export const SAMPLE_RATE = OPUS_SAMPLE_RATE;
+export const FRAME_SAMPLES = OPUS_FRAME_SAMPLES;
+export { FRAME_MS } from './frame-clock.ts';
 
-const OPUS_SET_COMPLEXITY = 4010;
-const OPUS_SET_INBAND_FEC = 4012;
+/** What the mix is encoded with: wideband speech at 32 kb/s, with in-band FEC. */
+export const MIX_ENCODER_SETTINGS: OpusEncoderSettings = { bitrate: 32_000, complexity: 5, inbandFec: true };
+
 /** Audio level (-dBov) above which a source counts as talking; 127 is silence. */
 const TALKING_LEVEL = 60;
 /** A talker stays selected this long after going quiet, so short pauses don't flap the selection. */
 const TALKER_HOLD_MS = 600;
 /** A newcomer must be this many dB louder than the quietest talker to replace it. */
 const REPLACE_MARGIN_DB = 6;
-const MAX_QUEUED_FRAMES = 6;
+/** A talker's frames waiting to be mixed: enough to ride out a 200 ms stall of this thread. */
+const MAX_QUEUED_FRAMES = 10;
 const START_DEPTH = 2;
+/**
+ * A talker whose queue stays deeper than needed this many frames in a row (its sender's clock
+ * runs fast, or a burst left a backlog) loses one frame, so its delay does not build up.
+ */
+const EXCESS_FRAMES_BEFORE_DROP = 50;
 const MAX_CONCEALED_FRAMES = 2;
-const LOST_PACKET = Buffer.alloc(0);
 
 export interface MixerSink {
   /**
    * Called once per frame with the encoded opus payload for this listener (a shared buffer: copy
-   * to keep) and the frame's audio level in -dBov (0 loudest, 127 silence), for RFC 6464.
+   * to keep), the frame's audio level in -dBov (0 loudest, 127 silence) for RFC 6464, and the
+   * frame's time on the media clock in 48 kHz units (uint32; a gap means frames were skipped).
    */
-  deliver(payload: Buffer, level: number): void;
+  deliver(payload: Buffer, level: number, timestamp: number): void;
+}
+
+/** Media-clock time of a frame, as an RTP timestamp (48 kHz, wrapping at 2^32). */
+export function frameTimestamp(frame: number): number {
+  return (frame * FRAME_SAMPLES) % 4294967296;
 }
 
 /** Audio level of a PCM frame in -dBov, as RFC 6464 carries it. */
@@ -45,49 +60,78 @@ interface Source {
   lastLoudAt: number;
   queue: Buffer[];
   playing: boolean;
-  decoder?: OpusScript;
+  decoder?: OpusDecoder;
   pcm: Int16Array;
   hasFrame: boolean;
   /** Frames in a row filled in for lost or corrupt ones. */
   concealed: number;
+  /** Frames in a row that left more than START_DEPTH frames queued. */
+  excess: number;
 }
 
 interface Talker {
   source: Source;
-  encoder: OpusScript;
+  encoder: OpusEncoder;
   payload: Buffer;
   level: number;
 }
 
 export interface MixerOptions {
+  codecs: OpusCodecPool;
   maxTalkers?: number;
   now?: () => number;
 }
 
-export class AudioMixer {
+export interface MixerStats {
+  frames: number;
+  /** Frames waiting in the deepest talker's queue. */
+  backlog: number;
+  /** Times the mixer threw away its codec state after a failure. */
+  rebuilds: number;
+  talkers: number;
+}
+
+export interface MixerEvents {
+  /** A frame failed; the mixer has already rebuilt its codec state and goes on. */
+  failure: [error: unknown];
+}
+
+export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListener {
   private readonly sources = new Map<string, Source>();
   private readonly sinks = new Map<MixerSink, string | undefined>();
   private readonly talkers = new Map<string, Talker>();
+  private readonly codecs: OpusCodecPool;
+  private readonly silence: Buffer;
   private readonly maxTalkers: number;
   private readonly now: () => number;
   private readonly sum = new Int32Array(FRAME_SAMPLES);
-  private readonly mixPcm = Buffer.alloc(FRAME_SAMPLES * 2);
-  private sharedEncoder: OpusScript | undefined;
+  private readonly mixPcm = Buffer.alloc(OPUS_FRAME_BYTES);
+  private readonly mixSamples = new Int16Array(this.mixPcm.buffer, this.mixPcm.byteOffset, FRAME_SAMPLES);
+  private sharedEncoder: OpusEncoder | undefined;
   /** Level of the frame encode() produced last. */
   private lastLevel = 127;
-  private timer: NodeJS.Timeout | undefined;
-  private nextTickAt = 0;
-  /** Frames produced; for tests and metrics. */
-  ticks = 0;
+  private sharedPayload: Buffer = Buffer.alloc(0);
+  private sharedLevel = 127;
+  private frames = 0;
+  private rebuilds = 0;
+  private closed = false;
 
-  constructor(options: MixerOptions = {}) {
+  constructor(options: MixerOptions) {
+    super();
+    this.codecs = options.codecs;
+    this.silence = silenceFrame(options.codecs);
     this.maxTalkers = options.maxTalkers ?? 3;
     this.now = options.now ?? (() => performance.now());
   }
 
+  /** What listeners get while nobody talks. */
+  get silenceFrame(): Buffer {
+    return this.silence;
+  }
+
   addSource(id: string): void {
     if (!this.sources.has(id)) {
-      this.sources.set(id, { id, level: 127, lastLoudAt: -Infinity, queue: [], playing: false, pcm: new Int16Array(FRAME_SAMPLES), hasFrame: false, concealed: MAX_CONCEALED_FRAMES });
+      this.sources.set(id, { id, level: 127, lastLoudAt: -Infinity, queue: [], playing: false, pcm: new Int16Array(FRAME_SAMPLES), hasFrame: false, concealed: MAX_CONCEALED_FRAMES, excess: 0 });
     }
   }
 
@@ -95,7 +139,6 @@ export class AudioMixer {
     const source = this.sources.get(id);
     if (!source) return;
     this.dropTalker(id);
-    source.decoder?.delete();
     this.sources.delete(id);
   }
 
@@ -135,43 +178,52 @@ export class AudioMixer {
     return [...this.talkers.keys()];
   }
 
-  start(): void {
-    if (this.timer) return;
-    this.nextTickAt = this.now() + FRAME_MS;
-    const loop = () => {
-      try {
-        this.tick();
-      } catch (error) {
-        // A failed frame is lost and the next one comes on time; the error is still reported
-        // (the worker logs uncaught errors) without stopping this loop.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-      // Scheduled against absolute time so timer lateness doesn't accumulate.
-      this.nextTickAt += FRAME_MS;
-      const delay = this.nextTickAt - this.now();
-      if (delay < -5 * FRAME_MS) this.nextTickAt = this.now() + FRAME_MS; // fell far behind: resynchronise
-      this.timer = setTimeout(loop, Math.max(0, delay));
-    };
-    this.timer = setTimeout(loop, FRAME_MS);
+  stats(): MixerStats {
+    let backlog = 0;
+    for (const talker of this.talkers.values()) backlog = Math.max(backlog, talker.source.queue.length);
+    return { frames: this.frames, backlog, rebuilds: this.rebuilds, talkers: this.talkers.size };
   }
 
-  stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    for (const id of [...this.talkers.keys()]) this.dropTalker(id);
-    for (const source of this.sources.values()) {
-      source.decoder?.delete();
-      source.decoder = undefined;
+  /**
+   * Produces frame number `frame` of the media clock for every sink. A codec failure costs that
+   * one frame (listeners get silence): the codec state is rebuilt and the failure reported.
+   */
+  produce(frame: number): void {
+    if (this.closed) return;
+    const timestamp = frameTimestamp(frame);
+    this.frames++;
+    let shared = this.silence;
+    let sharedLevel = 127;
+    try {
+      if (this.mix()) {
+        shared = this.sharedPayload;
+        sharedLevel = this.sharedLevel;
+      }
+    } catch (error) {
+      this.rebuild();
+      this.emit('failure', error);
     }
-    this.sharedEncoder?.delete();
+    for (const [sink, ownId] of this.sinks) {
+      const talker = ownId === undefined ? undefined : this.talkers.get(ownId);
+      try {
+        if (talker) sink.deliver(talker.payload, talker.level, timestamp);
+        else sink.deliver(shared, sharedLevel, timestamp);
+      } catch (error) {
+        this.emit('failure', error); // one listener's failure is not the others'
+      }
+    }
+  }
+
+  /** Gives every codec back to the pool; the mixer produces nothing more. */
+  close(): void {
+    this.closed = true;
+    for (const id of [...this.talkers.keys()]) this.dropTalker(id);
+    if (this.sharedEncoder) this.codecs.giveEncoder(this.sharedEncoder);
     this.sharedEncoder = undefined;
   }
 
-  /** Produces one 20 ms frame for every sink. */
-  tick(): void {
-    this.ticks++;
+  /** Decodes the talkers and encodes this frame's mixes; false when there is nothing to encode. */
+  private mix(): boolean {
     this.selectTalkers();
     this.sum.fill(0);
     let mixed = 0;
@@ -180,12 +232,19 @@ export class AudioMixer {
       source.hasFrame = false;
       if (!source.playing && source.queue.length >= START_DEPTH) source.playing = true;
       if (!source.playing) continue;
+      if (source.queue.length > START_DEPTH + 1) source.excess++;
+      else source.excess = 0;
+      if (source.excess >= EXCESS_FRAMES_BEFORE_DROP) {
+        // Decoded but not mixed, so the decoder's state stays continuous.
+        this.decodeInto(source, source.queue.shift());
+        source.excess = 0;
+      }
       const payload = source.queue.shift();
       if (!payload) source.playing = false; // ran dry: rebuffer before playing again
       if (payload && this.decodeInto(source, payload)) {
         source.concealed = 0;
-      } else if (source.concealed < MAX_CONCEALED_FRAMES && this.decodeInto(source, LOST_PACKET)) {
-        // A lost or corrupt frame: opus' own concealment (an empty packet) rather than a cut.
+      } else if (source.concealed < MAX_CONCEALED_FRAMES && this.decodeInto(source, undefined)) {
+        // A lost or corrupt frame: opus' own concealment rather than a cut.
         source.concealed++;
       } else {
         continue;
@@ -196,57 +255,58 @@ export class AudioMixer {
       const sum = this.sum;
       for (let i = 0; i < FRAME_SAMPLES; i++) sum[i]! += pcm[i]!;
     }
-    if (mixed === 0 && this.talkers.size === 0) {
-      for (const sink of this.sinks.keys()) sink.deliver(OPUS_SILENCE_FRAME, 127);
-      return;
-    }
+    if (mixed === 0 && this.talkers.size === 0) return false;
     // While anyone holds the floor the encoders run on, even through a gap, so each listener's
     // decoder follows one continuous encoder.
-    const shared = this.encode(this.sharedEncoderInstance(), undefined);
-    const sharedLevel = this.lastLevel;
+    this.sharedPayload = this.encode((this.sharedEncoder ??= this.codecs.takeEncoder()), undefined);
+    this.sharedLevel = this.lastLevel;
     for (const talker of this.talkers.values()) {
-      talker.payload = talker.source.hasFrame ? this.encode(talker.encoder, talker.source) : shared;
-      talker.level = talker.source.hasFrame ? this.lastLevel : sharedLevel;
+      talker.payload = talker.source.hasFrame ? this.encode(talker.encoder, talker.source) : this.sharedPayload;
+      talker.level = talker.source.hasFrame ? this.lastLevel : this.sharedLevel;
     }
-    for (const [sink, ownId] of this.sinks) {
-      const talker = ownId === undefined ? undefined : this.talkers.get(ownId);
-      if (talker) sink.deliver(talker.payload, talker.level);
-      else sink.deliver(shared, sharedLevel);
-    }
+    return true;
   }
 
-  private decodeInto(source: Source, payload: Buffer): boolean {
+  /** Decodes a packet (or conceals a lost one) into the source's PCM; false when it is corrupt. */
+  private decodeInto(source: Source, payload: Buffer | undefined): boolean {
+    source.decoder ??= this.codecs.takeDecoder();
     try {
-      source.decoder ??= new OpusScript(SAMPLE_RATE, 1, OpusScript.Application.VOIP);
-      const decoded = source.decoder.decode(payload);
-      const samples = Math.min(FRAME_SAMPLES, decoded.length >> 1);
-      for (let i = 0; i < samples; i++) source.pcm[i] = decoded.readInt16LE(i * 2);
-      for (let i = samples; i < FRAME_SAMPLES; i++) source.pcm[i] = 0;
-      return samples > 0;
+      return source.decoder.decodeInto(payload, source.pcm) > 0;
     } catch {
       return false; // a corrupt packet costs one frame, not the meeting's audio
     }
   }
 
   /** Encodes the sum, minus `exclude`'s own voice when given. */
-  private encode(encoder: OpusScript, exclude: Source | undefined): Buffer {
+  private encode(encoder: OpusEncoder, exclude: Source | undefined): Buffer {
     const sum = this.sum;
     const own = exclude?.hasFrame ? exclude.pcm : undefined;
-    const out = this.mixPcm;
+    const out = this.mixSamples;
     let squares = 0;
     for (let i = 0; i < FRAME_SAMPLES; i++) {
       let sample = own ? sum[i]! - own[i]! : sum[i]!;
       if (sample > 32767) sample = 32767;
       else if (sample < -32768) sample = -32768;
       squares += sample * sample;
-      out.writeInt16LE(sample, i * 2);
+      out[i] = sample;
     }
     this.lastLevel = levelOf(squares, FRAME_SAMPLES);
-    return encoder.encode(out, FRAME_SAMPLES);
+    return encoder.encode(this.mixPcm);
   }
 
-  private sharedEncoderInstance(): OpusScript {
-    return (this.sharedEncoder ??= newEncoder());
+  /** After a failure no codec of this mixer is trusted: all are discarded, talkers start over. */
+  private rebuild(): void {
+    this.rebuilds++;
+    for (const talker of this.talkers.values()) this.codecs.discard(talker.encoder);
+    this.talkers.clear();
+    for (const source of this.sources.values()) {
+      if (source.decoder) this.codecs.discard(source.decoder);
+      source.decoder = undefined;
+      source.queue.length = 0;
+      source.playing = false;
+    }
+    if (this.sharedEncoder) this.codecs.discard(this.sharedEncoder);
+    this.sharedEncoder = undefined;
   }
 
   private selectTalkers(): void {
@@ -273,41 +333,35 @@ export class AudioMixer {
 
   private promote(source: Source): void {
     source.playing = false;
-    this.talkers.set(source.id, { source, encoder: newEncoder(), payload: OPUS_SILENCE_FRAME, level: 127 });
+    this.talkers.set(source.id, { source, encoder: this.codecs.takeEncoder(), payload: this.silence, level: 127 });
   }
 
   private dropTalker(id: string): void {
     const talker = this.talkers.get(id);
     if (!talker) return;
-    talker.encoder.delete();
+    this.codecs.giveEncoder(talker.encoder);
     talker.source.queue.length = 0;
     talker.source.playing = false;
-    talker.source.decoder?.delete();
+    if (talker.source.decoder) this.codecs.giveDecoder(talker.source.decoder);
     talker.source.decoder = undefined;
     this.talkers.delete(id);
   }
 }
 
-function encodeSilence(): Buffer {
-  const encoder = newEncoder();
-  const silence = Buffer.alloc(FRAME_SAMPLES * 2);
-  let frame = encoder.encode(silence, FRAME_SAMPLES);
-  for (let i = 0; i < 10; i++) frame = encoder.encode(silence, FRAME_SAMPLES);
-  encoder.delete();
-  return frame;
-}
-
-function newEncoder(): OpusScript {
-  const encoder = new OpusScript(SAMPLE_RATE, 1, OpusScript.Application.VOIP);
-  encoder.encoderCTL(OPUS_SET_COMPLEXITY, 5);
-  encoder.encoderCTL(OPUS_SET_INBAND_FEC, 1);
-  encoder.setBitrate(32_000);
-  return encoder;
-}
+const silenceFrames = new WeakMap<OpusCodecPool, Buffer>();
 
 /**
  * What listeners get while nobody talks: a frame of silence from an encoder like the mix's own,
  * in its steady state. (A minimal CELT-only silence frame also decodes to silence, but Chrome
  * then takes about half a second to play the first real speech after it.)
  */
-export const OPUS_SILENCE_FRAME = encodeSilence();
+function silenceFrame(codecs: OpusCodecPool): Buffer {
+  let frame = silenceFrames.get(codecs);
+  if (frame) return frame;
+  const encoder = codecs.takeEncoder();
+  const silence = Buffer.alloc(OPUS_FRAME_BYTES);
+  for (let i = 0; i < 11; i++) frame = encoder.encode(silence);
+  codecs.giveEncoder(encoder);
+  silenceFrames.set(codecs, frame!);
+  return frame!;
+}

@@ -36,14 +36,14 @@ export class AudioRelay implements AudioHub {
   }
 
   /** The primary's shared mix, for everyone without a personal one. */
-  deliverShared(payload: Buffer, level: number): void {
-    for (const [sink, own] of this.sinks) if (own === undefined || !this.promoted.has(own)) sink.deliver(payload, level);
+  deliverShared(payload: Buffer, level: number, timestamp: number): void {
+    for (const [sink, own] of this.sinks) if (own === undefined || !this.promoted.has(own)) sink.deliver(payload, level, timestamp);
   }
 
   /** The primary's mix-minus for one promoted attendee. */
-  deliverPersonal(id: string, payload: Buffer, level: number): void {
+  deliverPersonal(id: string, payload: Buffer, level: number, timestamp: number): void {
     if (!this.promoted.has(id)) return;
-    for (const [sink, own] of this.sinks) if (own === id) sink.deliver(payload, level);
+    for (const [sink, own] of this.sinks) if (own === id) sink.deliver(payload, level, timestamp);
   }
 
   levels(): { id: string; level: number }[] {
@@ -52,6 +52,7 @@ export class AudioRelay implements AudioHub {
   talkerIds(): string[] {
     return [];
   }
-  start(): void {}
-  stop(): void {}
+  close(): void {
+    this.sinks.clear();
+  }
 }

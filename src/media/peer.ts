@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { MixerSink } from './audio-mixer.ts';
 import { FRAME_SAMPLES } from './audio-mixer.ts';
 import type { MediaRoom } from './room.ts';
-import { audioLevel, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp } from './rtp.ts';
+import { AudioTimestamps, audioLevel, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp } from './rtp.ts';
 import { buildAnswer, EXT, type AnswerMedia, type Codec, type Extension, type Offer, type OfferedMedia } from './sdp.ts';
 import { VideoDownstream, VideoLayer } from './video-forwarding.ts';
 import type { WebRtcTransport } from './webrtc-transport.ts';
@@ -77,7 +77,7 @@ export class MediaPeer {
   private vp8PayloadType = 96;
   private readonly audioOutSsrc = randomSsrc();
   private audioSeq = randomInt(0, 0x7fff);
-  private audioTs = randomInt(0, 0x7fffffff);
+  private readonly audioTimestamps = new AudioTimestamps(randomInt(0, 0x7fffffff), FRAME_SAMPLES);
   /** What the client's audio m-line allows, and what the attendee's capabilities allow. */
   private clientSendsAudio = false;
   private clientReceivesAudio = false;
@@ -90,7 +90,7 @@ export class MediaPeer {
   private quietPackets = 0;
   private readonly feedbackTimer: NodeJS.Timeout;
   private closed = false;
-  private readonly mixSink: MixerSink = { deliver: (payload, level) => this.sendAudio(payload, level) };
+  private readonly mixSink: MixerSink = { deliver: (payload, level, timestamp) => this.sendAudio(payload, level, timestamp) };
   private readonly rtcpVisitor = {
     pli: (ssrc: number) => this.downstreamBySsrc.get(ssrc)?.requestKeyFrame(),
     fir: (ssrc: number) => this.downstreamBySsrc.get(ssrc)?.requestKeyFrame(),
@@ -391,7 +391,7 @@ export class MediaPeer {
     this.room.mixer.push(this.attendeeId, packet.subarray(headerLength, payloadEnd), audioLevel(packet, this.extensionIds.audioLevel));
   };
 
-  private sendAudio(payload: Buffer, level: number): void {
+  private sendAudio(payload: Buffer, level: number, timestamp: number): void {
     if (!this.transport.connected) return;
     if (level > VOICE_LEVEL) this.quietPackets++;
     else {
@@ -399,12 +399,12 @@ export class MediaPeer {
       this.quietPackets = 0;
     }
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
-    this.audioTs = (this.audioTs + FRAME_SAMPLES) >>> 0;
+    const audioTs = this.audioTimestamps.next(timestamp);
     const levelId = this.extensionIds.audioLevel;
     audioScratch[0] = levelId ? 0x90 : 0x80;
     audioScratch[1] = this.opusPayloadType;
     audioScratch.writeUInt16BE(this.audioSeq, 2);
-    audioScratch.writeUInt32BE(this.audioTs, 4);
+    audioScratch.writeUInt32BE(audioTs, 4);
     audioScratch.writeUInt32BE(this.audioOutSsrc, 8);
     let offset = 12;
     if (levelId) {

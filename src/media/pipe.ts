@@ -111,7 +111,11 @@ export class PipeTransport {
   }
 }
 
-/** Sends one audio stream into the pipe: RTP header with the pipe SSRC, optional level. */
+/**
+ * Sends one audio stream into the pipe: RTP header with the pipe SSRC, optional level. Mixes
+ * carry their mixer's media-clock timestamp, so the replica keeps its gaps; a voice going up
+ * has its own count.
+ */
 class PipeAudioStream {
   private seq = 0;
   private timestamp = 0;
@@ -119,9 +123,9 @@ class PipeAudioStream {
     private readonly pipe: PipeTransport,
     readonly ssrc: number,
   ) {}
-  send(payload: Buffer, level = -1): void {
+  send(payload: Buffer, level = -1, timestamp?: number): void {
     this.seq = (this.seq + 1) & 0xffff;
-    this.timestamp = (this.timestamp + FRAME_SAMPLES) >>> 0;
+    this.timestamp = timestamp ?? (this.timestamp + FRAME_SAMPLES) >>> 0;
     let offset = 12;
     scratch[0] = level >= 0 ? 0x90 : 0x80;
     scratch[1] = OPUS_PAYLOAD_TYPE;
@@ -207,7 +211,7 @@ export class PrimaryPipeEnd {
     readonly pipe: PipeTransport,
   ) {
     this.shared = new PipeAudioStream(pipe, PipeSsrc.sharedMix);
-    this.sharedSink = { deliver: (payload, level) => this.shared.send(payload, level) };
+    this.sharedSink = { deliver: (payload, level, timestamp) => this.shared.send(payload, level, timestamp) };
     room.mixer.addSink(this.sharedSink);
     room.layerListeners.add(this.onLayer);
     pipe.onRtp = (packet) => this.receive(packet);
@@ -230,7 +234,7 @@ export class PrimaryPipeEnd {
 
   promote(slot: number, attendeeId: string): void {
     const personal = new PipeAudioStream(this.pipe, PipeSsrc.personalMix(slot));
-    const sink: MixerSink = { deliver: (payload, level) => personal.send(payload, level) };
+    const sink: MixerSink = { deliver: (payload, level, timestamp) => personal.send(payload, level, timestamp) };
     this.promoted.set(slot, { attendeeId, sink });
     this.room.mixer.addSource(attendeeId);
     this.room.mixer.addSink(sink, attendeeId);
@@ -347,11 +351,11 @@ export class ReplicaPipeEnd {
     if (!bounds) return;
     const kind = PipeSsrc.kind(ssrc);
     if (ssrc === PipeSsrc.sharedMix) {
-      this.relay.deliverShared(packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION));
+      this.relay.deliverShared(packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION), rtp.timestamp(packet));
     } else if (kind === PipeSsrc.kind(PipeSsrc.personalMix(0))) {
       const slot = PipeSsrc.index(ssrc);
       for (const [attendeeId, entry] of this.promoted) {
-        if (entry.slot === slot) this.relay.deliverPersonal(attendeeId, packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION));
+        if (entry.slot === slot) this.relay.deliverPersonal(attendeeId, packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION), rtp.timestamp(packet));
       }
     } else if (kind === PipeSsrc.kind(PipeSsrc.video(0))) {
       this.incoming.get(PipeSsrc.index(ssrc))?.receive(packet, bounds[0], bounds[1]);

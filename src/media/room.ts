@@ -1,17 +1,27 @@
-import { AudioMixer } from './audio-mixer.ts';
+import { EventEmitter } from 'node:events';
+import { AudioMixer, type MixerStats } from './audio-mixer.ts';
 import type { AudioHub } from './audio-hub.ts';
 import { AudioRelay } from './audio-relay.ts';
+import type { FrameClock } from './frame-clock.ts';
+import type { OpusCodecPool } from './opus/codec-pool.ts';
 import type { MediaPeer } from './peer.ts';
 import type { VideoLayer } from './video-forwarding.ts';
+
+export interface MediaRoomEvents {
+  /** The room's mixer failed on a frame and rebuilt itself. */
+  audioFailure: [error: unknown];
+}
 
 /**
  * One meeting's media on a worker: the audio mixer and the published video layers that
  * subscribers attach to. Signaling decides who publishes and subscribes; the room and its
  * peers move the packets.
  */
-export class MediaRoom {
+export class MediaRoom extends EventEmitter<MediaRoomEvents> {
   /** A replica's room relays the primary's mix; any other room mixes its own. */
   readonly mixer: AudioHub;
+  /** The mixer of a room that mixes for itself, driven by the worker's clock. */
+  private readonly ownMixer: AudioMixer | undefined;
   readonly peers = new Set<MediaPeer>();
   /** Pipe ends that forward this room's layers, told when a layer appears. */
   readonly layerListeners = new Set<(layer: VideoLayer) => void>();
@@ -19,10 +29,23 @@ export class MediaRoom {
 
   constructor(
     readonly meetingId: string,
-    readonly replica = false,
+    readonly replica: boolean,
+    private readonly clock: FrameClock,
+    codecs: OpusCodecPool,
   ) {
-    this.mixer = replica ? new AudioRelay() : new AudioMixer();
-    this.mixer.start();
+    super();
+    if (replica) {
+      this.mixer = new AudioRelay();
+    } else {
+      const mixer = new AudioMixer({ codecs });
+      mixer.on('failure', (error) => this.emit('audioFailure', error));
+      clock.add(mixer);
+      this.mixer = this.ownMixer = mixer;
+    }
+  }
+
+  mixerStats(): MixerStats | undefined {
+    return this.ownMixer?.stats();
   }
 
   addLayer(layer: VideoLayer): void {
@@ -35,7 +58,6 @@ export class MediaRoom {
     if (this.layers.get(layer.streamId) === layer) this.layers.delete(layer.streamId);
     layer.close();
   }
-
 
   layer(streamId: number): VideoLayer | undefined {
     return this.layers.get(streamId);
@@ -56,7 +78,8 @@ export class MediaRoom {
   }
 
   close(): void {
-    this.mixer.stop();
+    if (this.ownMixer) this.clock.remove(this.ownMixer);
+    this.mixer.close();
     for (const peer of this.peers) peer.close();
     for (const layer of this.layers.values()) layer.close();
     this.layers.clear();

@@ -248,3 +248,28 @@ export function buildSenderReport(ssrc: number, nowMs: number, rtpTimestamp: num
   packet.writeUInt32BE(octets >>> 0, 24);
   return packet;
 }
+
+/** Gaps (in 48 kHz units) that an outgoing audio stream carries over from its source's clock. */
+const MAX_FOLLOWED_GAP = 50 * 960;
+
+/**
+ * An outgoing audio stream's RTP timestamps, following the media clock of whatever feeds it:
+ * frames skipped on that clock leave the same gap here, and a jump (a new source with another
+ * clock, or a wrap) moves on by one frame, so the stream never goes backwards.
+ */
+export class AudioTimestamps {
+  private last: number | undefined;
+
+  constructor(
+    private current: number,
+    private readonly frameSamples = 960,
+  ) {}
+
+  /** The timestamp for the frame the source stamped `sourceTimestamp`. */
+  next(sourceTimestamp: number): number {
+    const step = this.last === undefined ? this.frameSamples : (sourceTimestamp - this.last) >>> 0;
+    this.last = sourceTimestamp;
+    this.current = (this.current + (step > 0 && step <= MAX_FOLLOWED_GAP ? step : this.frameSamples)) >>> 0;
+    return this.current;
+  }
+}

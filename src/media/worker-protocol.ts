@@ -1,4 +1,5 @@
 import type { NegotiationInput, NegotiationResult } from './peer.ts';
+import type { MediaWorkerStats } from './worker.ts';
 
 /**
  * Messages between the main thread (signaling) and a media worker thread. Calls are answered
@@ -53,6 +54,8 @@ export interface WorkerMethods {
   pipeDemote(pipeId: string, slot: number, attendeeId: string): void;
   closePipe(pipeId: string): void;
   pipeStats(pipeId: string): PipeStats | undefined;
+  /** The worker's media clock (frames, lateness), opus codecs and mixer failures. */
+  workerStats(): MediaWorkerStats;
 }
 
 export interface PipeKeysWire {

@@ -100,6 +100,7 @@ const methods: WorkerMethods = {
     (entry?.end ?? entry?.transport)?.close();
   },
   pipeStats: (pipeId) => (pipes.get(pipeId) ? { ...pipes.get(pipeId)!.transport.stats } : undefined),
+  workerStats: () => worker.stats(),
 };
 
 /** Opening a pipe binds a socket, so it is the one call answered asynchronously. */
@@ -141,8 +142,9 @@ setInterval(() => {
   }
 }, 1000).unref();
 
-// The last line of defence: whatever escapes a handler is logged, and the worker's other meetings go on.
-process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught error in media worker'));
-process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection in media worker'));
+// The last line of defence: whatever escapes a handler is logged (once per burst), and the
+// worker's other meetings go on.
+process.on('uncaughtException', (error) => worker.reportFailure('uncaught', error, 'uncaught error in media worker'));
+process.on('unhandledRejection', (error) => worker.reportFailure('unhandled rejection', error, 'unhandled rejection in media worker'));
 
 post({ type: 'ready', port: worker.port });

@@ -638,7 +638,9 @@ export class Conference {
     if (bitrates.length === 0) return;
     for (const [session, media] of this.media) {
       if (session.state !== 'joined') continue;
-      session.send({ type: FrameType.BITRATES, bitrates: { bitrates, serverAvailableOutgoingBitrate: media.peer.estimatedDownlinkBps() } });
+      // The SDK reads this one figure in kbps (and avgBitrateBps in bps).
+      const availableKbps = Math.round(media.peer.estimatedDownlinkBps() / 1000);
+      session.send({ type: FrameType.BITRATES, bitrates: { bitrates, serverAvailableOutgoingBitrate: availableKbps } });
     }
   }
 

@@ -1,0 +1,71 @@
+/**
+ * Opus cost per 20 ms frame (48 kHz mono, the mix's encoder settings) for each build Amphi can
+ * use, against opusscript (the WebAssembly build Amphi used before), in interleaved rounds of
+ * one run. CPU time of this thread, medians.
+ */
+import OpusScript from 'opusscript';
+import { MIX_ENCODER_SETTINGS } from '../../src/media/audio-mixer.ts';
+import { loadOpusBackend } from '../../src/media/opus/backend.ts';
+import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, OpusCtl } from '../../src/media/opus/codec.ts';
+
+interface Coder {
+  encode(pcm: Buffer): Buffer;
+  decode(packet: Buffer): void;
+}
+
+const speech = Array.from({ length: 50 }, (_, frame) => {
+  // Two tones with a slow envelope: not silence, so the encoder works as it would on a voice.
+  const pcm = Buffer.alloc(OPUS_FRAME_BYTES);
+  for (let i = 0; i < OPUS_FRAME_SAMPLES; i++) {
+    const t = (frame * OPUS_FRAME_SAMPLES + i) / OPUS_SAMPLE_RATE;
+    const envelope = 0.5 + 0.5 * Math.sin(2 * Math.PI * 3 * t);
+    pcm.writeInt16LE(Math.round(envelope * (6000 * Math.sin(2 * Math.PI * 220 * t) + 3000 * Math.sin(2 * Math.PI * 1170 * t))), i * 2);
+  }
+  return pcm;
+});
+
+function opusscriptCoder(): Coder {
+  const encoder = new OpusScript(OPUS_SAMPLE_RATE, 1, OpusScript.Application.VOIP);
+  encoder.encoderCTL(OpusCtl.setComplexity, MIX_ENCODER_SETTINGS.complexity);
+  encoder.encoderCTL(OpusCtl.setInbandFec, 1);
+  encoder.setBitrate(MIX_ENCODER_SETTINGS.bitrate);
+  const decoder = new OpusScript(OPUS_SAMPLE_RATE, 1, OpusScript.Application.VOIP);
+  return { encode: (pcm) => encoder.encode(pcm, OPUS_FRAME_SAMPLES), decode: (packet) => void decoder.decode(packet) };
+}
+
+function amphiCoder(name: 'native' | 'wasm'): Coder {
+  const backend = loadOpusBackend(name);
+  const encoder = backend.createEncoder(MIX_ENCODER_SETTINGS);
+  const decoder = backend.createDecoder();
+  const pcm = new Int16Array(OPUS_FRAME_SAMPLES);
+  return { encode: (frame) => encoder.encode(frame), decode: (packet) => void decoder.decodeInto(packet, pcm) };
+}
+
+function cpuMicros(work: () => void): number {
+  const start = process.cpuUsage();
+  work();
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+export function measureCodecs(rounds: number, frames: number) {
+  const coders = { opusscript: opusscriptCoder(), native: amphiCoder('native'), wasm: amphiCoder('wasm') };
+  const packets = Object.fromEntries(Object.entries(coders).map(([name, coder]) => [name, speech.map((pcm) => Buffer.from(coder.encode(pcm)))]));
+  const results: Record<string, { encode: number[]; decode: number[] }> = {};
+  for (let round = 0; round <= rounds; round++) {
+    for (const [name, coder] of Object.entries(coders)) {
+      const encode = cpuMicros(() => {
+        for (let i = 0; i < frames; i++) coder.encode(speech[i % 50]!);
+      });
+      const decode = cpuMicros(() => {
+        for (let i = 0; i < frames; i++) coder.decode(packets[name]![i % 50]!);
+      });
+      if (round === 0) continue; // warm-up
+      (results[name] ??= { encode: [], decode: [] }).encode.push(encode / frames);
+      results[name]!.decode.push(decode / frames);
+    }
+  }
+  return Object.entries(results).map(([name, r]) => ({ name, encode: median(r.encode), decode: median(r.decode) }));
+}

@@ -1,0 +1,53 @@
+import { createRequire } from 'node:module';
+import { copyFrame, OPUS_APPLICATION_VOIP, OPUS_SAMPLE_RATE, OpusCtl, type OpusBackend, type OpusDecoder, type OpusEncoder, type OpusEncoderSettings } from './codec.ts';
+
+/** The part of `@discordjs/opus` (libopus built from source on install) that Amphi uses. */
+interface NativeOpus {
+  encode(pcm: Buffer): Buffer;
+  decode(packet: Buffer): Buffer;
+  applyEncoderCTL(request: number, value: number): void;
+  applyDecoderCTL(request: number, value: number): void;
+  setBitrate(bitrate: number): void;
+}
+type NativeOpusClass = new (sampleRate: number, channels: number) => NativeOpus;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * libopus as a native addon. Its objects are freed by the garbage collector only, which knows
+ * nothing of their native size; the codec pool reuses them, so churn never depends on a GC.
+ */
+export function loadNativeBackend(): OpusBackend {
+  const { OpusEncoder: Native } = createRequire(import.meta.url)('@discordjs/opus') as { OpusEncoder: NativeOpusClass };
+  return {
+    name: 'native',
+    createEncoder(settings: OpusEncoderSettings): OpusEncoder {
+      let native: NativeOpus | undefined = new Native(OPUS_SAMPLE_RATE, 1);
+      native.applyEncoderCTL(OpusCtl.setApplication, OPUS_APPLICATION_VOIP);
+      native.applyEncoderCTL(OpusCtl.setComplexity, settings.complexity);
+      native.applyEncoderCTL(OpusCtl.setInbandFec, settings.inbandFec ? 1 : 0);
+      native.setBitrate(settings.bitrate);
+      const live = () => native ?? failFreed();
+      return {
+        encode: (pcm) => live().encode(pcm),
+        reset: () => live().applyEncoderCTL(OpusCtl.resetState, 0),
+        free: () => void (native = undefined),
+      };
+    },
+    createDecoder(): OpusDecoder {
+      let native: NativeOpus | undefined = new Native(OPUS_SAMPLE_RATE, 1);
+      const live = () => native ?? failFreed();
+      return {
+        // A lost frame is concealed from an empty packet; this binding asks libopus for its
+        // largest frame (120 ms) then, of which the first 20 ms are the frame that was lost.
+        decodeInto: (packet, pcm) => copyFrame(live().decode(packet ?? EMPTY), pcm),
+        reset: () => live().applyDecoderCTL(OpusCtl.resetState, 0),
+        free: () => void (native = undefined),
+      };
+    },
+  };
+}
+
+function failFreed(): never {
+  throw new Error('opus codec used after free');
+}

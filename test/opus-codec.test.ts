@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MIX_ENCODER_SETTINGS } from '../src/media/audio-mixer.ts';
+import { loadOpusBackend } from '../src/media/opus/backend.ts';
+import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE } from '../src/media/opus/codec.ts';
+import { OpusCodecPool } from '../src/media/opus/codec-pool.ts';
+
+/** Frames of a tone, as PCM (s16le). */
+const toneFrames = Array.from({ length: 50 }, (_, frame) => {
+  const pcm = Buffer.alloc(OPUS_FRAME_BYTES);
+  for (let i = 0; i < OPUS_FRAME_SAMPLES; i++) pcm.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * (frame * OPUS_FRAME_SAMPLES + i)) / OPUS_SAMPLE_RATE)), i * 2);
+  return pcm;
+});
+const rms = (pcm: Int16Array) => Math.sqrt(pcm.reduce((sum, x) => sum + x * x, 0) / pcm.length);
+
+for (const name of ['native', 'wasm'] as const) {
+  describe(`opus codecs (${name})`, () => {
+    const backend = loadOpusBackend(name);
+
+    test('the chosen backend is the one asked for', () => {
+      assert.equal(backend.name, name);
+    });
+
+    test('20,000 lifecycles as talkers come and go: every round trip decodes the tone, memory stays bounded', () => {
+      // As the mixer churns: about six codecs alive, each encodes and decodes a few frames, the oldest goes.
+      const codecs = new OpusCodecPool(backend, MIX_ENCODER_SETTINGS);
+      const alive: { encoder: ReturnType<OpusCodecPool['takeEncoder']>; decoder: ReturnType<OpusCodecPool['takeDecoder']> }[] = [];
+      const pcm = new Int16Array(OPUS_FRAME_SAMPLES);
+      let bad = 0;
+      for (let cycle = 0; cycle < 20_000; cycle++) {
+        const pair = { encoder: codecs.takeEncoder(), decoder: codecs.takeDecoder() };
+        alive.push(pair);
+        for (let k = 0; k < 3; k++) pair.decoder.decodeInto(pair.encoder.encode(toneFrames[(cycle + k) % 50]!), pcm);
+        if (rms(pcm) < 2000) bad++;
+        if (alive.length > 6) {
+          const old = alive.shift()!;
+          codecs.giveEncoder(old.encoder);
+          codecs.giveDecoder(old.decoder);
+        }
+      }
+      assert.equal(bad, 0);
+      const stats = codecs.stats();
+      assert.ok(stats.encodersCreated <= 7 && stats.decodersCreated <= 7, `reused, not reallocated: ${JSON.stringify(stats)}`);
+    });
+
+    test('20,000 codecs created and freed without a pool', { skip: name === 'native' && 'native codecs are freed by the garbage collector only; the pool keeps them' }, () => {
+      const pcm = new Int16Array(OPUS_FRAME_SAMPLES);
+      const alive: { free(): void }[] = [];
+      let bad = 0;
+      for (let cycle = 0; cycle < 20_000; cycle++) {
+        const encoder = backend.createEncoder(MIX_ENCODER_SETTINGS);
+        const decoder = backend.createDecoder();
+        alive.push(encoder, decoder);
+        for (let k = 0; k < 3; k++) decoder.decodeInto(encoder.encode(toneFrames[(cycle + k) % 50]!), pcm);
+        if (rms(pcm) < 2000) bad++;
+        while (alive.length > 12) alive.shift()!.free();
+      }
+      assert.equal(bad, 0);
+    });
+
+    test('300 live encoders and decoders work side by side', () => {
+      const pairs = Array.from({ length: 300 }, () => ({ encoder: backend.createEncoder(MIX_ENCODER_SETTINGS), decoder: backend.createDecoder() }));
+      const pcm = new Int16Array(OPUS_FRAME_SAMPLES);
+      let bad = 0;
+      for (let frame = 0; frame < 10; frame++) {
+        for (const { encoder, decoder } of pairs) {
+          decoder.decodeInto(encoder.encode(toneFrames[frame]!), pcm);
+          if (frame >= 3 && rms(pcm) < 2000) bad++;
+        }
+      }
+      for (const { encoder, decoder } of pairs) {
+        encoder.free();
+        decoder.free();
+      }
+      assert.equal(bad, 0);
+    });
+
+    test('a reset codec behaves like a new one', () => {
+      const used = backend.createEncoder(MIX_ENCODER_SETTINGS);
+      for (const frame of toneFrames.slice(0, 20)) used.encode(frame);
+      used.reset();
+      const fresh = backend.createEncoder(MIX_ENCODER_SETTINGS);
+      for (const frame of toneFrames.slice(20, 30)) assert.deepEqual(used.encode(frame), fresh.encode(frame));
+      used.free();
+      fresh.free();
+    });
+
+    test('a lost frame is concealed; a corrupt one throws; a freed codec refuses work', () => {
+      const encoder = backend.createEncoder(MIX_ENCODER_SETTINGS);
+      const decoder = backend.createDecoder();
+      const pcm = new Int16Array(OPUS_FRAME_SAMPLES);
+      for (const frame of toneFrames.slice(0, 10)) decoder.decodeInto(encoder.encode(frame), pcm);
+      assert.equal(decoder.decodeInto(undefined, pcm), OPUS_FRAME_SAMPLES);
+      assert.ok(rms(pcm) > 500, 'concealment continues the tone');
+      assert.throws(() => decoder.decodeInto(Buffer.from([0xff, 0xff, 0xff, 0x00]), pcm));
+      decoder.free();
+      encoder.free();
+      assert.throws(() => decoder.decodeInto(undefined, pcm), /after free/);
+      assert.throws(() => encoder.encode(toneFrames[0]!), /after free/);
+    });
+  });
+}
