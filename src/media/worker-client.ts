@@ -1,15 +1,27 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { NegotiationInput, NegotiationResult } from './peer.ts';
 import type { PeerStats, WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './worker-protocol.ts';
 
+export interface MediaWorkerClientEvents {
+  /** The thread died; its rooms and peers are gone. Calls wait for the new thread. */
+  exited: [code: number];
+  /** A new thread serves on the same port, with no rooms yet. */
+  restarted: [];
+}
+
+const RESTART_ATTEMPTS = 5;
+
 /**
  * The main thread's handle on a media worker thread: calls go in order, answers come back in
  * order; levels, rates and connection changes arrive as events and are kept for signaling's
- * periodic frames, which never wait on the worker.
+ * periodic frames, which never wait on the worker. A thread that dies is started again on the
+ * same port; its clients were on rooms that died with it, and reconnect (signaling ends their
+ * sessions on `exited`).
  */
-export class MediaWorkerClient {
+export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   private nextId = 1;
   readonly rooms = new Map<string, RemoteRoom>();
@@ -17,45 +29,81 @@ export class MediaWorkerClient {
   /** Replica ends of pipes on this worker report their viewers' demand here. */
   onPipeDemand: (pipeId: string, streamIds: number[]) => void = () => undefined;
   port = 0;
-  private exited = false;
+  /** Settled while a thread runs; a restart replaces it, so calls made meanwhile wait. */
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
   private closing = false;
+  private restarts = 0;
 
   private constructor(
-    private readonly thread: Worker,
-    readonly name: string,
+    private thread: Worker,
+    private readonly options: WorkerOptions,
     private readonly logger: Logger,
   ) {
-    thread.on('message', (event: WorkerEvent) => this.receive(event));
-    thread.on('error', (error) => logger.error({ err: error, worker: name }, 'media worker failed'));
-    thread.on('exit', (code) => {
-      this.exited = true;
-      if (this.closing) logger.debug({ worker: name }, 'media worker stopped');
-      else logger.error({ worker: name, code }, 'media worker exited');
-      for (const { reject } of this.pending.values()) reject(new Error(`media worker ${name} exited (${code})`));
-      this.pending.clear();
-    });
+    super();
+    this.attach(thread);
+  }
+
+  get name(): string {
+    return this.options.name;
   }
 
   static async start(options: WorkerOptions, logger: Logger): Promise<MediaWorkerClient> {
-    const thread = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
-      workerData: { entry: new URL('./worker-thread.ts', import.meta.url).href, options },
-    });
-    const client = new MediaWorkerClient(thread, options.name, logger);
-    client.port = await new Promise<number>((resolve, reject) => {
-      thread.once('error', reject);
-      const onReady = (event: WorkerEvent) => {
-        if (event.type !== 'ready') return;
-        thread.off('message', onReady);
-        thread.off('error', reject);
-        resolve(event.port);
-      };
-      thread.on('message', onReady);
-    });
+    const { thread, port } = await spawnWorker(options);
+    const client = new MediaWorkerClient(thread, options, logger);
+    client.port = port;
     return client;
   }
 
-  call<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): Promise<ReturnType<WorkerMethods[M]>> {
-    if (this.exited) return Promise.reject(new Error(`media worker ${this.name} is not running`));
+  /** Times the thread was started again after dying. */
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  private attach(thread: Worker): void {
+    thread.on('message', (event: WorkerEvent) => this.receive(event));
+    thread.on('error', (error) => this.logger.error({ err: error, worker: this.name }, 'media worker failed'));
+    thread.on('exit', (code) => {
+      for (const { reject } of this.pending.values()) reject(new Error(`media worker ${this.name} exited (${code})`));
+      this.pending.clear();
+      if (this.closing) {
+        this.logger.debug({ worker: this.name }, 'media worker stopped');
+        return;
+      }
+      this.logger.error({ worker: this.name, code }, 'media worker exited; starting it again');
+      this.rooms.clear();
+      this.peers.clear();
+      this.running = this.restart();
+      this.emit('exited', code);
+    });
+  }
+
+  private async restart(): Promise<void> {
+    for (let attempt = 1; attempt <= RESTART_ATTEMPTS && !this.closing; attempt++) {
+      try {
+        const { thread, port } = await spawnWorker({ ...this.options, port: this.port });
+        if (this.closing) {
+          await thread.terminate();
+          break;
+        }
+        this.thread = thread;
+        this.restarts++;
+        this.attach(thread);
+        this.logger.info({ worker: this.name, port }, 'media worker started again');
+        this.emit('restarted');
+        return;
+      } catch (error) {
+        this.logger.error({ err: error, worker: this.name, attempt }, 'media worker did not start again');
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+    this.stopped = true;
+    throw new Error(`media worker ${this.name} is not running`);
+  }
+
+  async call<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): Promise<ReturnType<WorkerMethods[M]>> {
+    if (this.stopped || this.closing) throw new Error(`media worker ${this.name} is not running`);
+    await this.running;
     const id = this.nextId++;
     const promise = new Promise<ReturnType<WorkerMethods[M]>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
@@ -91,6 +139,11 @@ export class MediaWorkerClient {
 
   async close(): Promise<void> {
     this.closing = true;
+    await this.thread.terminate();
+  }
+
+  /** Ends the thread the way a crash would: the client starts it again. */
+  async terminateThread(): Promise<void> {
     await this.thread.terminate();
   }
 
@@ -185,4 +238,24 @@ export class RemotePeer {
     this.connected = connected;
     this.onConnectionChange(connected);
   }
+}
+
+async function spawnWorker(options: WorkerOptions): Promise<{ thread: Worker; port: number }> {
+  const thread = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
+    workerData: { entry: new URL('./worker-thread.ts', import.meta.url).href, options },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const onExit = (code: number) => reject(new Error(`media worker exited (${code}) before it was ready`));
+    thread.once('error', reject);
+    thread.once('exit', onExit);
+    const onReady = (event: WorkerEvent) => {
+      if (event.type !== 'ready') return;
+      thread.off('message', onReady);
+      thread.off('error', reject);
+      thread.off('exit', onExit);
+      resolve(event.port);
+    };
+    thread.on('message', onReady);
+  });
+  return { thread, port };
 }

@@ -430,6 +430,11 @@ export class Conference {
     this.worker.closeRoom(this.room);
   }
 
+  /** Primary side: the replica conferences fed from this one's room. */
+  linkedReplicas(): Conference[] {
+    return [...this.replicas.keys()];
+  }
+
   /** A primary is kept while anyone is in it or a replica hangs on it. */
   private closeIfIdle(): void {
     if (this.closed) return;

@@ -6,6 +6,7 @@ import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
+import type { MediaWorkerClient } from '../media/worker-client.ts';
 import { ReplicaLink } from '../replication/replica-link.ts';
 import { Conference, type ConferenceContext } from './conference.ts';
 import { AudioStatus, CloseCode, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
@@ -58,6 +59,7 @@ export class SignalingGateway {
     meetings.events.on('meetingEnded', (meeting, _reason) => this.onMeetingEnded(meeting));
     meetings.events.on('attendeeDeleted', (attendee) => this.onAttendeeDeleted(attendee));
     meetings.events.on('attendeeCapabilitiesChanged', (attendee) => this.conferences.get(attendee.MeetingId)?.updateCapabilities(attendee));
+    for (const worker of media.workers) worker.on('exited', () => this.onWorkerExited(worker));
   }
 
   attach(server: Server): void {
@@ -125,6 +127,24 @@ export class SignalingGateway {
   }
 
 
+
+  /**
+   * A media worker died with its rooms: the conferences on it, and the replicas fed from them,
+   * end with 503, which the SDK answers by reconnecting (to a fresh room on the restarted worker).
+   */
+  private onWorkerExited(worker: MediaWorkerClient): void {
+    const lost = new Set<Conference>();
+    for (const conference of this.conferences.values()) {
+      if (conference.room.worker !== worker) continue;
+      lost.add(conference);
+      for (const replica of conference.linkedReplicas()) lost.add(replica);
+    }
+    if (lost.size > 0) this.logger.warn({ worker: worker.name, conferences: lost.size }, 'media worker lost; its clients reconnect');
+    for (const conference of lost) {
+      if (this.conferences.get(conference.meeting.MeetingId) === conference) this.conferences.delete(conference.meeting.MeetingId);
+      conference.end(AudioStatus.ServiceUnavailable);
+    }
+  }
 
   private onMeetingEnded(meeting: MeetingRecord): void {
     const conference = this.conferences.get(meeting.MeetingId);
