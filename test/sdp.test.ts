@@ -126,6 +126,9 @@ describe('answers written from the model', () => {
     assert.equal(track.streamId, 10);
     const msid = String(subscriptionLine.ssrcs?.find((s) => s.attribute === 'msid')?.value ?? '').split(' ')[0];
     assert.equal(msid, track.trackLabel, 'the client finds the stream by msid stream id = track_label');
+    // The client looks a transceiver's stream up by 'v_' + mid; another label makes it stop and recreate every
+    // receive transceiver at each resubscription.
+    assert.equal(track.trackLabel, `v_${subscriptionLine.mid}`);
     assert.equal(Number(subscriptionLine.ssrcs?.[0]?.id), track.ssrc);
 
     // A re-offer keeps the stream on the same SSRC; an unsubscribed m-line is inactive, not rejected.

@@ -64,12 +64,17 @@ describe('video in Chromium', () => {
   test('content share: the second connection as <attendeeId>#content is seen as its own tile', () =>
     browser.withConsoleOnFailure(async () => {
       const { page: presenter, attendee } = await join('presenter');
-      await presenter.startContentShare();
       const viewer = browser.attendees.find((a) => a.name === 'viewer')!;
+      const cameraTrack = async () => (await viewer.videoTiles()).find((t) => t.boundExternalUserId === 'simulcaster' && t.active)?.trackId;
+      const cameraBefore = await waitFor(cameraTrack, 10_000, { message: "the viewer shows the simulcaster's camera" });
+      await presenter.startContentShare();
       const tile = await waitFor(async () => (await viewer.videoTiles()).find((t) => t.boundAttendeeId === `${attendee.AttendeeId}#content` && (t.framesDecoded ?? 0) > 5), 20_000, {
         message: 'viewer decodes the content share',
       });
       assert.equal(tile.boundExternalUserId, 'presenter');
+      // Subscribing to the content share renegotiated the viewer's connection; the camera it already received kept
+      // its transceiver (the SDK recognises it by its 'v_' + mid label), so its tile was not torn down.
+      assert.equal(await cameraTrack(), cameraBefore, "the camera's track survives the viewer's resubscription");
       await waitFor(async () => (await viewer.roster()).some((e) => e.attendeeId === `${attendee.AttendeeId}#content` && e.present), 10_000, {
         message: 'the content share is present in the roster',
       });

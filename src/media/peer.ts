@@ -221,8 +221,10 @@ export class MediaPeer {
       subscription = undefined;
     }
     if (!subscription) {
+      // The client finds a receive transceiver's stream by the label 'v_' + mid (its convention with the service),
+      // and keeps the transceiver across resubscriptions only when it does.
       const downstream = new VideoDownstream(randomSsrc(), codecs[0]!.payloadType, idOf(extensions, EXT.absSendTime), this.transport);
-      subscription = { streamId: layer.streamId, groupId: layer.groupId, label: `amphi-g${layer.groupId}-m${media.mid}`, downstream };
+      subscription = { streamId: layer.streamId, groupId: layer.groupId, label: `v_${media.mid}`, downstream };
       this.subscriptions.set(media.mid, subscription);
       this.downstreamBySsrc.set(downstream.ssrc, downstream);
     }
