@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { CreateAttendeeCommand, CreateMeetingCommand, DeleteAttendeeCommand, DeleteMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
 import { decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, SdkStreamMediaType, SdkStreamServiceType } from '../src/signaling/frames.ts';
@@ -173,5 +174,65 @@ describe('video capacity', () => {
     const ack = await publish(late.client);
     assert.equal(ack.allocations?.length ?? 0, 0, 'and gets no allocation if it tries');
     for (const member of [...publishers, late]) member.client.ws.close();
+  });
+});
+
+describe('simulcast layer switches by REMOTE_VIDEO_UPDATE (client-side adaptation)', () => {
+  const recorded = (name: string) =>
+    JSON.parse(readFileSync(new URL(`./fixtures/offers/${name}.json`, import.meta.url), 'utf8')) as {
+      sdpOffer: string;
+      sendStreams: { mediaType: string }[];
+    };
+  const sendStreamsOf = (name: string) =>
+    recorded(name).sendStreams.map((stream) => ({ ...stream, mediaType: SdkStreamMediaType[stream.mediaType as 'AUDIO' | 'VIDEO'] }));
+
+  test('moves the m-line to the new layer of the same source on the same SSRC, ignores other sources, stops removed m-lines', async () => {
+    const room = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'layer-switch' }))).Meeting!;
+    const join = async (name: string) => {
+      const member = (await server.client.send(new CreateAttendeeCommand({ MeetingId: room.MeetingId, ExternalUserId: name }))).Attendee!;
+      const client = await RawClient.connect(room.MediaPlacement!.SignalingUrl!, member.JoinToken!);
+      await client.join();
+      return client;
+    };
+    const publish = async (client: RawClient) => {
+      const sub = { duplex: SdkStreamServiceType.DUPLEX, sdpOffer: recorded('chrome-simulcast-publish').sdpOffer, sendStreams: sendStreamsOf('chrome-simulcast-publish'), receiveStreamIds: [0] };
+      client.send({ type: FrameType.SUBSCRIBE, sub });
+      return (await client.next(FrameType.SUBSCRIBE_ACK)).suback!.allocations!.map((a) => a.streamId!);
+    };
+    const [low, , high] = await publish(await join('simulcaster'));
+    const [otherSource] = await publish(await join('other-simulcaster'));
+    const viewer = await join('viewer');
+    viewer.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.RX, sdpOffer: recorded('chrome-subscribe-one').sdpOffer, receiveStreamIds: [0, low!] } });
+    const track = (await viewer.next(FrameType.SUBSCRIBE_ACK)).suback!.tracks![0]!;
+    assert.equal(track.streamId, low);
+    const subscriptions = async () => {
+      const stats = await server.amphi.signaling.conference(room.MeetingId!)!.stats();
+      return stats.find((s) => s.externalUserId === 'viewer')!.media!.subscriptions;
+    };
+    const waitForSubscriptions = async (check: (subs: Awaited<ReturnType<typeof subscriptions>>) => boolean, what: string) => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const subs = await subscriptions();
+        if (check(subs)) return subs;
+        if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(subs)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    const update = (addedOrUpdatedVideoSubscriptions: { mid: string; streamId: number }[], removedVideoSubscriptionMids: string[] = []) =>
+      viewer.send({ type: FrameType.REMOTE_VIDEO_UPDATE, remoteVideoUpdate: { addedOrUpdatedVideoSubscriptions, removedVideoSubscriptionMids } });
+
+    update([{ mid: '2', streamId: high! }]);
+    const switched = await waitForSubscriptions((subs) => subs[0]?.streamId === high, 'the m-line moves to the high layer');
+    assert.deepEqual(switched.map((s) => [s.mid, s.ssrc]), [['2', track.ssrc]], 'same m-line, same SSRC: the client sees the same track');
+
+    update([{ mid: '2', streamId: otherSource! }]);
+    update([{ mid: '7', streamId: low! }]);
+    assert.ok(await viewer.ping(1));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual((await subscriptions()).map((s) => s.streamId), [high], 'another source, or an m-line that receives nothing, takes a SUBSCRIBE');
+
+    update([], ['2']);
+    await waitForSubscriptions((subs) => subs.length === 0, 'the removed m-line stops');
+    assert.equal(viewer.frames.filter((f) => f.type === FrameType.SUBSCRIBE_ACK).length, 0, 'the client expects no answer');
   });
 });

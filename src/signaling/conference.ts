@@ -1,10 +1,16 @@
 import type { Logger } from 'pino';
-import type { ISdkDataMessagePayload, ISdkMeetingSessionCredentials, ISdkStreamDescriptor, ISdkSubscribeFrame } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
+import type {
+  ISdkDataMessagePayload,
+  ISdkMeetingSessionCredentials,
+  ISdkRemoteVideoUpdateFrame,
+  ISdkStreamDescriptor,
+  ISdkSubscribeFrame,
+} from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { AttendeeRecord, Capability, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
-import { parseOffer, SdpError } from '../media/sdp.ts';
-import type { PublishedLayer } from '../media/peer.ts';
+import { parseOffer, SdpError, type Offer } from '../media/sdp.ts';
+import type { NegotiationResult, PublishedLayer } from '../media/peer.ts';
 import type { MediaWorkerClient, RemotePeer, RemoteRoom } from '../media/worker-client.ts';
 import type { ReplicaLink } from '../replication/replica-link.ts';
 import { AudioStatus, FrameType, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';
@@ -55,6 +61,14 @@ interface SessionMedia {
   dataRefilledAt: number;
   /** In a replica: the participant this session is promoted as, in the primary. */
   promotedAs?: Participant;
+  /** The client's microphone is muted, as its last SUBSCRIBE or AUDIO_CONTROL said. */
+  audioMuted: boolean;
+  /** The last offer answered: its receive m-lines' mids and the stream given to each (0: none), in order. */
+  negotiated?: { offer: Offer; mids: string[]; subscriptions: number[] };
+  /** The receive m-lines (mid → stream id) the last answer sends a stream on. */
+  receiving: Map<string, number>;
+  /** This session's negotiations, chained: each starts from the state the one before left. */
+  negotiations: Promise<unknown>;
 }
 
 /** What a Conference needs from the node around it. */
@@ -153,7 +167,7 @@ export class Conference {
     }
     const peer = this.worker.createPeer(this.room, session.attendeeId);
     peer.onConnectionChange = (connected) => session.log.debug({ connected }, 'media transport');
-    this.media.set(session, { peer, dataTokens: DATA_BURST, dataRefilledAt: Date.now() });
+    this.media.set(session, { peer, dataTokens: DATA_BURST, dataRefilledAt: Date.now(), audioMuted: false, receiving: new Map(), negotiations: Promise.resolve() });
     // Idle deletion counts the primary's connections only; a replica lives as long as its primary.
     if (!this.isReplica) this.context.connections.attendeeConnected(this.meeting.MeetingId, session.attendeeId);
     session.send({
@@ -191,15 +205,9 @@ export class Conference {
       if (previous || publishing.publishingCount() < MAX_VIDEO_SOURCES) publication = publishing.allocate(previous, videoDescriptors);
     }
 
-    const subscriptions = receives(session.attendee.Capabilities.Video) ? (sub.receiveStreamIds ?? []).filter((id) => id !== 0) : [];
-    const result = await media.peer.negotiate({
-      offer,
-      sendAudio: receives(session.attendee.Capabilities.Audio),
-      receiveAudio: sends(session.attendee.Capabilities.Audio),
-      publish: publication?.layers ?? [],
-      subscriptions: subscriptions.slice(0, VIDEO_SUBSCRIPTION_LIMIT),
-      audioMuted: sub.audioMuted === true,
-    });
+    const subscriptions = (sub.receiveStreamIds ?? []).filter((id) => id !== 0);
+    media.audioMuted = sub.audioMuted === true;
+    const result = await this.serially(media, () => this.negotiate(session, media, offer, publication?.layers ?? [], subscriptions));
     if (!this.media.has(session)) return; // gone while the worker answered
     session.log.trace({ sdpAnswer: result.answer, tracks: result.tracks }, 'SUBSCRIBE_ACK');
     session.send({
@@ -221,8 +229,47 @@ export class Conference {
     }
   }
 
+  /**
+   * REMOTE_VIDEO_UPDATE. With client-side adaptation the client moves a receive m-line to another simulcast layer
+   * of the same source this way, and sends no SUBSCRIBE: the m-line keeps its SSRC and track and continues with the
+   * new layer at its next key frame. Removed m-lines stop. The worker takes it as the last negotiation replayed
+   * with the new subscriptions; its answer stays here (the client expects none).
+   */
+  remoteVideoUpdate(session: SignalingSession, update: ISdkRemoteVideoUpdateFrame): Promise<void> | undefined {
+    const media = this.media.get(session);
+    if (!media) return;
+    return this.serially(media, async () => {
+      const negotiated = media.negotiated;
+      if (!negotiated || !this.media.has(session)) return;
+      const subscriptions = [...negotiated.subscriptions];
+      let changed = false;
+      for (const { mid, streamId } of update.addedOrUpdatedVideoSubscriptions ?? []) {
+        const current = media.receiving.get(mid ?? '');
+        if (current === undefined || !streamId || streamId === current) continue;
+        const group = this.groupOf(streamId);
+        if (group === undefined || group !== this.groupOf(current)) {
+          // Another source on this m-line would be a new track to the client, which takes a SUBSCRIBE.
+          session.log.debug({ mid, streamId, current }, 'REMOTE_VIDEO_UPDATE outside the layers of the received source; ignored');
+          continue;
+        }
+        subscriptions[negotiated.mids.indexOf(mid!)] = streamId;
+        changed = true;
+      }
+      for (const mid of update.removedVideoSubscriptionMids ?? []) {
+        if (!media.receiving.has(mid)) continue;
+        subscriptions[negotiated.mids.indexOf(mid)] = 0;
+        changed = true;
+      }
+      if (!changed) return;
+      const publisher = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
+      await this.negotiate(session, media, negotiated.offer, publisher?.publication?.layers ?? [], subscriptions);
+    });
+  }
+
   setMuted(session: SignalingSession, muted: boolean): void {
-    this.media.get(session)?.peer.setMuted(muted);
+    const media = this.media.get(session);
+    if (media) media.audioMuted = muted;
+    media?.peer.setMuted(muted);
     const participant = this.isReplica ? this.media.get(session)?.promotedAs : this.participants.get(session.attendeeId);
     if (!participant || participant.muted === muted) return;
     participant.muted = muted;
@@ -439,6 +486,46 @@ export class Conference {
   private closeIfIdle(): void {
     if (this.closed) return;
     if (this.sessions.size === 0 && this.promotedCount() === 0 && this.replicas.size === 0 && this.pendingReplicas === 0) this.onEmpty();
+  }
+
+  // ---- negotiation ----
+
+  /** A session's negotiations run one at a time, each from the state the one before left. */
+  private serially<T>(media: SessionMedia, task: () => Promise<T>): Promise<T> {
+    const run = media.negotiations.then(task);
+    media.negotiations = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Has the worker answer `offer` from the session's state, and keeps what REMOTE_VIDEO_UPDATE changes later. */
+  private async negotiate(session: SignalingSession, media: SessionMedia, offer: Offer, publish: PublishedLayer[], subscriptions: number[]): Promise<NegotiationResult> {
+    const caps = session.attendee.Capabilities;
+    const wanted = receives(caps.Video) ? subscriptions.slice(0, VIDEO_SUBSCRIPTION_LIMIT) : [];
+    const result = await media.peer.negotiate({
+      offer,
+      sendAudio: receives(caps.Audio),
+      receiveAudio: sends(caps.Audio),
+      publish,
+      subscriptions: wanted,
+      audioMuted: media.audioMuted,
+    });
+    const mids = subscriptionMids(offer);
+    media.negotiated = { offer, mids, subscriptions: wanted };
+    media.receiving = new Map();
+    wanted.forEach((streamId, index) => {
+      const mid = mids[index];
+      if (mid !== undefined && result.tracks.some((track) => track.streamId === streamId)) media.receiving.set(mid, streamId);
+    });
+    return result;
+  }
+
+  /** The group (source) of a published stream this meeting's clients see. */
+  private groupOf(streamId: number): number | undefined {
+    for (const participant of this.view?.participants.values() ?? []) {
+      const layer = participant.publication?.layers.find((l) => l.streamId === streamId);
+      if (layer) return layer.groupId;
+    }
+    return undefined;
   }
 
   // ---- replication ----
@@ -671,6 +758,20 @@ export class Conference {
   replicaLinks(): ReplicaLink[] {
     return [...this.replicas.values()];
   }
+}
+
+/** The mids of an offer's receive m-lines, in the order MediaPeer.negotiate hands them the subscriptions. */
+function subscriptionMids(offer: Offer): string[] {
+  const mids: string[] = [];
+  let sawAudio = false;
+  let sawCamera = false;
+  for (const media of offer.media) {
+    if (media.kind === 'application' || media.port === 0) continue;
+    if (media.kind === 'audio') sawAudio = true;
+    else if (!sawCamera) sawCamera = true;
+    else if (media.direction === 'recvonly' || media.direction === 'sendrecv') mids.push(media.mid);
+  }
+  return mids;
 }
 
 function presenceInfo(participant: Participant) {

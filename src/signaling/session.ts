@@ -158,7 +158,8 @@ export class SignalingSession {
       case FrameType.RESUME:
         return this.conference.pauseResume(this, frame.type === FrameType.PAUSE, frame.pause?.streamIds ?? []);
       case FrameType.REMOTE_VIDEO_UPDATE:
-        return; // server-side network adaptation is not offered (JOIN_ACK keeps the client's default)
+        // Client-side adaptation switches simulcast layers with this frame, without a SUBSCRIBE.
+        return this.conference.remoteVideoUpdate(this, frame.remoteVideoUpdate ?? {});
       case FrameType.PRIMARY_MEETING_JOIN:
         return this.conference.primaryMeetingJoin(this, frame.primaryMeetingJoin?.credentials ?? {});
       case FrameType.PRIMARY_MEETING_LEAVE:
