@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { CreateAttendeeCommand, CreateMeetingCommand, DeleteAttendeeCommand, DeleteMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
 import { decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, SdkStreamMediaType, SdkStreamServiceType } from '../src/signaling/frames.ts';
+import { RemotePeer } from '../src/media/worker-client.ts';
 import { RawClient } from './raw-signaling.ts';
 import { startTestAmphi, type TestAmphi } from './helpers.ts';
 
@@ -68,13 +69,38 @@ describe('hostile input', () => {
     client.send({ type: FrameType.SUBSCRIBE, sub: { sdpOffer: 'this is not SDP at all' } });
     const ack = await client.next(FrameType.SUBSCRIBE_ACK);
     assert.equal(ack.error?.status, 400, 'a bad offer is answered with a 400 error');
+    assert.ok(ack.suback, 'and a suback, which the client reads before the status');
     client.send({ type: FrameType.SUBSCRIBE, sub: { sdpOffer: 'v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n' } });
-    assert.equal((await client.next(FrameType.SUBSCRIBE_ACK)).error?.status, 400);
+    const second = await client.next(FrameType.SUBSCRIBE_ACK);
+    assert.equal(second.error?.status, 400);
+    assert.ok(second.suback);
     client.send({ type: FrameType.JOIN, join: {} }); // twice
     assert.ok(await client.ping(2));
     assert.ok(await bystander.ping(3), 'the neighbour is unaffected');
     client.ws.close();
     bystander.ws.close();
+  });
+
+  test('a SUBSCRIBE the server fails to answer gets a SUBSCRIBE_ACK with a status the client reconnects on', async () => {
+    const offer = JSON.parse(readFileSync(new URL('./fixtures/offers/chrome-first-offer.json', import.meta.url), 'utf8')) as { sdpOffer: string };
+    const client = await RawClient.connect(url(), (await attendee('unlucky')).JoinToken!);
+    await client.join();
+    const negotiate = RemotePeer.prototype.negotiate;
+    RemotePeer.prototype.negotiate = () => Promise.reject(new Error('media worker media-0 exited (1)'));
+    try {
+      client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.RX, sdpOffer: offer.sdpOffer, receiveStreamIds: [0] } });
+      const ack = await client.next(FrameType.SUBSCRIBE_ACK);
+      assert.ok(ack.suback, 'a suback the client can read');
+      // 5xx maps to SignalingInternalServerError, a failure the SDK reconnects on; 4xx would end the session.
+      assert.equal(Math.floor((ack.error?.status ?? 0) / 100), 5);
+    } finally {
+      RemotePeer.prototype.negotiate = negotiate;
+    }
+    client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.RX, sdpOffer: offer.sdpOffer, receiveStreamIds: [0] } });
+    const retry = await client.next(FrameType.SUBSCRIBE_ACK);
+    assert.equal(retry.error, null, 'the next SUBSCRIBE is answered normally');
+    assert.match(retry.suback?.sdpAnswer ?? '', /^v=0/);
+    client.ws.close();
   });
 
   test('a flood of frames closes only the flooder', async () => {

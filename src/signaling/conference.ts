@@ -184,30 +184,20 @@ export class Conference {
     const media = this.media.get(session);
     if (!media) return;
     session.log.trace({ sdpOffer: sub.sdpOffer, receiveStreamIds: sub.receiveStreamIds, sendStreams: sub.sendStreams }, 'SUBSCRIBE');
-    let offer;
+    let answered;
     try {
-      offer = parseOffer(sub.sdpOffer ?? '');
+      answered = await this.answer(session, media, sub);
     } catch (error) {
-      if (!(error instanceof SdpError)) throw error;
-      session.log.warn({ reason: error.message }, 'unusable SDP offer');
-      session.send({ type: FrameType.SUBSCRIBE_ACK, error: { status: 400, description: error.message } });
+      if (!this.media.has(session)) return;
+      // Every SUBSCRIBE gets a SUBSCRIBE_ACK with a suback (the client reads it before it looks at the status).
+      // A bad offer is the client's fault, and 400 ends its session; a fault here is 500, and the client reconnects.
+      const badOffer = error instanceof SdpError;
+      session.log.warn({ err: error }, badOffer ? 'unusable SDP offer' : 'SUBSCRIBE could not be answered');
+      const description = badOffer ? error.message : 'the media server could not answer the offer';
+      session.send({ type: FrameType.SUBSCRIBE_ACK, suback: { duplex: sub.duplex }, error: { status: badOffer ? 400 : 500, description } });
       return;
     }
-    // A replica viewer may only publish once promoted, and then as the primary attendee.
-    const publisher = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
-    const publishing = this.isReplica ? media.promotedAs?.via === this && this.primary : this;
-    const caps = (publisher?.attendee ?? session.attendee).Capabilities;
-    const videoDescriptors = (sub.sendStreams ?? []).filter((s) => s.mediaType === SdkStreamMediaType.VIDEO);
-    const wantsToPublish = (sub.duplex === SdkStreamServiceType.TX || sub.duplex === SdkStreamServiceType.DUPLEX) && videoDescriptors.length > 0;
-    let publication: Publication | undefined;
-    if (publishing && wantsToPublish && sends(caps.Video) && (!this.isReplica || publisher)) {
-      const previous = publisher?.publication;
-      if (previous || publishing.publishingCount() < MAX_VIDEO_SOURCES) publication = publishing.allocate(previous, videoDescriptors);
-    }
-
-    const subscriptions = (sub.receiveStreamIds ?? []).filter((id) => id !== 0);
-    media.audioMuted = sub.audioMuted === true;
-    const result = await this.serially(media, () => this.negotiate(session, media, offer, publication?.layers ?? [], subscriptions));
+    const { result, publication } = answered;
     if (!this.media.has(session)) return; // gone while the worker answered
     session.log.trace({ sdpAnswer: result.answer, tracks: result.tracks }, 'SUBSCRIBE_ACK');
     session.send({
@@ -227,6 +217,27 @@ export class Conference {
       if (this.isReplica) this.primary?.replicas.get(this)?.publishUp(this.promotedStreams());
       (this.view ?? this).publicationsChanged();
     }
+  }
+
+  /** A SUBSCRIBE's offer parsed, its video allocated and answered by the worker. */
+  private async answer(session: SignalingSession, media: SessionMedia, sub: ISdkSubscribeFrame): Promise<{ result: NegotiationResult; publication: Publication | undefined }> {
+    const offer = parseOffer(sub.sdpOffer ?? '');
+    // A replica viewer may only publish once promoted, and then as the primary attendee.
+    const publisher = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
+    const publishing = this.isReplica ? media.promotedAs?.via === this && this.primary : this;
+    const caps = (publisher?.attendee ?? session.attendee).Capabilities;
+    const videoDescriptors = (sub.sendStreams ?? []).filter((s) => s.mediaType === SdkStreamMediaType.VIDEO);
+    const wantsToPublish = (sub.duplex === SdkStreamServiceType.TX || sub.duplex === SdkStreamServiceType.DUPLEX) && videoDescriptors.length > 0;
+    let publication: Publication | undefined;
+    if (publishing && wantsToPublish && sends(caps.Video) && (!this.isReplica || publisher)) {
+      const previous = publisher?.publication;
+      if (previous || publishing.publishingCount() < MAX_VIDEO_SOURCES) publication = publishing.allocate(previous, videoDescriptors);
+    }
+
+    const subscriptions = (sub.receiveStreamIds ?? []).filter((id) => id !== 0);
+    media.audioMuted = sub.audioMuted === true;
+    const result = await this.serially(media, () => this.negotiate(session, media, offer, publication?.layers ?? [], subscriptions));
+    return { result, publication };
   }
 
   /**
