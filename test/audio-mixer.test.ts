@@ -1,70 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AudioMixer, FRAME_MS, FRAME_SAMPLES, MIX_ENCODER_SETTINGS, SAMPLE_RATE, type MixerSink } from '../src/media/audio-mixer.ts';
+import { AudioMixer, FRAME_MS, FRAME_SAMPLES, MIX_ENCODER_SETTINGS } from '../src/media/audio-mixer.ts';
 import { loadOpusBackend } from '../src/media/opus/backend.ts';
 import type { OpusBackend } from '../src/media/opus/codec.ts';
 import { OpusCodecPool } from '../src/media/opus/codec-pool.ts';
-
-/** A talker: encodes a sine tone into 20 ms opus frames, like a browser's microphone. */
-class ToneSource {
-  private readonly encoder;
-  private phase = 0;
-  constructor(
-    readonly frequency: number,
-    backend: OpusBackend,
-  ) {
-    this.encoder = backend.createEncoder(MIX_ENCODER_SETTINGS);
-  }
-  frame(): Buffer {
-    const pcm = Buffer.alloc(FRAME_SAMPLES * 2);
-    for (let i = 0; i < FRAME_SAMPLES; i++) {
-      pcm.writeInt16LE(Math.round(6000 * Math.sin(this.phase)), i * 2);
-      this.phase += (2 * Math.PI * this.frequency) / SAMPLE_RATE;
-    }
-    return this.encoder.encode(pcm);
-  }
-}
-
-/** A listener: decodes what it receives and measures tone power (Goertzel). */
-class Listener implements MixerSink {
-  readonly payloads: Buffer[] = [];
-  readonly timestamps: number[] = [];
-  private readonly decoder;
-  private readonly pcm = new Int16Array(FRAME_SAMPLES);
-  private readonly samples: number[] = [];
-  constructor(backend: OpusBackend) {
-    this.decoder = backend.createDecoder();
-  }
-  deliver(payload: Buffer, _level: number, timestamp: number): void {
-    this.payloads.push(payload);
-    this.timestamps.push(timestamp);
-    const samples = this.decoder.decodeInto(Buffer.from(payload), this.pcm);
-    for (let i = 0; i < samples; i++) this.samples.push(this.pcm[i]!);
-  }
-  hears(frequency: number): boolean {
-    const recent = this.samples.slice(-SAMPLE_RATE / 2);
-    const power = (f: number) => {
-      const k = (2 * Math.cos((2 * Math.PI * f) / SAMPLE_RATE));
-      let s1 = 0;
-      let s2 = 0;
-      for (const x of recent) {
-        const s0 = x + k * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-      }
-      return (s1 * s1 + s2 * s2 - k * s1 * s2) / recent.length;
-    };
-    return power(frequency) > 1000 * (power(frequency * 1.37) + 1);
-  }
-}
+import { ToneEar, ToneEncoder } from './audio-tones.ts';
 
 for (const backendName of ['native', 'wasm'] as const) {
   describe(`the audio mixer (${backendName} opus)`, () => {
     const backend = loadOpusBackend(backendName);
     const codecs = new OpusCodecPool(backend, MIX_ENCODER_SETTINGS);
     const silence = new AudioMixer({ codecs }).silenceFrame;
-    const tone = (frequency: number) => new ToneSource(frequency, backend);
-    const listener = () => new Listener(backend);
+    const tone = (frequency: number) => new ToneEncoder(frequency, backend);
+    const listener = () => new ToneEar(backend);
     function meeting() {
       let now = 0;
       let frame = 0;

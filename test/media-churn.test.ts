@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { FRAME_SAMPLES, MIX_ENCODER_SETTINGS, SAMPLE_RATE, type MixerSink } from '../src/media/audio-mixer.ts';
 import type { AudioRelay } from '../src/media/audio-relay.ts';
 import { loadOpusBackend } from '../src/media/opus/backend.ts';
 import { PipeTransport, PrimaryPipeEnd, ReplicaPipeEnd } from '../src/media/pipe.ts';
 import type { MediaRoom } from '../src/media/room.ts';
 import { MediaWorker } from '../src/media/worker.ts';
+import { ToneEar, ToneEncoder } from './audio-tones.ts';
 
 /**
  * A day of meetings on one media worker, compressed: meetings start and end in sequence and in
@@ -17,57 +17,27 @@ import { MediaWorker } from '../src/media/worker.ts';
 const backend = loadOpusBackend();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A microphone: a tone encoded into 20 ms opus frames, pushed every 20 ms like packets arriving. */
+/** A talker whose packets arrive every 20 ms, like a browser's microphone. */
 class Talker {
-  private readonly encoder = backend.createEncoder(MIX_ENCODER_SETTINGS);
-  private phase = 0;
+  private readonly tone: ToneEncoder;
   private timer: NodeJS.Timeout | undefined;
   constructor(
     readonly id: string,
-    private readonly frequency: number,
-  ) {}
+    frequency: number,
+  ) {
+    this.tone = new ToneEncoder(frequency, backend);
+  }
   start(room: MediaRoom): void {
     room.mixer.addSource(this.id);
-    this.timer = setInterval(() => room.mixer.push(this.id, this.frame(), 20), 20).unref();
+    this.timer = setInterval(() => room.mixer.push(this.id, this.tone.frame(), 20), 20).unref();
   }
   stop(room: MediaRoom): void {
     clearInterval(this.timer);
     room.mixer.removeSource(this.id);
-    this.encoder.free();
-  }
-  private frame(): Buffer {
-    const pcm = Buffer.alloc(FRAME_SAMPLES * 2);
-    for (let i = 0; i < FRAME_SAMPLES; i++) {
-      pcm.writeInt16LE(Math.round(6000 * Math.sin(this.phase)), i * 2);
-      this.phase += (2 * Math.PI * this.frequency) / SAMPLE_RATE;
-    }
-    return this.encoder.encode(pcm);
+    this.tone.free();
   }
 }
-
-/** A loudspeaker: counts packets and decodes them, to tell which tones it hears. */
-class Ear implements MixerSink {
-  packets = 0;
-  private readonly decoder = backend.createDecoder();
-  private readonly pcm = new Int16Array(FRAME_SAMPLES);
-  private samples: number[] = [];
-  deliver(payload: Buffer): void {
-    this.packets++;
-    const n = this.decoder.decodeInto(Buffer.from(payload), this.pcm);
-    for (let i = 0; i < n; i++) this.samples.push(this.pcm[i]!);
-    if (this.samples.length > SAMPLE_RATE) this.samples = this.samples.slice(-SAMPLE_RATE / 2);
-  }
-  hears(frequency: number): boolean {
-    const recent = this.samples.slice(-SAMPLE_RATE / 2);
-    const power = (f: number) => {
-      const k = 2 * Math.cos((2 * Math.PI * f) / SAMPLE_RATE);
-      let [s1, s2] = [0, 0];
-      for (const x of recent) [s1, s2] = [x + k * s1 - s2, s1];
-      return (s1 * s1 + s2 * s2 - k * s1 * s2) / recent.length;
-    };
-    return power(frequency) > 1000 * (power(frequency * 1.37) + 1);
-  }
-}
+const newEar = () => new ToneEar(backend);
 
 let worker: MediaWorker;
 before(async () => {
@@ -109,7 +79,7 @@ async function primaryWithReplica(id: string) {
 async function meetingLife(index: number): Promise<void> {
   const meeting = await primaryWithReplica(`m${index}`);
   const talkers = [0, 1, 2, 3].map((t) => new Talker(`m${index}-t${t}`, 300 + 110 * t));
-  const listener = new Ear();
+  const listener = newEar();
   meeting.primary.mixer.addSink(listener);
   talkers[0]!.start(meeting.primary);
   talkers[1]!.start(meeting.primary);
@@ -117,7 +87,7 @@ async function meetingLife(index: number): Promise<void> {
   talkers[2]!.start(meeting.primary);
   talkers[0]!.stop(meeting.primary);
   const viewer = new Talker(`m${index}-viewer`, 1200);
-  meeting.replica.mixer.addSink(new Ear(), viewer.id);
+  meeting.replica.mixer.addSink(newEar(), viewer.id);
   meeting.promote(index % 8, viewer.id);
   viewer.start(meeting.replica);
   await sleep(120);
@@ -138,8 +108,8 @@ describe('one media worker through a day of churn', () => {
 
     const fresh = await primaryWithReplica('fresh');
     const speaker = new Talker('fresh-speaker', 440);
-    const inPrimary = new Ear();
-    const inReplica = new Ear();
+    const inPrimary = newEar();
+    const inReplica = newEar();
     fresh.primary.mixer.addSink(inPrimary);
     fresh.replica.mixer.addSink(inReplica, 'fresh-viewer');
     speaker.start(fresh.primary);

@@ -12,6 +12,7 @@ import { FRAME_MS, FrameClock, type FrameListener } from '../../src/media/frame-
 import { loadOpusBackend } from '../../src/media/opus/backend.ts';
 import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE } from '../../src/media/opus/codec.ts';
 import { OpusCodecPool } from '../../src/media/opus/codec-pool.ts';
+import { median } from './measure.ts';
 
 const MEETINGS = 10;
 const codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
@@ -56,7 +57,6 @@ function previousScheduling(listener: FrameListener): () => void {
   return () => clearTimeout(timer);
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function measureClockUnderLoad(rounds: number, seconds: number) {

@@ -7,6 +7,7 @@ import OpusScript from 'opusscript';
 import { MIX_ENCODER_SETTINGS } from '../../src/media/audio-mixer.ts';
 import { loadOpusBackend } from '../../src/media/opus/backend.ts';
 import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, OpusCtl } from '../../src/media/opus/codec.ts';
+import { cpuMicros, median } from './measure.ts';
 
 interface Coder {
   encode(pcm: Buffer): Buffer;
@@ -41,14 +42,7 @@ function amphiCoder(name: 'native' | 'wasm'): Coder {
   return { encode: (frame) => encoder.encode(frame), decode: (packet) => void decoder.decodeInto(packet, pcm) };
 }
 
-function cpuMicros(work: () => void): number {
-  const start = process.cpuUsage();
-  work();
-  const used = process.cpuUsage(start);
-  return used.user + used.system;
-}
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 export function measureCodecs(rounds: number, frames: number) {
   const coders = { opusscript: opusscriptCoder(), native: amphiCoder('native'), wasm: amphiCoder('wasm') };

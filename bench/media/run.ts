@@ -21,6 +21,7 @@ import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpSession, type S
 import { VideoDownstream, VideoLayer } from '../../src/media/video-forwarding.ts';
 import { measureClockUnderLoad } from './clock.ts';
 import { measureCodecs } from './codecs.ts';
+import { cpuMicros, median } from './measure.ts';
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 3 : 7;
@@ -64,14 +65,7 @@ function videoPackets(count: number): Buffer[] {
   return packets;
 }
 
-function cpuMicros(run: () => void): number {
-  const start = process.cpuUsage();
-  run();
-  const used = process.cpuUsage(start);
-  return used.user + used.system;
-}
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const drain = () => new Promise((resolve) => setTimeout(resolve, 30));
 
 async function forwarding(receivers: number, profile: SrtpProfile) {
