@@ -42,8 +42,6 @@ function amphiCoder(name: 'native' | 'wasm'): Coder {
   return { encode: (frame) => encoder.encode(frame), decode: (packet) => void decoder.decodeInto(packet, pcm) };
 }
 
-
-
 export function measureCodecs(rounds: number, frames: number) {
   const coders = { opusscript: opusscriptCoder(), native: amphiCoder('native'), wasm: amphiCoder('wasm') };
   const packets = Object.fromEntries(Object.entries(coders).map(([name, coder]) => [name, speech.map((pcm) => Buffer.from(coder.encode(pcm)))]));

@@ -65,7 +65,6 @@ function videoPackets(count: number): Buffer[] {
   return packets;
 }
 
-
 const drain = () => new Promise((resolve) => setTimeout(resolve, 30));
 
 async function forwarding(receivers: number, profile: SrtpProfile) {
