@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { CreateAttendeeCommand, CreateMeetingCommand, DeleteAttendeeCommand, DeleteMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
-import { decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, SdkStreamMediaType, SdkStreamServiceType } from '../src/signaling/frames.ts';
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameError,
+  FrameType,
+  SdkPingPongType,
+  SdkServerSideNetworkAdaption,
+  SdkStreamMediaType,
+  SdkStreamServiceType,
+} from '../src/signaling/frames.ts';
 import { RemotePeer } from '../src/media/worker-client.ts';
 import { RawClient } from './raw-signaling.ts';
 import { startTestAmphi, type TestAmphi } from './helpers.ts';
@@ -169,6 +178,43 @@ describe('control-plane events reach connected clients', () => {
   });
 });
 
+describe('what the client reads', () => {
+  test('JOIN_ACK says on the wire that the client adapts video itself (server-side adaptation NONE)', async () => {
+    const client = await RawClient.connect(url(), (await attendee('adapter')).JoinToken!);
+    client.send({ type: FrameType.JOIN, join: { protocolVersion: 2, flags: 2 } });
+    const joinack = (await client.next(FrameType.JOIN_ACK)).joinack!;
+    assert.ok(Object.hasOwn(joinack, 'defaultServerSideNetworkAdaption'), 'sent, not left to the decoded default');
+    assert.equal(joinack.defaultServerSideNetworkAdaption, SdkServerSideNetworkAdaption.NONE);
+    client.ws.close();
+  });
+
+  test('DATA_MESSAGE ingest times are exact nanoseconds on the wire', async () => {
+    const sender = await RawClient.connect(url(), (await attendee('stamp-sender')).JoinToken!);
+    const receiver = await RawClient.connect(url(), (await attendee('stamp-receiver')).JoinToken!);
+    const wire: Buffer[] = [];
+    receiver.ws.on('message', (data: Buffer) => wire.push(data));
+    await sender.join();
+    await receiver.join();
+    const sentFrom = Date.now();
+    for (let i = 0; i < 8; i++) {
+      sender.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: [{ topic: 'stamps', data: Buffer.from(String(i)) }] } });
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    for (let i = 0; i < 8; i++) await receiver.next(FrameType.DATA_MESSAGE);
+    // The SDK's decoder reads int64 as a double, so the exact value is read from the bytes:
+    // SdkSignalFrame.data_message (23) > messages (1) > ingest_time_ns (5).
+    const stamps = wire.flatMap((frame) => varintsAt(frame.subarray(1), [23, 1, 5]));
+    assert.equal(stamps.length, 8);
+    for (const nanos of stamps) {
+      assert.equal(nanos % 1_000_000n, 0n, `ingest time ${nanos} ns is a whole millisecond`);
+      const ms = Number(nanos / 1_000_000n);
+      assert.ok(ms >= sentFrom && ms <= Date.now(), `ingest time ${ms} ms is when it was sent`);
+    }
+    sender.ws.close();
+    receiver.ws.close();
+  });
+});
+
 describe('video capacity', () => {
   test('INDEX says at_capacity to everyone else once 25 attendees publish video', async () => {
     const fixture = JSON.parse(
@@ -262,3 +308,32 @@ describe('simulcast layer switches by REMOTE_VIDEO_UPDATE (client-side adaptatio
     assert.equal(viewer.frames.filter((f) => f.type === FrameType.SUBSCRIBE_ACK).length, 0, 'the client expects no answer');
   });
 });
+
+/** The varint fields at a path of nested protobuf messages, read exactly. */
+function varintsAt(bytes: Uint8Array, path: number[]): bigint[] {
+  const found: bigint[] = [];
+  let pos = 0;
+  const varint = () => {
+    let value = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      const byte = bytes[pos++]!;
+      value |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  while (pos < bytes.length) {
+    const tag = Number(varint());
+    const [field, wireType] = [tag >>> 3, tag & 7];
+    if (wireType === 0) {
+      const value = varint();
+      if (path.length === 1 && field === path[0]) found.push(value);
+    } else if (wireType === 2) {
+      const length = Number(varint());
+      if (path.length > 1 && field === path[0]) found.push(...varintsAt(bytes.subarray(pos, pos + length), path.slice(1)));
+      pos += length;
+    } else {
+      pos += wireType === 1 ? 8 : 4;
+    }
+  }
+  return found;
+}

@@ -13,7 +13,14 @@ import { parseOffer, SdpError, type Offer } from '../media/sdp.ts';
 import type { NegotiationResult, PublishedLayer } from '../media/peer.ts';
 import type { MediaWorkerClient, RemotePeer, RemoteRoom } from '../media/worker-client.ts';
 import type { ReplicaLink } from '../replication/replica-link.ts';
-import { AudioStatus, FrameType, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';
+import {
+  AudioStatus,
+  FrameType,
+  SdkServerSideNetworkAdaption,
+  SdkStreamMediaType,
+  SdkStreamServiceType,
+  type OutgoingFrame,
+} from './frames.ts';
 import type { SignalingSession } from './session.ts';
 
 /** The service's limits: video sources per meeting, content shares, data messages. */
@@ -172,7 +179,12 @@ export class Conference {
     if (!this.isReplica) this.context.connections.attendeeConnected(this.meeting.MeetingId, session.attendeeId);
     session.send({
       type: FrameType.JOIN_ACK,
-      joinack: { videoSubscriptionLimit: VIDEO_SUBSCRIPTION_LIMIT, wantsCompressedSdp: false },
+      joinack: {
+        videoSubscriptionLimit: VIDEO_SUBSCRIPTION_LIMIT,
+        wantsCompressedSdp: false,
+        // Said explicitly: the client adapts video itself (left out, the field decodes as DEFAULT).
+        defaultServerSideNetworkAdaption: SdkServerSideNetworkAdaption.NONE,
+      },
     });
     session.send(this.indexFor(session));
     const now = Date.now();
@@ -315,7 +327,7 @@ export class Conference {
         continue;
       }
       media.dataTokens -= 1;
-      const payload = { ...stamped, ingestTimeNs: now * 1_000_000 };
+      const payload = { ...stamped, ingestTimeNs: epochNanos(now) };
       delivered.push(payload);
       if (lifetimeMs > 0) {
         if (target.bufferedData.length >= DATA_BUFFERED_MAX) target.bufferedData.shift();
@@ -783,6 +795,16 @@ function subscriptionMids(offer: Offer): string[] {
     else if (media.direction === 'recvonly' || media.direction === 'sendrecv') mids.push(media.mid);
   }
   return mids;
+}
+
+/** The bits of a protobuf int64, which the SDK's encoder (built without long.js) writes exactly. */
+type Int64Bits = Extract<NonNullable<ISdkDataMessagePayload['ingestTimeNs']>, object>;
+
+/** Milliseconds since the epoch in nanoseconds, exact: ms × 10⁶ is past a double's integers. */
+function epochNanos(ms: number): Int64Bits {
+  const nanos = BigInt(ms) * 1_000_000n;
+  const bits = { low: Number(BigInt.asIntN(32, nanos)), high: Number(BigInt.asIntN(32, nanos >> 32n)), unsigned: false };
+  return bits as unknown as Int64Bits;
 }
 
 function presenceInfo(participant: Participant) {

@@ -7,7 +7,7 @@ import type { ISdkSignalFrame } from 'amazon-chime-sdk-js/build/signalingprotoco
  * encoder and decoder are the browser SDK's own generated protobufjs code.
  */
 export const proto = protocol;
-export const { SdkSignalFrame, SdkStreamServiceType, SdkStreamMediaType, SdkPingPongType } = protocol;
+export const { SdkSignalFrame, SdkStreamServiceType, SdkStreamMediaType, SdkPingPongType, SdkServerSideNetworkAdaption } = protocol;
 export const FrameType = SdkSignalFrame.Type;
 export type SignalFrame = ISdkSignalFrame;
 /** A frame to send; the timestamp is filled in. */
