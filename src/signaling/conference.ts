@@ -394,7 +394,7 @@ export class Conference {
   }
 
   /** Ends a promotion; `tellClient` when the server decides it (the client demoting itself already knows). */
-  private demote(session: SignalingSession, tellClient: boolean): void {
+  private demote(session: SignalingSession, tellClient: boolean, dropped = false): void {
     const media = this.media.get(session);
     const participant = media?.promotedAs;
     const primary = this.primary;
@@ -402,7 +402,7 @@ export class Conference {
     media.promotedAs = undefined;
     if (primary) {
       primary.replicas.get(this)?.demote(session.attendeeId, participant.attendeeId);
-      primary.removeParticipant(participant);
+      primary.removeParticipant(participant, dropped);
       if (participant.publication) primary.replicas.get(this)?.publishUp(this.promotedStreams());
       this.context.connections.attendeeDisconnected(primary.meeting.MeetingId, participant.attendeeId);
     }
@@ -413,19 +413,22 @@ export class Conference {
 
   // ---- leaving and ending ----
 
-  /** The session is gone (LEAVE, socket closed, pushed out): everything it held is released. */
-  detach(session: SignalingSession, reason: string): void {
+  /**
+   * The session is gone (LEAVE, socket closed, pushed out): everything it held is released. `dropped`: its
+   * connection failed (no LEAVE), which the others' clients are told.
+   */
+  detach(session: SignalingSession, reason: string, dropped = false): void {
     if (!this.sessions.delete(session)) return;
     const media = this.media.get(session);
-    if (media?.promotedAs) this.demote(session, false);
+    if (media?.promotedAs) this.demote(session, false, dropped);
     this.media.delete(session);
     if (media) {
       media.peer.close();
       if (!this.isReplica) this.context.connections.attendeeDisconnected(this.meeting.MeetingId, session.attendeeId);
     }
     const participant = this.participants.get(session.attendeeId);
-    if (participant && participant.session === session) this.removeParticipant(participant);
-    session.log.info({ reason }, 'session ended');
+    if (participant && participant.session === session) this.removeParticipant(participant, dropped);
+    session.log.info({ reason, dropped }, 'session ended');
     session.close();
     this.closeIfIdle();
   }
@@ -635,10 +638,12 @@ export class Conference {
     return participant;
   }
 
-  private removeParticipant(participant: Participant): void {
+  private removeParticipant(participant: Participant, dropped = false): void {
     if (this.participants.get(participant.attendeeId) !== participant) return;
     this.participants.delete(participant.attendeeId);
-    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [{ audioStreamId: participant.audioStreamId }] } });
+    // A removal is an entry with only the stream id; `dropped` tells clients the connection failed (no LEAVE).
+    const removal = { audioStreamId: participant.audioStreamId, ...(dropped ? { dropped } : {}) };
+    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [removal] } });
     if (participant.publication) this.publicationsChanged();
   }
 

@@ -52,12 +52,13 @@ export class SignalingSession {
     this.joinToken = attendee.JoinToken;
     this.log = logger.child({ meetingId: attendee.MeetingId, attendeeId: this.attendeeId, session: this.id.slice(0, 8) });
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    ws.on('close', () => this.conference.detach(this, 'socket closed'));
+    // A socket that closes without LEAVE is a dropped connection (the others' clients are told so).
+    ws.on('close', () => this.conference.detach(this, 'socket closed', true));
     ws.on('error', (error) => this.log.debug({ err: error }, 'signaling socket error'));
     this.watchdog = setInterval(() => {
       if (Date.now() - this.lastFrameAt > SILENCE_TIMEOUT_MS) {
         this.log.info('signaling went silent; closing');
-        this.close(CloseCode.Normal, 'silent');
+        this.close(CloseCode.Normal, 'silent', true);
       }
     }, 5_000);
     this.watchdog.unref();
@@ -74,7 +75,8 @@ export class SignalingSession {
     this.close(audioStatus === AudioStatus.MeetingEnded ? CloseCode.MeetingEnded : closeCode, `status ${audioStatus}`);
   }
 
-  close(code: number = CloseCode.Normal, reason = ''): void {
+  /** `dropped`: the connection failed, rather than being ended by the client (LEAVE) or by the meeting. */
+  close(code: number = CloseCode.Normal, reason = '', dropped = false): void {
     if (this.state === 'closed') return;
     clearInterval(this.watchdog);
     try {
@@ -82,7 +84,7 @@ export class SignalingSession {
     } catch {
       this.ws.terminate();
     }
-    this.conference.detach(this, reason);
+    this.conference.detach(this, reason, dropped);
     this.state = 'closed';
   }
 
@@ -95,7 +97,7 @@ export class SignalingSession {
     }
     if (++this.framesThisSecond > MAX_FRAMES_PER_SECOND) {
       this.log.warn('signaling flood; closing');
-      this.close(CloseCode.BadRequest, 'too many frames');
+      this.close(CloseCode.BadRequest, 'too many frames', true);
       return;
     }
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
@@ -123,7 +125,7 @@ export class SignalingSession {
   private rejectFrame(reason: string): void {
     this.badFrames++;
     this.log.debug({ reason }, 'malformed signaling frame');
-    if (this.badFrames > MAX_BAD_FRAMES) this.close(CloseCode.BadRequest, 'too many malformed frames');
+    if (this.badFrames > MAX_BAD_FRAMES) this.close(CloseCode.BadRequest, 'too many malformed frames', true);
   }
 
   private dispatch(frame: ReturnType<typeof decodeFrame>): Promise<void> | void {

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CreateAttendeeCommand, CreateMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
+import { FrameType, SdkStreamServiceType } from '../src/signaling/frames.ts';
+import { startTestAmphi, type TestAmphi } from './helpers.ts';
+import { RawClient } from './raw-signaling.ts';
+
+/** Presence (AUDIO_STREAM_ID_INFO) and what follows from it, frame by frame, with raw protocol clients. */
+const offer = (JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures/offers/chrome-first-offer.json'), 'utf8')) as { sdpOffer: string }).sdpOffer;
+let server: TestAmphi;
+
+const newMeeting = async (name: string) =>
+  (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: name }))).Meeting!;
+const newAttendee = async (meeting: Meeting, externalUserId: string) =>
+  (await server.client.send(new CreateAttendeeCommand({ MeetingId: meeting.MeetingId, ExternalUserId: externalUserId }))).Attendee!;
+/** Connects and sends JOIN; `present` also sends SUBSCRIBE (an attendee is present from its first SUBSCRIBE). */
+const connect = async (meeting: Meeting, attendee: Attendee, present = true) => {
+  const client = await RawClient.connect(meeting.MediaPlacement!.SignalingUrl!, attendee.JoinToken!);
+  const index = await client.join();
+  if (present) await subscribe(client);
+  return { client, index };
+};
+const subscribe = async (client: RawClient) => {
+  client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.RX, sdpOffer: offer, receiveStreamIds: [0] } });
+  await client.next(FrameType.SUBSCRIBE_ACK);
+};
+const presenceFrames = (client: RawClient) => client.frames.filter((f) => f.type === FrameType.AUDIO_STREAM_ID_INFO).map((f) => f.audioStreamIdInfo!.streams!);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits until `check` finds what it looks for in the frames received so far. */
+const waitFor = async <T>(check: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = check();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+};
+
+before(async () => {
+  server = await startTestAmphi();
+});
+after(() => server.stop());
+
+describe('leaving', () => {
+  test('a removal says dropped when the connection ended without LEAVE, and not after LEAVE', async () => {
+    const meeting = await newMeeting('dropped');
+    const { client: watcher } = await connect(meeting, await newAttendee(meeting, 'watcher'));
+    const leaver = await connect(meeting, await newAttendee(meeting, 'leaver'));
+    const dropper = await connect(meeting, await newAttendee(meeting, 'dropper'));
+    const streamOf = (attendee: string) =>
+      waitFor(() => presenceFrames(watcher).flat().find((s) => s.externalUserId === attendee)?.audioStreamId, `${attendee} present`);
+    const [leaverStream, dropperStream] = [await streamOf('leaver'), await streamOf('dropper')];
+    const removalOf = (streamId: number | null) => () => presenceFrames(watcher).flat().find((s) => s.audioStreamId === streamId && !s.attendeeId);
+
+    leaver.client.send({ type: FrameType.LEAVE, leave: {} });
+    await leaver.client.next(FrameType.LEAVE_ACK);
+    leaver.client.ws.close();
+    assert.equal((await waitFor(removalOf(leaverStream), 'the leaver removed')).dropped, false);
+
+    dropper.client.ws.terminate(); // no LEAVE, no close handshake: as a lost network
+    assert.equal((await waitFor(removalOf(dropperStream), 'the dropper removed')).dropped, true);
+    watcher.ws.close();
+  });
+});
