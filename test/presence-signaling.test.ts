@@ -65,3 +65,43 @@ describe('leaving', () => {
     watcher.ws.close();
   });
 });
+
+describe('reconnecting', () => {
+  test("the same attendee's new connection is announced before the old one's removal", async () => {
+    const meeting = await newMeeting('reconnect-order');
+    const { client: watcher } = await connect(meeting, await newAttendee(meeting, 'watcher'));
+    const traveller = await newAttendee(meeting, 'traveller');
+    const first = await connect(meeting, traveller);
+    const streamsOf = () => presenceFrames(watcher).flat().filter((s) => s.attendeeId === traveller.AttendeeId).map((s) => s.audioStreamId);
+    const [oldStream] = await waitFor(() => (streamsOf().length === 1 ? streamsOf() : undefined), 'the first connection present');
+    // A second connection with the same credentials (the client reconnecting before the old socket is gone).
+    const second = await connect(meeting, traveller, false);
+    assert.equal((await first.client.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 301);
+    await sleep(200);
+    assert.ok(!presenceFrames(watcher).flat().some((s) => s.audioStreamId === oldStream && !s.attendeeId), 'still present while the new one connects');
+    await subscribe(second.client);
+    const frames = await waitFor(() => {
+      const all = presenceFrames(watcher);
+      const added = all.findIndex((streams) => streams.some((s) => s.attendeeId === traveller.AttendeeId && s.audioStreamId !== oldStream));
+      const removed = all.findIndex((streams) => streams.some((s) => s.audioStreamId === oldStream && !s.attendeeId));
+      return added >= 0 && removed >= 0 ? { added, removed } : undefined;
+    }, 'the new stream and the old removal');
+    assert.ok(frames.added < frames.removed, `the new stream (frame ${frames.added}) comes before the old removal (frame ${frames.removed})`);
+    second.client.ws.close();
+    watcher.ws.close();
+  });
+
+  test('a connection gets no presence deltas before its full roster, which is its first AUDIO_STREAM_ID_INFO', async () => {
+    const meeting = await newMeeting('roster-first');
+    const { client: early } = await connect(meeting, await newAttendee(meeting, 'early'));
+    const { client: late } = await connect(meeting, await newAttendee(meeting, 'late'), false);
+    const { client: other } = await connect(meeting, await newAttendee(meeting, 'other'));
+    other.send({ type: FrameType.AUDIO_CONTROL, audioControl: { muted: true } });
+    await waitFor(() => presenceFrames(early).flat().find((s) => s.muted === true && !s.attendeeId), 'the mute delta');
+    assert.deepEqual(presenceFrames(late), [], 'no deltas before the roster');
+    await subscribe(late);
+    const roster = await waitFor(() => presenceFrames(late)[0], 'the roster');
+    assert.deepEqual(roster.map((s) => s.externalUserId).sort(), ['early', 'late', 'other']);
+    for (const client of [early, late, other]) client.ws.close();
+  });
+});

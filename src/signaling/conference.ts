@@ -35,6 +35,8 @@ const DATA_BUFFERED_MAX = 1024;
 const DATA_RATE = 10;
 const DATA_BURST = 20;
 const METADATA_INTERVAL_MS = 200;
+/** How long a connection replaced by another of the same attendee stays present while the new one subscribes. */
+const SUCCESSOR_WAIT_MS = 10_000;
 const BITRATES_INTERVAL_MS = 2_000;
 
 const sends = (c: Capability) => c === 'SendReceive' || c === 'Send';
@@ -60,6 +62,8 @@ interface Participant {
   publication?: Publication;
   /** Set for a promoted replica attendee: the replica it sits in. */
   via?: Conference;
+  /** Its connection was replaced by a new one of the same attendee, which takes over once present (or after a while). */
+  successorWait?: NodeJS.Timeout;
 }
 
 interface SessionMedia {
@@ -149,8 +153,10 @@ export class Conference {
 
   /** A new authenticated connection; the same credentials connected elsewhere are pushed out. */
   admit(session: SignalingSession): void {
+    // Added first: the connections it pushes out see their successor (see detach).
+    this.sessions.add(session);
     for (const other of this.sessions) {
-      if (other.attendeeId === session.attendeeId) {
+      if (other !== session && other.attendeeId === session.attendeeId) {
         other.log.info('same attendee joined from another device');
         other.end(AudioStatus.JoinedFromAnotherDevice);
       }
@@ -158,7 +164,6 @@ export class Conference {
     // The same primary attendee promoted from a replica is another device too: it is demoted.
     const promoted = this.participants.get(session.attendeeId);
     if (promoted?.via) promoted.via.demote(promoted.session, true);
-    this.sessions.add(session);
   }
 
   join(session: SignalingSession): void {
@@ -221,9 +226,9 @@ export class Conference {
         tracks: result.tracks,
       },
     });
-    if (!this.isReplica && !this.participants.has(session.attendeeId)) this.markPresent(session, session.attendee, sub.audioMuted === true);
+    if (!this.isReplica && !this.presenceOf(session)) this.markPresent(session, session.attendee, sub.audioMuted === true);
     if (this.isReplica && !media.promotedAs && !session.rosterSent) this.sendRoster(session);
-    const participant = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
+    const participant = this.isReplica ? media.promotedAs : this.presenceOf(session);
     if (participant && !samePublication(participant.publication, publication)) {
       participant.publication = publication;
       if (this.isReplica) this.primary?.replicas.get(this)?.publishUp(this.promotedStreams());
@@ -235,7 +240,7 @@ export class Conference {
   private async answer(session: SignalingSession, media: SessionMedia, sub: ISdkSubscribeFrame): Promise<{ result: NegotiationResult; publication: Publication | undefined }> {
     const offer = parseOffer(sub.sdpOffer ?? '');
     // A replica viewer may only publish once promoted, and then as the primary attendee.
-    const publisher = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
+    const publisher = this.isReplica ? media.promotedAs : this.presenceOf(session);
     const publishing = this.isReplica ? media.promotedAs?.via === this && this.primary : this;
     const caps = (publisher?.attendee ?? session.attendee).Capabilities;
     const videoDescriptors = (sub.sendStreams ?? []).filter((s) => s.mediaType === SdkStreamMediaType.VIDEO);
@@ -284,7 +289,7 @@ export class Conference {
         changed = true;
       }
       if (!changed) return;
-      const publisher = this.isReplica ? media.promotedAs : this.participants.get(session.attendeeId);
+      const publisher = this.isReplica ? media.promotedAs : this.presenceOf(session);
       await this.negotiate(session, media, negotiated.offer, publisher?.publication?.layers ?? [], subscriptions);
     });
   }
@@ -293,7 +298,7 @@ export class Conference {
     const media = this.media.get(session);
     if (media) media.audioMuted = muted;
     media?.peer.setMuted(muted);
-    const participant = this.isReplica ? this.media.get(session)?.promotedAs : this.participants.get(session.attendeeId);
+    const participant = this.isReplica ? this.media.get(session)?.promotedAs : this.presenceOf(session);
     if (!participant || participant.muted === muted) return;
     participant.muted = muted;
     (this.view ?? this).broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [{ audioStreamId: participant.audioStreamId, muted }] } });
@@ -427,7 +432,12 @@ export class Conference {
       if (!this.isReplica) this.context.connections.attendeeDisconnected(this.meeting.MeetingId, session.attendeeId);
     }
     const participant = this.participants.get(session.attendeeId);
-    if (participant && participant.session === session) this.removeParticipant(participant, dropped);
+    if (participant && !participant.via && !this.sessions.has(participant.session)) {
+      // Pushed out by a new connection of the same attendee, it stays present until that one is: clients learn of
+      // the new audio stream before the old one's removal, and show no leave and join. Otherwise it goes now.
+      if ([...this.sessions].some((other) => other.attendeeId === session.attendeeId)) this.awaitSuccessor(participant);
+      else this.removeParticipant(participant, dropped);
+    }
     session.log.info({ reason, dropped }, 'session ended');
     session.close();
     this.closeIfIdle();
@@ -487,6 +497,7 @@ export class Conference {
     if (this.closed) return;
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    for (const participant of this.participants.values()) clearTimeout(participant.successorWait);
     for (const media of this.media.values()) media.peer.close();
     this.media.clear();
     for (const [replica, link] of this.replicas) {
@@ -632,18 +643,43 @@ export class Conference {
       session,
       ...(via ? { via } : {}),
     };
+    const replaced = this.participants.get(participant.attendeeId);
     this.participants.set(participant.attendeeId, participant);
     if (!via) this.sendRoster(session);
     this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [presenceInfo(participant)] } }, via ? undefined : session);
+    // A replaced connection's stream goes after the new one is announced (its roster never had it).
+    if (replaced) this.announceRemoval(replaced, false, session);
     return participant;
+  }
+
+  /** The participant a direct session is present as; not the one of a connection it replaced. */
+  private presenceOf(session: SignalingSession): Participant | undefined {
+    const participant = this.participants.get(session.attendeeId);
+    return participant?.session === session ? participant : undefined;
+  }
+
+  /** A connection pushed out by a new one of the same attendee: present (without video) until that one is. */
+  private awaitSuccessor(participant: Participant): void {
+    if (participant.successorWait) return;
+    participant.successorWait = setTimeout(() => this.removeParticipant(participant), SUCCESSOR_WAIT_MS);
+    participant.successorWait.unref();
+    if (participant.publication) {
+      participant.publication = undefined;
+      this.publicationsChanged();
+    }
   }
 
   private removeParticipant(participant: Participant, dropped = false): void {
     if (this.participants.get(participant.attendeeId) !== participant) return;
     this.participants.delete(participant.attendeeId);
+    this.announceRemoval(participant, dropped);
+  }
+
+  private announceRemoval(participant: Participant, dropped: boolean, except?: SignalingSession): void {
+    clearTimeout(participant.successorWait);
     // A removal is an entry with only the stream id; `dropped` tells clients the connection failed (no LEAVE).
     const removal = { audioStreamId: participant.audioStreamId, ...(dropped ? { dropped } : {}) };
-    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [removal] } });
+    this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [removal] } }, except);
     if (participant.publication) this.publicationsChanged();
   }
 
@@ -728,7 +764,12 @@ export class Conference {
 
   /** To this meeting's clients and, for a primary, to every replica's viewers. */
   private broadcast(frame: OutgoingFrame, except?: SignalingSession): void {
-    for (const session of this.sessions) if (session !== except && session.state === 'joined') session.send(frame);
+    // Presence and volumes wait for the session's full roster: a reconnected client takes its first
+    // AUDIO_STREAM_ID_INFO as the whole roster (and drops everyone else).
+    const needsRoster = frame.type === FrameType.AUDIO_STREAM_ID_INFO || frame.type === FrameType.AUDIO_METADATA;
+    for (const session of this.sessions) {
+      if (session !== except && session.state === 'joined' && (session.rosterSent || !needsRoster)) session.send(frame);
+    }
     for (const replica of this.replicas.keys()) replica.relay(frame, except);
   }
 
