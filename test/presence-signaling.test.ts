@@ -105,3 +105,34 @@ describe('reconnecting', () => {
     for (const client of [early, late, other]) client.ws.close();
   });
 });
+
+describe('INDEX num_participants', () => {
+  const counts = (client: RawClient) => client.frames.filter((f) => f.type === FrameType.INDEX).map((f) => f.index!.numParticipants);
+
+  test('counts everyone present, the receiver included, and follows arrivals and departures', async () => {
+    const meeting = await newMeeting('participant-count');
+    const first = await connect(meeting, await newAttendee(meeting, 'first'), false);
+    assert.equal(first.index.index?.numParticipants, 1, 'alone: the receiver counts itself');
+    await subscribe(first.client);
+    const second = await connect(meeting, await newAttendee(meeting, 'second'));
+    assert.equal(second.index.index?.numParticipants, 2, 'the joining receiver is counted ahead of its SUBSCRIBE');
+    await waitFor(() => (counts(first.client).at(-1) === 2 ? true : undefined), 'the first client told of two');
+    second.client.send({ type: FrameType.LEAVE, leave: {} });
+    await waitFor(() => (counts(first.client).at(-1) === 1 ? true : undefined), 'the first client told of one again');
+    first.client.ws.close();
+  });
+
+  test('arrivals close together send one INDEX, not one each', async () => {
+    const meeting = await newMeeting('participant-burst');
+    const { client: watcher } = await connect(meeting, await newAttendee(meeting, 'watcher'));
+    await sleep(1100); // past the watcher's own arrival
+    watcher.frames.length = 0;
+    const attendees = await Promise.all(Array.from({ length: 8 }, (_, i) => newAttendee(meeting, `crowd-${i}`)));
+    const crowd = await Promise.all(attendees.map((attendee) => connect(meeting, attendee)));
+    await waitFor(() => (counts(watcher).at(-1) === 9 ? true : undefined), 'the watcher told of nine');
+    await sleep(1100);
+    assert.ok(counts(watcher).length <= 3, `INDEX frames for 8 arrivals: ${JSON.stringify(counts(watcher))}`);
+    assert.equal(counts(watcher).at(-1), 9);
+    for (const { client } of [...crowd, { client: watcher }]) client.ws.close();
+  });
+});

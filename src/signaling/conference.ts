@@ -35,6 +35,8 @@ const DATA_BUFFERED_MAX = 1024;
 const DATA_RATE = 10;
 const DATA_BURST = 20;
 const METADATA_INTERVAL_MS = 200;
+/** INDEX goes out again for a change of num_participants at most this often, however many come and go. */
+const PARTICIPANTS_INDEX_INTERVAL_MS = 1_000;
 /** How long a connection replaced by another of the same attendee stays present while the new one subscribes. */
 const SUCCESSOR_WAIT_MS = 10_000;
 const BITRATES_INTERVAL_MS = 2_000;
@@ -121,6 +123,10 @@ export class Conference {
   private nextStreamId = 1;
   private nextGroupId = 1;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** A coming INDEX for a change of num_participants; when INDEX last went to everyone, and with what count. */
+  private indexTimer: NodeJS.Timeout | undefined;
+  private indexSentAt = 0;
+  private indexedParticipants = 0;
   private closed = false;
   onEmpty: () => void = () => undefined;
   readonly log: Logger;
@@ -497,6 +503,7 @@ export class Conference {
     if (this.closed) return;
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    clearTimeout(this.indexTimer);
     for (const participant of this.participants.values()) clearTimeout(participant.successorWait);
     for (const media of this.media.values()) media.peer.close();
     this.media.clear();
@@ -649,6 +656,7 @@ export class Conference {
     this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [presenceInfo(participant)] } }, via ? undefined : session);
     // A replaced connection's stream goes after the new one is announced (its roster never had it).
     if (replaced) this.announceRemoval(replaced, false, session);
+    this.presenceChanged();
     return participant;
   }
 
@@ -673,6 +681,7 @@ export class Conference {
     if (this.participants.get(participant.attendeeId) !== participant) return;
     this.participants.delete(participant.attendeeId);
     this.announceRemoval(participant, dropped);
+    this.presenceChanged();
   }
 
   private announceRemoval(participant: Participant, dropped: boolean, except?: SignalingSession): void {
@@ -718,11 +727,32 @@ export class Conference {
 
   /** Publications changed here (a primary): every client's index, and every replica's pipe, follow. */
   private publicationsChanged(): void {
+    for (const [replica, link] of this.replicas) link.setPrimaryStreams(this.streamsFor(replica));
+    this.indexChanged();
+  }
+
+  /**
+   * Someone became present or left (here, a primary): INDEX follows with the new num_participants, by which clients
+   * turn simulcast on or off; changes within a second go out together.
+   */
+  private presenceChanged(): void {
+    if (this.indexTimer || this.closed) return;
+    const wait = Math.max(0, this.indexSentAt + PARTICIPANTS_INDEX_INTERVAL_MS - Date.now());
+    this.indexTimer = setTimeout(() => {
+      this.indexTimer = undefined;
+      if (this.participants.size !== this.indexedParticipants) this.indexChanged();
+    }, wait);
+    this.indexTimer.unref();
+  }
+
+  /** Every client's INDEX, here and in every replica. */
+  private indexChanged(): void {
+    clearTimeout(this.indexTimer);
+    this.indexTimer = undefined;
+    this.indexSentAt = Date.now();
+    this.indexedParticipants = this.participants.size;
     this.broadcastIndex();
-    for (const [replica, link] of this.replicas) {
-      link.setPrimaryStreams(this.streamsFor(replica));
-      replica.broadcastIndex();
-    }
+    for (const replica of this.replicas.keys()) replica.broadcastIndex();
   }
 
   private indexFor(session: SignalingSession): OutgoingFrame {
@@ -752,9 +782,12 @@ export class Conference {
     // Replica viewers can't publish; a promoted one publishes as its primary attendee, within the primary's room.
     const mayPublish = this.isReplica ? Boolean(self && sends(self.attendee.Capabilities.Video)) : sends(session.attendee.Capabilities.Video);
     const atCapacity = !mayPublish || !view || (!self?.publication && view.publishingCount() >= MAX_VIDEO_SOURCES);
+    // Everyone present, the receiver included: counted ahead until its first SUBSCRIBE makes it present. A replica
+    // viewer is not a participant of the primary it sees (until promoted).
+    const numParticipants = (view?.participants.size ?? 0) + (!this.isReplica && !view?.participants.has(session.attendeeId) ? 1 : 0);
     return {
       type: FrameType.INDEX,
-      index: { atCapacity, sources, numParticipants: view?.participants.size ?? 0 },
+      index: { atCapacity, sources, numParticipants },
     };
   }
 
