@@ -95,6 +95,24 @@ describe('a meeting of three in Chromium', () => {
       assert.ok((volumes.find((v) => v.externalUserId === 'carol')?.volume ?? 0) < 0.1, 'the silent listener shows no volume');
     }));
 
+  test("the last talker's volume falls to zero when everyone goes quiet", () =>
+    step(async () => {
+      await a.setTone(null);
+      await b.setTone(null);
+      try {
+        await waitFor(async () => ((await c.volumes()).every((v) => (v.volume ?? 0) < 0.1) ? true : undefined), 10_000, {
+          message: 'C sees nobody talking',
+        });
+      } finally {
+        await a.setTone(440);
+        await b.setTone(880);
+      }
+      await waitFor(async () => {
+        const loud = (await c.volumes()).filter((v) => (v.volume ?? 0) > 0.5).map((v) => v.externalUserId);
+        return loud.includes('alice') && loud.includes('bob');
+      }, 10_000, { message: 'C sees alice and bob talking again' });
+    }));
+
   test("A's camera is decoded in B's and C's tiles", () =>
     step(async () => {
       for (const page of [b, c]) {

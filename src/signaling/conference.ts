@@ -35,6 +35,10 @@ const DATA_BUFFERED_MAX = 1024;
 const DATA_RATE = 10;
 const DATA_BURST = 20;
 const METADATA_INTERVAL_MS = 200;
+/** AUDIO_METADATA volume (-dBov) of silence. */
+const SILENT_VOLUME = 127;
+/** AUDIO_METADATA signal strength: full, 2 on the client's scale of 2 (Amphi does not measure it). */
+const SIGNAL_STRENGTH = 2;
 /** INDEX goes out again for a change of num_participants at most this often, however many come and go. */
 const PARTICIPANTS_INDEX_INTERVAL_MS = 1_000;
 /** How long a connection replaced by another of the same attendee stays present while the new one subscribes. */
@@ -119,6 +123,8 @@ export class Conference {
   private pendingReplicas = 0;
   /** Replica side: sessions whose promotion is being checked. */
   private readonly promoting = new Set<SignalingSession>();
+  /** Who the last AUDIO_METADATA listed as talking. */
+  private listedTalkers = new Set<Participant>();
   private nextAudioStreamId = 1;
   private nextStreamId = 1;
   private nextGroupId = 1;
@@ -814,11 +820,20 @@ export class Conference {
     if (this.isReplica || this.participants.size === 0) return;
     const levels = this.room.audioLevels();
     const attendeeStates = [];
+    const talkers = new Set<Participant>();
     for (const participant of this.participants.values()) {
       const level = levels.get(participant.attendeeId);
-      // Listed attendees get their volume; the client treats everyone unlisted as silent.
-      if (level !== undefined && !participant.muted) attendeeStates.push({ audioStreamId: participant.audioStreamId, volume: level, signalStrength: 2 });
+      if (level === undefined || participant.muted) continue;
+      attendeeStates.push({ audioStreamId: participant.audioStreamId, volume: level, signalStrength: SIGNAL_STRENGTH });
+      talkers.add(participant);
     }
+    // The client changes volumes only when a frame lists someone, and then takes everyone unlisted as silent. Who
+    // stopped talking is listed once as silent, or the last talker's volume would stay; the frame stays small.
+    for (const participant of this.listedTalkers) {
+      if (talkers.has(participant) || participant.muted || this.participants.get(participant.attendeeId) !== participant) continue;
+      attendeeStates.push({ audioStreamId: participant.audioStreamId, volume: SILENT_VOLUME, signalStrength: SIGNAL_STRENGTH });
+    }
+    this.listedTalkers = talkers;
     this.broadcast({ type: FrameType.AUDIO_METADATA, audioMetadata: { attendeeStates } });
   }
 
