@@ -3,11 +3,11 @@
  * use, against opusscript (the WebAssembly build Amphi used before), in interleaved rounds of
  * one run. CPU time of this thread, medians.
  */
-import OpusScript from 'opusscript';
 import { MIX_ENCODER_SETTINGS } from '../../src/media/audio-mixer.ts';
 import { loadOpusBackend } from '../../src/media/opus/backend.ts';
-import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, OpusCtl } from '../../src/media/opus/codec.ts';
+import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, type OpusBackend } from '../../src/media/opus/codec.ts';
 import { cpuMicros, median } from './measure.ts';
+import { opusscriptBackend } from './opusscript-backend.ts';
 
 interface Coder {
   encode(pcm: Buffer): Buffer;
@@ -25,17 +25,7 @@ const speech = Array.from({ length: 50 }, (_, frame) => {
   return pcm;
 });
 
-function opusscriptCoder(): Coder {
-  const encoder = new OpusScript(OPUS_SAMPLE_RATE, 1, OpusScript.Application.VOIP);
-  encoder.encoderCTL(OpusCtl.setComplexity, MIX_ENCODER_SETTINGS.complexity);
-  encoder.encoderCTL(OpusCtl.setInbandFec, 1);
-  encoder.setBitrate(MIX_ENCODER_SETTINGS.bitrate);
-  const decoder = new OpusScript(OPUS_SAMPLE_RATE, 1, OpusScript.Application.VOIP);
-  return { encode: (pcm) => encoder.encode(pcm, OPUS_FRAME_SAMPLES), decode: (packet) => void decoder.decode(packet) };
-}
-
-function amphiCoder(name: 'native' | 'wasm'): Coder {
-  const backend = loadOpusBackend(name);
+function coderOf(backend: OpusBackend): Coder {
   const encoder = backend.createEncoder(MIX_ENCODER_SETTINGS);
   const decoder = backend.createDecoder();
   const pcm = new Int16Array(OPUS_FRAME_SAMPLES);
@@ -43,7 +33,7 @@ function amphiCoder(name: 'native' | 'wasm'): Coder {
 }
 
 export function measureCodecs(rounds: number, frames: number) {
-  const coders = { opusscript: opusscriptCoder(), native: amphiCoder('native'), wasm: amphiCoder('wasm') };
+  const coders = { opusscript: coderOf(opusscriptBackend()), native: coderOf(loadOpusBackend('native')), wasm: coderOf(loadOpusBackend('wasm')) };
   const packets = Object.fromEntries(Object.entries(coders).map(([name, coder]) => [name, speech.map((pcm) => Buffer.from(coder.encode(pcm)))]));
   const results: Record<string, { encode: number[]; decode: number[] }> = {};
   for (let round = 0; round <= rounds; round++) {
