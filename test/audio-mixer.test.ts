@@ -167,6 +167,21 @@ for (const backendName of ['native', 'wasm'] as const) {
       assert.equal(ear.timestamps.at(-1), 4_473_925 * 960 - 2 ** 32);
       mixer.close();
     });
+
+    test('a frame produced late (a later one is due too) is mixed but not sent: listeners get a gap, not a burst', () => {
+      const { mixer, run } = meeting();
+      const a = tone(440);
+      const ear = listener();
+      mixer.addSource('a');
+      mixer.addSink(ear);
+      run(10, () => mixer.push('a', a.frame(), 20));
+      for (let i = 0; i < 3; i++) mixer.push('a', a.frame(), 20); // they came while the thread was stalled
+      for (const frame of [11, 12]) mixer.produce(frame, true);
+      mixer.produce(13, false);
+      assert.deepEqual(ear.timestamps.slice(-2), [10 * FRAME_SAMPLES, 13 * FRAME_SAMPLES]);
+      assert.ok(mixer.stats().backlog <= 2, `the late frames were taken from the queue (backlog ${mixer.stats().backlog})`);
+      mixer.close();
+    });
       test("a talker's backlog after a burst is worked off, so its delay does not build up", () => {
       const { mixer, run } = meeting();
       const a = tone(440);

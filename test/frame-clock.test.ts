@@ -8,7 +8,8 @@ describe('the media clock', () => {
     let now = 1000;
     const clock = new FrameClock({ now: () => now });
     const frames: number[] = [];
-    clock.add({ produce: (frame) => frames.push(frame) });
+    const late: (boolean | undefined)[] = [];
+    clock.add({ produce: (frame, isLate) => frames.push(frame) && late.push(isLate) });
     clock.start();
     clock.stop(); // driven by hand below
     now += FRAME_MS;
@@ -17,6 +18,7 @@ describe('the media clock', () => {
     clock.advance();
     clock.advance(); // nothing more is due
     assert.deepEqual(frames, [1, 2, 3, 4]);
+    assert.deepEqual(late, [false, true, true, false], 'frames 2 and 3 were due before frame 4');
     assert.equal(clock.stats().frames, 4);
   });
 

@@ -30,9 +30,9 @@ function meeting(): FrameListener & { delivered: number; close(): void } {
   const mixer = new AudioMixer({ codecs });
   const result = {
     delivered: 0,
-    produce(frame: number) {
+    produce(frame: number, late?: boolean) {
       talkerPackets.forEach((packets, t) => mixer.push(`t${t}`, packets[frame % 50]!, 25));
-      mixer.produce(frame);
+      mixer.produce(frame, late);
     },
     close: () => mixer.close(),
   };

@@ -187,8 +187,12 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
   /**
    * Produces frame number `frame` of the media clock for every sink. A codec failure costs that
    * one frame (listeners get silence): the codec state is rebuilt and the failure reported.
+   * A `late` frame (a later one is due too) is mixed, so queues and codecs move on, but not sent:
+   * it would reach listeners late, in a burst with the next ones, and their jitter buffers
+   * (Chrome's NetEq) would grow to absorb such bursts and stay large for many seconds. The next
+   * frame's timestamp leaves a gap instead, which they conceal.
    */
-  produce(frame: number): void {
+  produce(frame: number, late = false): void {
     if (this.closed) return;
     const timestamp = frameTimestamp(frame);
     this.frames++;
@@ -203,6 +207,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
       this.rebuild();
       this.emit('failure', error);
     }
+    if (late) return;
     for (const [sink, ownId] of this.sinks) {
       const talker = ownId === undefined ? undefined : this.talkers.get(ownId);
       try {

@@ -2,7 +2,8 @@ export const FRAME_MS = 20;
 
 /** Something driven once per 20 ms audio frame; `frame` numbers increase by one per frame. */
 export interface FrameListener {
-  produce(frame: number): void;
+  /** `late`: a later frame is due as well (the thread woke up a frame or more late). */
+  produce(frame: number, late?: boolean): void;
 }
 
 export interface FrameClockStats {
@@ -92,7 +93,7 @@ export class FrameClock {
       this.frames++;
       for (const listener of this.listeners) {
         try {
-          listener.produce(this.nextFrame);
+          listener.produce(this.nextFrame, this.nextFrame < due);
         } catch (error) {
           this.onListenerError(listener, error);
         }
