@@ -124,6 +124,20 @@ describe('the primary → replica pipe', () => {
     assert.equal(replicaPipe.stats.rtpOut, after, 'after demotion its voice stays home');
   });
 
+  test("a newly promoted attendee's last two frames go up at once, so the primary's mixer can start it without waiting", async () => {
+    const relay = replicaRoom.mixer as AudioRelay;
+    relay.addSource('local-v2');
+    for (let i = 0; i < 5; i++) relay.push('local-v2', Buffer.from([0x78, 1, 2, i]), 20);
+    const before = replicaPipe.stats.rtpOut;
+    primaryEnd.promote(2, 'primary-v2');
+    replicaEnd.promote(2, 'local-v2');
+    assert.equal(replicaPipe.stats.rtpOut - before, 2);
+    await until(() => primaryRoom.mixer.levels().some((l) => l.id === 'primary-v2'));
+    replicaEnd.demote('local-v2');
+    primaryEnd.demote(2);
+    relay.removeSource('local-v2');
+  });
+
   test('packets from anyone but the other end, or under other keys, are dropped', async () => {
     const stranger = dgram.createSocket('udp4');
     const rejected = replicaPipe.stats.rejected;
