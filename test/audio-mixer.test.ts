@@ -168,6 +168,24 @@ for (const backendName of ['native', 'wasm'] as const) {
       mixer.close();
     });
 
+    test('a talk spurt does not start with the end of the previous one, cut off', () => {
+      const { mixer, run } = meeting();
+      const [a, b] = [tone(440), tone(880)];
+      const ear = listener();
+      mixer.addSink(ear);
+      mixer.addSource('a');
+      run(20, () => mixer.push('a', a.frame(), 20));
+      mixer.removeSource('a'); // muted while talking
+      run(20, () => undefined);
+      mixer.addSource('b');
+      run(1, () => mixer.push('b', b.frame(), 20)); // b is a talker, not started yet: this frame is silence
+      const pcm = new Int16Array(FRAME_SAMPLES);
+      backend.createDecoder().decodeInto(Buffer.from(ear.payloads.at(-1)!), pcm);
+      const peak = pcm.reduce((max, x) => Math.max(max, Math.abs(x)), 0);
+      assert.ok(peak < 100, `peak ${peak}`);
+      mixer.close();
+    });
+
     test('a frame produced late (a later one is due too) is mixed but not sent: listeners get a gap, not a burst', () => {
       const { mixer, run } = meeting();
       const a = tone(440);

@@ -32,6 +32,8 @@ const START_DEPTH = 2;
  */
 const EXCESS_FRAMES_BEFORE_DROP = 50;
 const MAX_CONCEALED_FRAMES = 2;
+/** Frames the shared encoder goes on with after the floor empties: its look-ahead is 6.5 ms. */
+const TAIL_FRAMES = 2;
 
 export interface MixerSink {
   /**
@@ -114,6 +116,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
   private sharedLevel = 127;
   private frames = 0;
   private rebuilds = 0;
+  private tail = 0;
   private closed = false;
 
   constructor(options: MixerOptions) {
@@ -260,7 +263,14 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
       const sum = this.sum;
       for (let i = 0; i < FRAME_SAMPLES; i++) sum[i]! += pcm[i]!;
     }
-    if (mixed === 0 && this.talkers.size === 0) return false;
+    if (this.talkers.size > 0) this.tail = TAIL_FRAMES;
+    else if (mixed === 0) {
+      // The floor has emptied: the shared encoder still plays out the end of the last talk spurt
+      // (a word cut off by a mute or a leave) before listeners get the silence frame, rather than
+      // at the start of the next spurt, when it would resume.
+      if (this.tail === 0 || !this.sharedEncoder) return false;
+      this.tail--;
+    }
     // While anyone holds the floor the encoders run on, even through a gap, so each listener's
     // decoder follows one continuous encoder.
     this.sharedPayload = this.encode((this.sharedEncoder ??= this.codecs.takeEncoder()), undefined);
