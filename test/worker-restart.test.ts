@@ -43,7 +43,7 @@ describe('a media worker that dies', () => {
       assert.notEqual(crashed, workerOf(second.MeetingId!), 'the two meetings are on different workers');
       const marks = await Promise.all([talker, listener, otherTalker, otherListener].map((page) => page.mark()));
 
-      await crashed.terminateThread();
+      await crashed.crashThread();
 
       for (const [i, page] of [talker, listener].entries()) {
         await page.waitForEvent('audioVideoDidStartConnecting', { since: marks[i], timeoutMs: 15_000, where: (e) => (e.detail as { reconnecting: boolean }).reconnecting });

@@ -1,9 +1,10 @@
 /**
- * Frames per second each meeting's listeners get while the machine is overloaded (busy
- * processes on every core and one more), with the mixers driven by the media clock (frames
- * numbered from absolute time, every due frame produced after a late wake-up) against the
- * scheduling Amphi used before (one timer chain per mixer, one frame per wake-up, resynchronised
- * when 100 ms behind). Real mixers with real codecs: 10 meetings, 2 talkers each.
+ * Frames per second each meeting mixes, and packets per second its listeners get, while the
+ * machine is overloaded (busy processes on every core and one more), with the mixers driven by
+ * the media clock (frames numbered from absolute time; after a late wake-up every due frame is
+ * mixed and the newest sent) against the scheduling Amphi used before (one timer chain per
+ * mixer, one frame per wake-up, each sent, resynchronised when 100 ms behind). Real mixers with
+ * real codecs: 10 meetings, 2 talkers each.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -26,10 +27,11 @@ const talkerPackets = [330, 550].map((frequency) => {
 });
 
 /** One meeting: a mixer whose two talkers' packets arrive with each frame, and a counting listener. */
-function meeting(): FrameListener & { delivered: number; close(): void } {
+function meeting(): FrameListener & { delivered: number; mixed(): number; close(): void } {
   const mixer = new AudioMixer({ codecs });
   const result = {
     delivered: 0,
+    mixed: () => mixer.stats().frames,
     produce(frame: number, late?: boolean) {
       talkerPackets.forEach((packets, t) => mixer.push(`t${t}`, packets[frame % 50]!, 25));
       mixer.produce(frame, late);
@@ -61,7 +63,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function measureClockUnderLoad(rounds: number, seconds: number) {
   const hogs: ChildProcess[] = Array.from({ length: availableParallelism() + 1 }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
-  const results = { previous: [] as number[], clock: [] as number[], lateness: [] as { p50: number; p99: number; max: number }[], skippedPerSecond: [] as number[] };
+  const results = {
+    previous: [] as number[],
+    clock: [] as number[],
+    clockMixed: [] as number[],
+    lateness: [] as { p50: number; p99: number; max: number }[],
+    skippedPerSecond: [] as number[],
+  };
   try {
     await sleep(500);
     for (let round = 0; round < rounds; round++) {
@@ -80,6 +88,7 @@ export async function measureClockUnderLoad(rounds: number, seconds: number) {
         }
         await sleep(1000); // talkers selected, timers settled
         const before = meetings.map((m) => m.delivered);
+        const mixedBefore = meetings.map((m) => m.mixed());
         const skippedBefore = clock?.stats().skipped ?? 0;
         const startedAt = performance.now();
         await sleep(seconds * 1000);
@@ -87,6 +96,7 @@ export async function measureClockUnderLoad(rounds: number, seconds: number) {
         const perSecond = meetings.map((m, i) => (m.delivered - before[i]!) / elapsed);
         results[mode].push(median(perSecond));
         if (clock) {
+          results.clockMixed.push(median(meetings.map((m, i) => (m.mixed() - mixedBefore[i]!) / elapsed)));
           results.lateness.push(clock.stats().lateness);
           results.skippedPerSecond.push((clock.stats().skipped - skippedBefore) / elapsed);
         }
@@ -101,6 +111,7 @@ export async function measureClockUnderLoad(rounds: number, seconds: number) {
     hogs: hogs.length,
     previousFramesPerSecond: median(results.previous),
     clockFramesPerSecond: median(results.clock),
+    clockMixedPerSecond: median(results.clockMixed),
     previousRounds: results.previous,
     clockRounds: results.clock,
     latenessP50: median(results.lateness.map((l) => l.p50)),

@@ -7,8 +7,10 @@ export interface FrameListener {
 }
 
 export interface FrameClockStats {
-  /** Frames produced and skipped since the clock started. */
+  /** Frames produced since the clock started; of those, produced late (a later one was due too). */
   frames: number;
+  late: number;
+  /** Frames not produced at all (the thread was more than `maxCatchUp` frames late). */
   skipped: number;
   /** Frames produced per second over the last completed window. */
   framesPerSecond: number;
@@ -30,8 +32,10 @@ const LATENESS_WINDOW = 500;
  * One 20 ms media clock per worker thread, driving every mixer on it. Frames are numbered from
  * absolute time, so a late wake-up produces every frame that is due (up to `maxCatchUp`, then
  * skips with a gap in the frame numbers that becomes a gap in RTP timestamps) instead of
- * producing fewer frames. Each wake-up defers the work to the event loop's check phase, so
- * the packets that arrived while the thread was late are read first.
+ * falling behind. Frames produced late are marked so: mixers mix them (queues and codecs keep
+ * time) but send only the newest, because a burst of late packets makes listeners' jitter
+ * buffers grow for many seconds. Each wake-up defers the work to the event loop's check phase,
+ * so the packets that arrived while the thread was late are read first.
  */
 export class FrameClock {
   private readonly listeners = new Set<FrameListener>();
@@ -43,6 +47,7 @@ export class FrameClock {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private frames = 0;
+  private late = 0;
   private skipped = 0;
   private readonly lateSamples = new Float64Array(LATENESS_WINDOW);
   private lateCount = 0;
@@ -91,6 +96,7 @@ export class FrameClock {
     }
     for (; this.nextFrame <= due; this.nextFrame++) {
       this.frames++;
+      if (this.nextFrame < due) this.late++;
       for (const listener of this.listeners) {
         try {
           listener.produce(this.nextFrame, this.nextFrame < due);
@@ -104,6 +110,7 @@ export class FrameClock {
   stats(): FrameClockStats {
     return {
       frames: this.frames,
+      late: this.late,
       skipped: this.skipped,
       framesPerSecond: this.window.framesPerSecond,
       lateness: this.lateCount >= 50 ? this.summariseLateness(false) : this.lastLateness,

@@ -138,13 +138,24 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
-    await this.thread.terminate();
+    if (this.closing) return;
+    await this.endThread(0);
   }
 
-  /** Ends the thread the way a crash would: the client starts it again. */
-  async terminateThread(): Promise<void> {
-    await this.thread.terminate();
+  /** Ends the thread as a failure would (exit code 1): the client starts it again. */
+  async crashThread(): Promise<void> {
+    await this.endThread(1);
+  }
+
+  /** Asks the thread to exit between packets; terminates it if it doesn't within a second. */
+  private async endThread(exitCode: number): Promise<void> {
+    const thread = this.thread;
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    this.call('exit', exitCode).catch(() => undefined);
+    if (exitCode === 0) this.closing = true; // after the call is posted: calls are refused from here on
+    const timer = setTimeout(() => void thread.terminate(), 1000);
+    await exited;
+    clearTimeout(timer);
   }
 
   private receive(event: WorkerEvent): void {

@@ -56,6 +56,11 @@ export interface WorkerMethods {
   pipeStats(pipeId: string): PipeStats | undefined;
   /** The worker's media clock (frames, lateness), opus codecs and mixer failures. */
   workerStats(): MediaWorkerStats;
+  /**
+   * Closes everything and ends the thread with `exitCode` once the answer is sent: between two
+   * packets, never in the middle of native codec work as `Worker.terminate()` can be.
+   */
+  exit(exitCode: number): void;
 }
 
 export interface PipeKeysWire {

@@ -101,6 +101,12 @@ const methods: WorkerMethods = {
   },
   pipeStats: (pipeId) => (pipes.get(pipeId) ? { ...pipes.get(pipeId)!.transport.stats } : undefined),
   workerStats: () => worker.stats(),
+  exit(exitCode) {
+    setImmediate(() => {
+      worker.close();
+      process.exit(exitCode);
+    });
+  },
 };
 
 /** Opening a pipe binds a socket, so it is the one call answered asynchronously. */
