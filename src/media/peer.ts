@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { MixerSink } from './audio-mixer.ts';
 import { FRAME_SAMPLES } from './audio-mixer.ts';
-import type { MediaRoom } from './room.ts';
+import type { MediaRoom, RoomPeer } from './room.ts';
 import { AudioTimestamps, audioLevel, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp } from './rtp.ts';
 import { buildAnswer, EXT, type AnswerMedia, type Codec, type Extension, type Offer, type OfferedMedia } from './sdp.ts';
 import { VideoDownstream, VideoLayer } from './video-forwarding.ts';
@@ -61,7 +61,7 @@ const randomSsrc = () => randomInt(1, 0xffffffff);
  * and one rewritten stream per subscribed video). It writes the SDP answer for every offer
  * from this state.
  */
-export class MediaPeer {
+export class MediaPeer implements RoomPeer {
   onConnectionChange: (connected: boolean) => void = () => undefined;
   private readonly sessionId = String(randomInt(1, 2 ** 47));
   private version = 0;

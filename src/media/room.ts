@@ -4,8 +4,13 @@ import type { AudioHub } from './audio-hub.ts';
 import { AudioRelay } from './audio-relay.ts';
 import type { FrameClock } from './frame-clock.ts';
 import type { OpusCodecPool } from './opus/codec-pool.ts';
-import type { MediaPeer } from './peer.ts';
 import type { VideoLayer } from './video-forwarding.ts';
+
+/** A room's attendee connection, as the room sees it: told of new layers, closed with the room. */
+export interface RoomPeer {
+  layerAvailable(layer: VideoLayer): void;
+  close(): void;
+}
 
 export interface MediaRoomEvents {
   /** The room's mixer failed on a frame and rebuilt itself. */
@@ -22,7 +27,7 @@ export class MediaRoom extends EventEmitter<MediaRoomEvents> {
   readonly mixer: AudioHub;
   /** The mixer of a room that mixes for itself, driven by the worker's clock. */
   private readonly ownMixer: AudioMixer | undefined;
-  readonly peers = new Set<MediaPeer>();
+  readonly peers = new Set<RoomPeer>();
   /** Pipe ends that forward this room's layers, told when a layer appears. */
   readonly layerListeners = new Set<(layer: VideoLayer) => void>();
   private readonly layers = new Map<number, VideoLayer>();

@@ -2,7 +2,14 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { isStun, stunLocalUfrag } from './stun.ts';
-import type { WebRtcTransport } from './webrtc-transport.ts';
+
+/** What the mux routes packets to: a WebRTC transport, known by its ICE ufrag and bound addresses. */
+export interface MuxedTransport {
+  readonly iceUfrag: string;
+  /** `address:port` keys the mux has bound to this transport. */
+  readonly boundAddresses: Set<string>;
+  receive(packet: Buffer, address: string, port: number, key: string): void;
+}
 
 /**
  * One UDP socket for every attendee of a media worker. Packets are told apart by their sender:
@@ -10,8 +17,8 @@ import type { WebRtcTransport } from './webrtc-transport.ts';
  * an unknown address only a STUN binding request naming a local ICE ufrag is looked at.
  */
 export class UdpMux {
-  private readonly byAddress = new Map<string, WebRtcTransport>();
-  private readonly byUfrag = new Map<string, WebRtcTransport>();
+  private readonly byAddress = new Map<string, MuxedTransport>();
+  private readonly byUfrag = new Map<string, MuxedTransport>();
   private socket: dgram.Socket | undefined;
   port = 0;
 
@@ -43,17 +50,17 @@ export class UdpMux {
     this.port = (socket.address() as AddressInfo).port;
   }
 
-  register(transport: WebRtcTransport): void {
+  register(transport: MuxedTransport): void {
     this.byUfrag.set(transport.iceUfrag, transport);
   }
 
-  unregister(transport: WebRtcTransport): void {
+  unregister(transport: MuxedTransport): void {
     if (this.byUfrag.get(transport.iceUfrag) === transport) this.byUfrag.delete(transport.iceUfrag);
     for (const key of transport.boundAddresses) if (this.byAddress.get(key) === transport) this.byAddress.delete(key);
   }
 
   /** Routes later packets from this address to the transport (after a valid ICE check). */
-  bind(key: string, transport: WebRtcTransport): void {
+  bind(key: string, transport: MuxedTransport): void {
     const previous = this.byAddress.get(key);
     if (previous && previous !== transport) previous.boundAddresses.delete(key);
     this.byAddress.set(key, transport);

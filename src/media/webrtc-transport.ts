@@ -4,7 +4,7 @@ import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdent
 import { isRtcp } from './rtp.ts';
 import { SrtpSession, srtpProfileById } from './srtp.ts';
 import { answerBindingRequest, isStun } from './stun.ts';
-import type { UdpMux } from './udp-mux.ts';
+import type { MuxedTransport, UdpMux } from './udp-mux.ts';
 
 const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** Browsers send a consent check every few seconds; none for this long means the path is gone (RFC 7675). */
@@ -22,7 +22,7 @@ function iceString(length: number): string {
  * (answer authenticated checks, follow the nominated address), DTLS as server, then SRTP.
  * RTP and RTCP are multiplexed on the one 5-tuple (BUNDLE, rtcp-mux).
  */
-export class WebRtcTransport {
+export class WebRtcTransport implements MuxedTransport {
   readonly iceUfrag = iceString(8);
   readonly icePwd = iceString(24);
   readonly boundAddresses = new Set<string>();

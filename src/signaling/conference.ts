@@ -21,7 +21,7 @@ import {
   SdkStreamServiceType,
   type OutgoingFrame,
 } from './frames.ts';
-import type { SignalingSession } from './session.ts';
+import type { SessionHost, SignalingSession } from './session.ts';
 
 /** The service's limits: video sources per meeting, content shares, data messages. */
 export const MAX_VIDEO_SOURCES = 25;
@@ -108,7 +108,7 @@ export interface ConferenceContext {
  * and nothing of its own attendees; the primary never shows them either. Promotion moves a
  * replica session's identity into the primary while its connection stays in the replica.
  */
-export class Conference {
+export class Conference implements SessionHost {
   readonly sessions = new Set<SignalingSession>();
   readonly room: RemoteRoom;
   private readonly media = new Map<SignalingSession, SessionMedia>();

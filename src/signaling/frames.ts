@@ -62,3 +62,6 @@ export const CloseCode = {
   BadRequest: 4400,
   InternalError: 4500,
 } as const;
+
+/** Appended to a JoinToken (and so to the attendee id) by a client's content-share connection. */
+export const CONTENT_MODALITY = '#content';

@@ -9,12 +9,11 @@ import type { MediaCluster } from '../cluster/media-cluster.ts';
 import type { MediaWorkerClient } from '../media/worker-client.ts';
 import { ReplicaLink } from '../replication/replica-link.ts';
 import { Conference, type ConferenceContext } from './conference.ts';
-import { AudioStatus, CloseCode, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
+import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
 
 const SESSION_PROTOCOL = '_aws_wt_session';
 const CONTROL_PATH = /^\/control\/([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$/;
-export const CONTENT_MODALITY = '#content';
 /** How long an ended meeting's or removed attendee's token is remembered, to answer its client's retries precisely. */
 const REVOCATION_MEMORY_MS = 10 * 60_000;
 const MAX_REVOCATIONS = 100_000;

@@ -2,9 +2,26 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { AttendeeRecord } from '../meetings/model.ts';
-import type { Conference } from './conference.ts';
-import { AudioStatus, CloseCode, decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, type OutgoingFrame } from './frames.ts';
-import { CONTENT_MODALITY } from './gateway.ts';
+import type {
+  ISdkDataMessagePayload,
+  ISdkMeetingSessionCredentials,
+  ISdkRemoteVideoUpdateFrame,
+  ISdkSubscribeFrame,
+} from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
+import { AudioStatus, CloseCode, CONTENT_MODALITY, decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, type OutgoingFrame } from './frames.ts';
+
+/** What a session hands its client's frames to: its meeting's conference. */
+export interface SessionHost {
+  join(session: SignalingSession): void;
+  subscribe(session: SignalingSession, sub: ISdkSubscribeFrame): Promise<void>;
+  setMuted(session: SignalingSession, muted: boolean): void;
+  dataMessage(session: SignalingSession, messages: ISdkDataMessagePayload[]): void;
+  pauseResume(session: SignalingSession, pause: boolean, streamIds: number[]): void;
+  remoteVideoUpdate(session: SignalingSession, update: ISdkRemoteVideoUpdateFrame): Promise<void> | undefined;
+  primaryMeetingJoin(session: SignalingSession, credentials: ISdkMeetingSessionCredentials): Promise<void>;
+  primaryMeetingLeave(session: SignalingSession): void;
+  detach(session: SignalingSession, reason: string, dropped?: boolean): void;
+}
 
 /** No frame for this long (the client pings every 10 s) means the client is gone. */
 const SILENCE_TIMEOUT_MS = 35_000;
@@ -17,7 +34,7 @@ export type SessionState = 'connected' | 'joined' | 'closed';
 
 /**
  * One client's signaling WebSocket. Decodes frames, enforces the protocol's order and limits,
- * and hands valid requests to its Conference. Nothing a client sends can throw out of here.
+ * and hands valid requests to its conference. Nothing a client sends can throw out of here.
  */
 export class SignalingSession {
   readonly id = randomUUID();
@@ -41,7 +58,7 @@ export class SignalingSession {
 
   constructor(
     private readonly ws: WebSocket,
-    readonly conference: Conference,
+    readonly conference: SessionHost,
     attendee: AttendeeRecord,
     readonly content: boolean,
     logger: Logger,
