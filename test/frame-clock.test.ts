@@ -82,6 +82,13 @@ describe('outgoing audio timestamps', () => {
     assert.equal(stamps.next(4_000_000), 10600, 'backwards: one frame on');
   });
 
+  test('a frame of the same time as the last one is not sent again (a stream switching source mid-frame)', () => {
+    const stamps = new AudioTimestamps(0, 960);
+    assert.equal(stamps.next(9600), 960);
+    assert.equal(stamps.next(9600), -1);
+    assert.equal(stamps.next(10560), 1920);
+  });
+
   test('wrap at 2^32 on both sides', () => {
     const stamps = new AudioTimestamps(2 ** 32 - 960, 960);
     assert.equal(stamps.next(2 ** 32 - 960), 0);

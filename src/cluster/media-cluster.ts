@@ -42,8 +42,11 @@ export class MediaCluster {
 
   workerFor(region: string): MediaWorkerClient {
     let worker = this.byRegion.get(region);
-    if (!worker) {
-      worker = this.workers[this.nextWorker++ % this.workers.length]!;
+    if (!worker?.available) {
+      // A worker that could not be started again gets no more meetings; its regions move on.
+      const available = this.workers.filter((w) => w.available);
+      const pool = available.length > 0 ? available : this.workers;
+      worker = pool[this.nextWorker++ % pool.length]!;
       this.byRegion.set(region, worker);
     }
     return worker;

@@ -14,8 +14,8 @@ export const SAMPLE_RATE = OPUS_SAMPLE_RATE;
 export const FRAME_SAMPLES = OPUS_FRAME_SAMPLES;
 export { FRAME_MS } from './frame-clock.ts';
 
-/** What the mix is encoded with: wideband speech at 32 kb/s, with in-band FEC. */
-export const MIX_ENCODER_SETTINGS: OpusEncoderSettings = { bitrate: 32_000, complexity: 5, inbandFec: true };
+/** What the mix is encoded with: wideband speech at 32 kb/s, with in-band FEC for 10% loss. */
+export const MIX_ENCODER_SETTINGS: OpusEncoderSettings = { bitrate: 32_000, complexity: 5, inbandFec: true, expectedLossPercent: 10 };
 
 /** Audio level (-dBov) above which a source counts as talking; 127 is silence. */
 const TALKING_LEVEL = 60;
@@ -31,7 +31,8 @@ const START_DEPTH = 2;
  * runs fast, or a burst left a backlog) loses one frame, so its delay does not build up.
  */
 const EXCESS_FRAMES_BEFORE_DROP = 50;
-const MAX_CONCEALED_FRAMES = 2;
+/** The bindings conceal 120 ms per lost frame (see opus/native-backend.ts): one in a row, then silence. */
+const MAX_CONCEALED_FRAMES = 1;
 /** Frames the shared encoder goes on with after the floor empties: its look-ahead is 6.5 ms. */
 const TAIL_FRAMES = 2;
 

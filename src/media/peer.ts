@@ -395,13 +395,14 @@ export class MediaPeer implements RoomPeer {
 
   private sendAudio(payload: Buffer, level: number, timestamp: number): void {
     if (!this.transport.connected) return;
+    const audioTs = this.audioTimestamps.next(timestamp);
+    if (audioTs < 0) return;
     if (level > VOICE_LEVEL) this.quietPackets++;
     else {
       if (this.quietPackets >= 10) this.voiceStartedAt = Date.now();
       this.quietPackets = 0;
     }
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
-    const audioTs = this.audioTimestamps.next(timestamp);
     const levelId = this.extensionIds.audioLevel;
     audioScratch[0] = levelId ? 0x90 : 0x80;
     audioScratch[1] = this.opusPayloadType;

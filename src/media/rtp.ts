@@ -265,9 +265,13 @@ export class AudioTimestamps {
     private readonly frameSamples = 960,
   ) {}
 
-  /** The timestamp for the frame the source stamped `sourceTimestamp`. */
+  /**
+   * The timestamp for the frame the source stamped `sourceTimestamp`, or -1 for a frame of the
+   * same time as the last one (a stream switching to another source mid-frame): not to be sent.
+   */
   next(sourceTimestamp: number): number {
     const step = this.last === undefined ? this.frameSamples : (sourceTimestamp - this.last) >>> 0;
+    if (step === 0) return -1;
     this.last = sourceTimestamp;
     this.current = (this.current + (step > 0 && step <= MAX_FOLLOWED_GAP ? step : this.frameSamples)) >>> 0;
     return this.current;

@@ -33,6 +33,8 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
   private closing = false;
+  /** False from the moment the thread exits until a new one is ready. */
+  private threadAlive = true;
   private restarts = 0;
 
   private constructor(
@@ -60,10 +62,17 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
     return this.restarts;
   }
 
+  /** False once the thread died and could not be started again: place nothing here. */
+  get available(): boolean {
+    return !this.stopped && !this.closing;
+  }
+
   private attach(thread: Worker): void {
+    this.threadAlive = true;
     thread.on('message', (event: WorkerEvent) => this.receive(event));
     thread.on('error', (error) => this.logger.error({ err: error, worker: this.name }, 'media worker failed'));
     thread.on('exit', (code) => {
+      this.threadAlive = false;
       for (const { reject } of this.pending.values()) reject(new Error(`media worker ${this.name} exited (${code})`));
       this.pending.clear();
       if (this.closing) {
@@ -74,6 +83,7 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
       this.rooms.clear();
       this.peers.clear();
       this.running = this.restart();
+      this.running.catch(() => undefined); // logged in restart(); calls waiting on it fail on their own
       this.emit('exited', code);
     });
   }
@@ -149,6 +159,12 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
 
   /** Asks the thread to exit between packets; terminates it if it doesn't within a second. */
   private async endThread(exitCode: number): Promise<void> {
+    if (!this.threadAlive) {
+      // Dead already, perhaps being started again: a restart that sees `closing` ends its thread.
+      if (exitCode === 0) this.closing = true;
+      await this.running.catch(() => undefined);
+      return;
+    }
     const thread = this.thread;
     const exited = new Promise((resolve) => thread.once('exit', resolve));
     this.call('exit', exitCode).catch(() => undefined);

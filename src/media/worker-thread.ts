@@ -103,8 +103,11 @@ const methods: WorkerMethods = {
   workerStats: () => worker.stats(),
   exit(exitCode) {
     setImmediate(() => {
-      worker.close();
-      process.exit(exitCode);
+      try {
+        worker.close();
+      } finally {
+        process.exit(exitCode);
+      }
     });
   },
 };

@@ -73,8 +73,13 @@ export class ReplicaLink {
   promote(localAttendeeId: string, primaryAttendeeId: string): void {
     const slot = this.nextSlot++;
     this.slots.set(localAttendeeId, slot);
-    this.primaryRoom.worker.fire('pipePromote', this.primaryEnd, slot, primaryAttendeeId);
-    this.replicaRoom.worker.fire('pipePromote', this.replicaEnd, slot, localAttendeeId);
+    // The replica end sends the attendee's last frames at once: the primary end must know the slot first.
+    this.primaryRoom.worker
+      .call('pipePromote', this.primaryEnd, slot, primaryAttendeeId)
+      .then(() => {
+        if (!this.closed && this.slots.get(localAttendeeId) === slot) this.replicaRoom.worker.fire('pipePromote', this.replicaEnd, slot, localAttendeeId);
+      })
+      .catch(() => undefined); // the primary's room is gone: the link closes with it
   }
 
   demote(localAttendeeId: string, primaryAttendeeId: string): void {

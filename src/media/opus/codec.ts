@@ -23,6 +23,8 @@ export interface OpusEncoderSettings {
   bitrate: number;
   complexity: number;
   inbandFec: boolean;
+  /** Loss the encoder plans for; libopus adds in-band FEC only when this is above 0. */
+  expectedLossPercent: number;
 }
 
 export interface OpusEncoder {

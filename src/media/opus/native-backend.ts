@@ -26,6 +26,7 @@ export function loadNativeBackend(): OpusBackend {
       native.applyEncoderCTL(OpusCtl.setApplication, OPUS_APPLICATION_VOIP);
       native.applyEncoderCTL(OpusCtl.setComplexity, settings.complexity);
       native.applyEncoderCTL(OpusCtl.setInbandFec, settings.inbandFec ? 1 : 0);
+      native.applyEncoderCTL(OpusCtl.setPacketLossPercent, settings.expectedLossPercent);
       native.setBitrate(settings.bitrate);
       const live = () => native ?? failFreed();
       return {
@@ -39,7 +40,8 @@ export function loadNativeBackend(): OpusBackend {
       const live = () => native ?? failFreed();
       return {
         // A lost frame is concealed from an empty packet; this binding asks libopus for its
-        // largest frame (120 ms) then, of which the first 20 ms are the frame that was lost.
+        // largest frame (120 ms) then, of which the first 20 ms are the frame that was lost (the
+        // decoder's state moves on by 120 ms, so the mixer conceals one frame in a row at most).
         decodeInto: (packet, pcm) => copyFrame(live().decode(packet ?? EMPTY), pcm),
         reset: () => live().applyDecoderCTL(OpusCtl.resetState, 0),
         free: () => void (native = undefined),

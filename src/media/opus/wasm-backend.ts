@@ -28,6 +28,7 @@ export function loadWasmBackend(): OpusBackend {
       try {
         encoder.ctl(OpusCtl.setComplexity, settings.complexity);
         encoder.ctl(OpusCtl.setInbandFec, settings.inbandFec ? 1 : 0);
+        encoder.ctl(OpusCtl.setPacketLossPercent, settings.expectedLossPercent);
         encoder.ctl(OpusCtl.setBitrate, settings.bitrate);
       } catch (error) {
         encoder.drop();
@@ -53,6 +54,7 @@ export function loadWasmBackend(): OpusBackend {
       let freed = false;
       const live = () => (freed ? failFreed() : decoder);
       return {
+        // Concealment (an empty packet) runs 120 ms in this binding too; see the native backend.
         decodeInto: (packet, pcm) => copyFrame(live().decode(packet ?? EMPTY), pcm),
         reset: () => void live().ctl(OpusCtl.resetState, 0),
         free() {
