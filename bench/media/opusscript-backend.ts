@@ -13,6 +13,7 @@ export function opusscriptBackend(): OpusBackend {
       const encoder = new OpusScript(OPUS_SAMPLE_RATE, 1, OpusScript.Application.VOIP);
       encoder.encoderCTL(OpusCtl.setComplexity, settings.complexity);
       encoder.encoderCTL(OpusCtl.setInbandFec, settings.inbandFec ? 1 : 0);
+      encoder.encoderCTL(OpusCtl.setPacketLossPercent, settings.expectedLossPercent);
       encoder.setBitrate(settings.bitrate);
       return { encode: (pcm) => encoder.encode(pcm, OPUS_FRAME_SAMPLES), reset: () => encoder.encoderCTL(OpusCtl.resetState, 0), free: () => encoder.delete() };
     },
