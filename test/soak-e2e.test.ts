@@ -23,7 +23,7 @@ const dataDir = tempDataDir();
 
 before(async () => {
   server = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), 'serve', '--host', '127.0.0.1', '--port', '0', '--rtc-port', '0', '--media-workers', '1'], {
-    env: { ...process.env, AMPHI_DATA_DIR: dataDir, AMPHI_ACCESS_KEY_ID: TEST_KEY.accessKeyId, AMPHI_SECRET_ACCESS_KEY: TEST_KEY.secretAccessKey, AMPHI_LOG_LEVEL: 'info' },
+    env: { ...process.env, AMPHI_DATA_DIR: dataDir, AMPHI_ACCESS_KEY_ID: TEST_KEY.accessKeyId, AMPHI_SECRET_ACCESS_KEY: TEST_KEY.secretAccessKey, AMPHI_LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   server.stdout!.on('data', (chunk: Buffer) => (log += chunk));
@@ -34,8 +34,13 @@ before(async () => {
 });
 after(async () => {
   await browser?.close();
-  server?.kill('SIGTERM');
-  await new Promise((resolve) => server?.once('exit', resolve));
+  if (server && server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGTERM');
+    const killer = setTimeout(() => server.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(killer);
+  }
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -75,9 +80,14 @@ async function webinar(round: number, name: string, presenterTone: number, viewe
 describe('one server through webinars back to back', () => {
   test(`${ROUNDS} rounds of two overlapping webinars, with promotions, on one media worker`, () =>
     browser.withConsoleOnFailure(async () => {
-      for (let round = 0; round < ROUNDS; round++) {
-        await Promise.all([webinar(round, 'a', 440, 880), webinar(round, 'b', 550, 990)]);
+      try {
+        for (let round = 0; round < ROUNDS; round++) {
+          await Promise.all([webinar(round, 'a', 440, 880), webinar(round, 'b', 550, 990)]);
+        }
+        assert.doesNotMatch(log, /uncaught error|unhandled rejection|media failure|media worker exited/, 'the server log shows no failure');
+      } catch (error) {
+        process.stderr.write(`\n----- server log (last 60 lines) -----\n${log.split('\n').slice(-60).join('\n')}\n-----\n`);
+        throw error;
       }
-      assert.doesNotMatch(log, /uncaught error|unhandled rejection|media failure|media worker exited/, 'the server log shows no failure');
     }, 600));
 });

@@ -5,7 +5,6 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   randomBytes,
   sign as signData,
   timingSafeEqual,
@@ -430,10 +429,16 @@ interface EphemeralKey {
   agree(peerPublicKey: Buffer): Buffer;
 }
 
+/** PKCS #8 header of a raw 32-byte X25519 private key (RFC 8410). */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
 function createEphemeralKey(curve: Curve): EphemeralKey {
   if (curve === NamedCurveAlgorithm.x25519_29) {
-    const { publicKey, privateKey } = generateKeyPairSync('x25519');
-    const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
+    // From random bytes rather than generateKeyPairSync('x25519'): Node 20 can deadlock a thread
+    // when the garbage collector frees a key-generation job while a key's lock is held (seen in
+    // a media worker under churn: ~KeyGenJob waiting on a mutex inside a GC).
+    const privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, randomBytes(32)]), format: 'der', type: 'pkcs8' });
+    const raw = Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x ?? '', 'base64url');
     return {
       curve,
       publicKey: raw,

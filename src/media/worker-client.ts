@@ -170,7 +170,9 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
     this.call('exit', exitCode).catch(() => undefined);
     if (exitCode === 0) this.closing = true; // after the call is posted: calls are refused from here on
     const timer = setTimeout(() => void thread.terminate(), 1000);
-    await exited;
+    // A thread stuck in native code can't be terminated either: give up on it after 3 s, so
+    // that shutting down never hangs (the process's exit ends it).
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
     clearTimeout(timer);
   }
 
