@@ -126,7 +126,7 @@ for (const backendName of ['native', 'wasm'] as const) {
       const broken = new AudioMixer({ codecs: faultyCodecs, now: () => now });
       const healthy = new AudioMixer({ codecs, now: () => now });
       const failures: unknown[] = [];
-      broken.on('failure', (error) => failures.push(error));
+      broken.on('failure', (error, rebuilt) => rebuilt && failures.push(error));
       const [brokenEar, healthyEar] = [listener(), listener()];
       const [a, b] = [tone(440), tone(660)];
       broken.addSource('a');
@@ -213,6 +213,23 @@ for (const backendName of ['native', 'wasm'] as const) {
       run(400, () => mixer.push('a', a.frame(), 20));
       assert.ok(mixer.stats().backlog <= 3, `backlog ${mixer.stats().backlog}`);
       assert.ok(hearer.hears(440));
+    });
+      test("a listener that throws doesn't stop the others, and no codec is rebuilt for it", () => {
+      const mixer = new AudioMixer({ codecs });
+      const reports: boolean[] = [];
+      mixer.on('failure', (_error, rebuilt) => reports.push(rebuilt));
+      const ear = listener();
+      mixer.addSink({
+        deliver() {
+          throw new Error('a broken sender');
+        },
+      });
+      mixer.addSink(ear);
+      for (let frame = 1; frame <= 3; frame++) mixer.produce(frame);
+      assert.equal(ear.packets, 3);
+      assert.deepEqual(reports, [false, false, false]);
+      assert.equal(mixer.stats().rebuilds, 0);
+      mixer.close();
     });
   });
 }

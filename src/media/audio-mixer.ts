@@ -95,8 +95,8 @@ export interface MixerStats {
 }
 
 export interface MixerEvents {
-  /** A frame failed; the mixer has already rebuilt its codec state and goes on. */
-  failure: [error: unknown];
+  /** A frame failed (`rebuilt`: its codec state was rebuilt) or a listener threw; the mixer goes on. */
+  failure: [error: unknown, rebuilt: boolean];
 }
 
 export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListener {
@@ -209,7 +209,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
       }
     } catch (error) {
       this.rebuild();
-      this.emit('failure', error);
+      this.emit('failure', error, true);
     }
     if (late) return;
     for (const [sink, ownId] of this.sinks) {
@@ -218,7 +218,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
         if (talker) sink.deliver(talker.payload, talker.level, timestamp);
         else sink.deliver(shared, sharedLevel, timestamp);
       } catch (error) {
-        this.emit('failure', error); // one listener's failure is not the others'
+        this.emit('failure', error, false); // one listener's failure is not the others'
       }
     }
   }

@@ -13,8 +13,8 @@ export interface RoomPeer {
 }
 
 export interface MediaRoomEvents {
-  /** The room's mixer failed on a frame and rebuilt itself. */
-  audioFailure: [error: unknown];
+  /** The room's mixer failed on a frame (`rebuilt`: and rebuilt its codecs) or one of its listeners threw. */
+  audioFailure: [error: unknown, rebuilt: boolean];
 }
 
 /**
@@ -43,7 +43,7 @@ export class MediaRoom extends EventEmitter<MediaRoomEvents> {
       this.mixer = new AudioRelay();
     } else {
       const mixer = new AudioMixer({ codecs });
-      mixer.on('failure', (error) => this.emit('audioFailure', error));
+      mixer.on('failure', (error, rebuilt) => this.emit('audioFailure', error, rebuilt));
       clock.add(mixer);
       this.mixer = this.ownMixer = mixer;
     }

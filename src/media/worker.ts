@@ -65,8 +65,8 @@ export class MediaWorker {
 
   createRoom(meetingId: string, replica = false): MediaRoom {
     const room = new MediaRoom(meetingId, replica, this.clock, this.codecs);
-    room.on('audioFailure', (error) => {
-      this.mixerRebuilds++;
+    room.on('audioFailure', (error, rebuilt) => {
+      if (rebuilt) this.mixerRebuilds++;
       this.reportFailure(`mixer ${meetingId}`, error);
     });
     this.rooms.add(room);
