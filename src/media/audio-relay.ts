@@ -9,6 +9,16 @@ import type { AudioHub } from './audio-hub.ts';
  */
 const KEPT_FRAMES = 2;
 const KEPT_MAX_AGE_MS = 3 * FRAME_MS;
+/** Larger opus payloads are not kept (browsers send well under this). */
+const MAX_KEPT_PAYLOAD = 1500;
+
+/** One kept frame; its buffer is reused for every frame the slot holds, so keeping allocates nothing. */
+interface KeptFrame {
+  data: Buffer;
+  length: number;
+  level: number;
+  at: number;
+}
 
 /**
  * A replica room's audio: nothing is mixed here. Every listener gets the primary's shared mix
@@ -20,7 +30,8 @@ export class AudioRelay implements AudioHub {
   private readonly sources = new Set<string>();
   /** Local attendee ids now promoted, whose voice goes up and who get a personal mix. */
   private readonly promoted = new Set<string>();
-  private readonly kept = new Map<string, { payload: Buffer; level: number; at: number }[]>();
+  /** Per microphone, a ring of KEPT_FRAMES slots; `next` is the slot the next frame goes in. */
+  private readonly kept = new Map<string, { slots: KeptFrame[]; next: number }>();
   upstream: (id: string, payload: Buffer, level: number) => void = () => undefined;
 
   addSource(id: string): void {
@@ -33,10 +44,18 @@ export class AudioRelay implements AudioHub {
   push(id: string, payload: Buffer, level: number): void {
     if (!this.sources.has(id)) return;
     if (this.promoted.has(id)) return this.upstream(id, payload, level);
+    if (payload.length > MAX_KEPT_PAYLOAD) return;
     let kept = this.kept.get(id);
-    if (!kept) this.kept.set(id, (kept = []));
-    if (kept.length >= KEPT_FRAMES) kept.shift();
-    kept.push({ payload: Buffer.from(payload), level, at: performance.now() });
+    if (!kept) {
+      const slots = Array.from({ length: KEPT_FRAMES }, () => ({ data: Buffer.allocUnsafe(MAX_KEPT_PAYLOAD), length: 0, level: 127, at: -Infinity }));
+      this.kept.set(id, (kept = { slots, next: 0 }));
+    }
+    const slot = kept.slots[kept.next]!;
+    payload.copy(slot.data);
+    slot.length = payload.length;
+    slot.level = level;
+    slot.at = performance.now();
+    kept.next = (kept.next + 1) % KEPT_FRAMES;
   }
   addSink(sink: MixerSink, ownSourceId?: string): void {
     this.sinks.set(sink, ownSourceId);
@@ -47,7 +66,11 @@ export class AudioRelay implements AudioHub {
   promote(id: string): void {
     this.promoted.add(id);
     const now = performance.now();
-    for (const frame of this.kept.get(id) ?? []) if (now - frame.at <= KEPT_MAX_AGE_MS) this.upstream(id, frame.payload, frame.level);
+    const kept = this.kept.get(id);
+    for (let i = 0; kept && i < KEPT_FRAMES; i++) {
+      const frame = kept.slots[(kept.next + i) % KEPT_FRAMES]!; // oldest first
+      if (now - frame.at <= KEPT_MAX_AGE_MS) this.upstream(id, frame.data.subarray(0, frame.length), frame.level);
+    }
     this.kept.delete(id);
   }
   demote(id: string): void {
