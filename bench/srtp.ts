@@ -9,7 +9,7 @@
  * copying one output packet (what returning a fresh Buffer costs).
  */
 import { createCipheriv, createSecretKey, randomBytes } from 'node:crypto';
-import { SRTP_PROFILES, SrtpSession, srtpKeyingMaterialLength } from '../src/media/srtp.ts';
+import { SRTP_PROFILES, SrtpSession, srtpKeyingMaterialLength } from '../src/media/protocol/srtp.ts';
 
 const PACKET_LENGTH = 1200;
 const packetsPerRun = Number(process.argv[2] ?? 20000);

@@ -8,11 +8,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { AudioMixer, MIX_ENCODER_SETTINGS } from '../../src/media/audio-mixer.ts';
-import { FRAME_MS, FrameClock, type FrameListener } from '../../src/media/frame-clock.ts';
-import { loadOpusBackend } from '../../src/media/opus/backend.ts';
-import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE } from '../../src/media/opus/codec.ts';
-import { OpusCodecPool } from '../../src/media/opus/codec-pool.ts';
+import { AudioMixer, MIX_ENCODER_SETTINGS } from '../../src/media/audio/audio-mixer.ts';
+import { FRAME_MS, FrameClock, type FrameListener } from '../../src/media/audio/frame-clock.ts';
+import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
+import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE } from '../../src/media/audio/opus/codec.ts';
+import { OpusCodecPool } from '../../src/media/audio/opus/codec-pool.ts';
 import { median } from './measure.ts';
 
 const MEETINGS = 10;

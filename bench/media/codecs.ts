@@ -3,9 +3,9 @@
  * use, against opusscript (the WebAssembly build Amphi used before), in interleaved rounds of
  * one run. CPU time of this thread, medians.
  */
-import { MIX_ENCODER_SETTINGS } from '../../src/media/audio-mixer.ts';
-import { loadOpusBackend } from '../../src/media/opus/backend.ts';
-import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, type OpusBackend } from '../../src/media/opus/codec.ts';
+import { MIX_ENCODER_SETTINGS } from '../../src/media/audio/audio-mixer.ts';
+import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
+import { OPUS_FRAME_BYTES, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, type OpusBackend } from '../../src/media/audio/opus/codec.ts';
 import { cpuMicros, median } from './measure.ts';
 import { opusscriptBackend } from './opusscript-backend.ts';
 

@@ -1,5 +1,5 @@
 import OpusScript from 'opusscript';
-import { copyFrame, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, OpusCtl, type OpusBackend } from '../../src/media/opus/codec.ts';
+import { copyFrame, OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, OpusCtl, type OpusBackend } from '../../src/media/audio/opus/codec.ts';
 
 /**
  * opusscript, the WebAssembly build Amphi used before, behind Amphi's codec interface: only to

@@ -7,14 +7,15 @@
  * packet meets an idle event loop. Both ends run in this process; see BENCHMARKS.md.
  */
 import { randomBytes } from 'node:crypto';
-import { AudioRelay } from '../../src/media/audio-relay.ts';
-import { MIX_ENCODER_SETTINGS, type MixerSink } from '../../src/media/audio-mixer.ts';
-import { FrameClock } from '../../src/media/frame-clock.ts';
-import { loadOpusBackend } from '../../src/media/opus/backend.ts';
-import { OpusCodecPool } from '../../src/media/opus/codec-pool.ts';
-import { PipeTransport, PrimaryPipeEnd, ReplicaPipeEnd } from '../../src/media/pipe.ts';
-import { MediaRoom } from '../../src/media/room.ts';
-import { VideoDownstream, VideoLayer } from '../../src/media/video-forwarding.ts';
+import { AudioRelay } from '../../src/replication/audio-relay.ts';
+import { MIX_ENCODER_SETTINGS, type MixerSink } from '../../src/media/audio/audio-mixer.ts';
+import { FrameClock } from '../../src/media/audio/frame-clock.ts';
+import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
+import { OpusCodecPool } from '../../src/media/audio/opus/codec-pool.ts';
+import { PipeTransport } from '../../src/media/transport/pipe-transport.ts';
+import { PrimaryPipeEnd, ReplicaPipeEnd } from '../../src/replication/pipe-ends.ts';
+import { MediaRoom } from '../../src/media/sfu/room.ts';
+import { VideoDownstream, VideoLayer } from '../../src/media/sfu/video-forwarding.ts';
 
 const seconds = process.argv.includes('--quick') ? 4 : 15;
 const now = () => performance.timeOrigin + performance.now();

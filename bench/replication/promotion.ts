@@ -5,8 +5,8 @@
  * detection delay (jitter buffer, 21 ms FFT), so their ratio is what matters. See BENCHMARKS.md.
  */
 import { CreateAttendeeCommand, CreateMeetingCommand } from '@aws-sdk/client-chime-sdk-meetings';
-import { openBrowserSession, waitFor } from '../../test/browser/harness.ts';
-import { startTestAmphi } from '../../test/helpers.ts';
+import { openBrowserSession, waitFor } from '../../test/e2e/browser/harness.ts';
+import { startTestAmphi } from '../../test/support/helpers.ts';
 
 const rounds = process.argv.includes('--quick') ? 3 : 7;
 const server = await startTestAmphi();

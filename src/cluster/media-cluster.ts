@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { MediaWorkerClient } from '../media/worker-client.ts';
+import { MediaWorkerClient } from '../media/worker/client.ts';
 
 export interface MediaClusterOptions {
   workers: number;

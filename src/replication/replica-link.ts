@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { MediaWorkerClient, RemoteRoom } from '../media/worker-client.ts';
+import type { MediaWorkerClient, RemoteRoom } from '../media/worker/client.ts';
 
 const linksByReplicaEnd = new Map<string, ReplicaLink>();
 const routedWorkers = new WeakSet<MediaWorkerClient>();

@@ -9,9 +9,9 @@ import type {
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { AttendeeRecord, Capability, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
-import { parseOffer, SdpError, type Offer } from '../media/sdp.ts';
-import type { NegotiationResult, PublishedLayer } from '../media/peer.ts';
-import type { MediaWorkerClient, RemotePeer, RemoteRoom } from '../media/worker-client.ts';
+import { parseOffer, SdpError, type Offer } from '../media/protocol/sdp.ts';
+import type { NegotiationResult, PublishedLayer } from '../media/sfu/peer.ts';
+import type { MediaWorkerClient, RemotePeer, RemoteRoom } from '../media/worker/client.ts';
 import type { ReplicaLink } from '../replication/replica-link.ts';
 import {
   AudioStatus,

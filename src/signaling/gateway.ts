@@ -6,7 +6,7 @@ import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
-import type { MediaWorkerClient } from '../media/worker-client.ts';
+import type { MediaWorkerClient } from '../media/worker/client.ts';
 import { ReplicaLink } from '../replication/replica-link.ts';
 import { Conference, type ConferenceContext } from './conference.ts';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';

@@ -1,0 +1,217 @@
+import { isVp8KeyFrame, rtp } from '../protocol/rtp.ts';
+
+/**
+ * SFU video forwarding. A VideoLayer is one published stream (a camera, or one simulcast
+ * layer of it); each subscriber attaches a VideoDownstream, which rewrites SSRC, sequence
+ * number and timestamp for its receiver so that switching sources or layers stays a
+ * continuous stream to the browser.
+ */
+
+export interface PacketSink {
+  sendRtp(packet: Buffer): void;
+}
+
+const HISTORY_SIZE = 1024;
+/** At most one key-frame request per second reaches a publisher, however many receivers ask. */
+const KEY_FRAME_REQUEST_INTERVAL_MS = 1000;
+const MAX_RTP_SIZE = 1500;
+/** One output buffer for the whole thread: every packet is built, protected and sent before the next. */
+const scratch = Buffer.allocUnsafe(MAX_RTP_SIZE + 64);
+
+export class VideoLayer {
+  /** SSRC the publisher sends this layer with, once known. */
+  ssrc = 0;
+  readonly subscribers = new Set<VideoDownstream>();
+  /** Called when the layer gains its first subscriber or loses its last (a replica pipe follows demand). */
+  onDemandChange: (wanted: boolean) => void = () => undefined;
+  private readonly history: (Buffer | undefined)[] = new Array(HISTORY_SIZE);
+  private readonly historyHeader = new Uint16Array(HISTORY_SIZE);
+  private readonly historyEnd = new Uint16Array(HISTORY_SIZE);
+  private lastKeyFrameRequestAt = -Infinity;
+  private pendingKeyFrameRequest: NodeJS.Timeout | undefined;
+  private meterBytes = 0;
+  private meterStart = Date.now();
+  private bitrate = 0;
+  lastPacketAt = 0;
+  packets = 0;
+  keyFrames = 0;
+
+  constructor(
+    readonly streamId: number,
+    readonly groupId: number,
+    private readonly askPublisherForKeyFrame: (ssrc: number) => void,
+  ) {}
+
+  addSubscriber(subscriber: VideoDownstream): void {
+    this.subscribers.add(subscriber);
+    if (this.subscribers.size === 1) this.onDemandChange(true);
+  }
+
+  removeSubscriber(subscriber: VideoDownstream): void {
+    if (this.subscribers.delete(subscriber) && this.subscribers.size === 0) this.onDemandChange(false);
+  }
+
+  /** A decrypted RTP packet of this layer from its publisher. */
+  receive(packet: Buffer, headerLength: number, payloadEnd: number): void {
+    const now = Date.now();
+    this.packets++;
+    this.lastPacketAt = now;
+    this.meterBytes += packet.length;
+    if (now - this.meterStart >= 1000) {
+      this.bitrate = Math.round((this.meterBytes * 8 * 1000) / (now - this.meterStart));
+      this.meterBytes = 0;
+      this.meterStart = now;
+    }
+    const seq = rtp.sequence(packet);
+    const slot = seq % HISTORY_SIZE;
+    this.history[slot] = packet;
+    this.historyHeader[slot] = headerLength;
+    this.historyEnd[slot] = payloadEnd;
+    const keyFrame = isVp8KeyFrame(packet, headerLength);
+    if (keyFrame) this.keyFrames++;
+    for (const subscriber of this.subscribers) subscriber.forward(packet, headerLength, payloadEnd, keyFrame, seq);
+  }
+
+  /** The stored packet with this sequence number, for retransmission. */
+  fromHistory(seq: number): { packet: Buffer; headerLength: number; payloadEnd: number } | undefined {
+    const slot = seq % HISTORY_SIZE;
+    const packet = this.history[slot];
+    if (!packet || rtp.sequence(packet) !== seq) return undefined;
+    return { packet, headerLength: this.historyHeader[slot]!, payloadEnd: this.historyEnd[slot]! };
+  }
+
+  bitrateBps(): number {
+    return Date.now() - this.lastPacketAt > 2000 ? 0 : this.bitrate;
+  }
+
+  /** Merges receivers' PLI/FIR: the first goes out at once, the rest at most once per second. */
+  requestKeyFrame(): void {
+    if (this.pendingKeyFrameRequest) return;
+    const now = Date.now();
+    const wait = this.lastKeyFrameRequestAt + KEY_FRAME_REQUEST_INTERVAL_MS - now;
+    if (wait <= 0) return this.sendKeyFrameRequest(now);
+    this.pendingKeyFrameRequest = setTimeout(() => {
+      this.pendingKeyFrameRequest = undefined;
+      this.sendKeyFrameRequest(Date.now());
+    }, wait);
+    this.pendingKeyFrameRequest.unref();
+  }
+
+  private sendKeyFrameRequest(now: number): void {
+    this.lastKeyFrameRequestAt = now;
+    if (this.ssrc !== 0) this.askPublisherForKeyFrame(this.ssrc);
+  }
+
+  close(): void {
+    clearTimeout(this.pendingKeyFrameRequest);
+    for (const subscriber of [...this.subscribers]) subscriber.detach();
+    this.history.fill(undefined);
+  }
+}
+
+export class VideoDownstream {
+  layer: VideoLayer | undefined;
+  paused = false;
+  forwarded = 0;
+  private waitingForKeyFrame = true;
+  private started = false;
+  private seqOffset = 0;
+  private tsOffset = 0;
+  private firstInSeq = 0;
+  private lastOutSeq = Math.floor(Math.random() * 0x7fff);
+  private lastOutTs = Math.floor(Math.random() * 0x7fffffff);
+  private lastOutAt = 0;
+  private lastInTs = 0;
+
+  constructor(
+    /** SSRC this receiver sees; changes only with a new VideoDownstream. */
+    readonly ssrc: number,
+    private readonly payloadType: number,
+    /** abs-send-time extension id negotiated with this receiver (0: none), for its bandwidth estimate. */
+    private readonly absSendTimeId: number,
+    private readonly sink: PacketSink,
+  ) {}
+
+  /** Switches to `layer` (or to nothing); the stream continues at the layer's next key frame. */
+  attach(layer: VideoLayer | undefined): void {
+    if (layer === this.layer) return;
+    this.layer?.removeSubscriber(this);
+    this.layer = layer;
+    this.waitingForKeyFrame = true;
+    if (layer) {
+      layer.addSubscriber(this);
+      layer.requestKeyFrame();
+    }
+  }
+
+  detach(): void {
+    const layer = this.layer;
+    this.layer = undefined;
+    layer?.removeSubscriber(this);
+  }
+
+  requestKeyFrame(): void {
+    this.layer?.requestKeyFrame();
+  }
+
+  forward(packet: Buffer, headerLength: number, payloadEnd: number, keyFrame: boolean, seq: number): void {
+    if (this.paused || payloadEnd <= headerLength) return;
+    const timestamp = rtp.timestamp(packet);
+    if (this.waitingForKeyFrame) {
+      if (!keyFrame) return;
+      this.waitingForKeyFrame = false;
+      // Continue this receiver's numbering across source and layer switches.
+      const elapsedTicks = this.started ? Math.max(1, Math.round((Date.now() - this.lastOutAt) * 90)) : 0;
+      this.seqOffset = (this.lastOutSeq + 1 - seq) & 0xffff;
+      this.tsOffset = (this.lastOutTs + elapsedTicks - timestamp) >>> 0;
+      this.firstInSeq = seq;
+      this.started = true;
+    } else if (((seq - this.firstInSeq) & 0xffff) > 0x8000) {
+      return; // older than the switch point
+    }
+    const outSeq = (seq + this.seqOffset) & 0xffff;
+    const outTs = (timestamp + this.tsOffset) >>> 0;
+    if (((outSeq - this.lastOutSeq) & 0xffff) < 0x8000) {
+      this.lastOutSeq = outSeq;
+      this.lastOutTs = outTs;
+      this.lastOutAt = Date.now();
+      this.lastInTs = timestamp;
+    }
+    this.send(packet, headerLength, payloadEnd, outSeq, outTs);
+  }
+
+  /** Answers a NACK for `outSeq` from the layer's history. */
+  retransmit(outSeq: number): void {
+    const layer = this.layer;
+    if (!layer || !this.started) return;
+    const seq = (outSeq - this.seqOffset) & 0xffff;
+    if (((seq - this.firstInSeq) & 0xffff) > 0x8000) return;
+    const stored = layer.fromHistory(seq);
+    if (!stored) return;
+    this.send(stored.packet, stored.headerLength, stored.payloadEnd, outSeq, (rtp.timestamp(stored.packet) + this.tsOffset) >>> 0);
+  }
+
+  private send(packet: Buffer, headerLength: number, payloadEnd: number, outSeq: number, outTs: number): void {
+    const payloadLength = payloadEnd - headerLength;
+    let offset = 12;
+    scratch[0] = this.absSendTimeId ? 0x90 : 0x80;
+    scratch[1] = (packet[1]! & 0x80) | this.payloadType;
+    scratch.writeUInt16BE(outSeq, 2);
+    scratch.writeUInt32BE(outTs, 4);
+    scratch.writeUInt32BE(this.ssrc, 8);
+    if (this.absSendTimeId) {
+      const absSendTime = Math.floor((performance.timeOrigin + performance.now()) * 262.144) & 0xffffff; // 6.18 fixed-point seconds
+      scratch.writeUInt16BE(0xbede, 12);
+      scratch.writeUInt16BE(1, 14);
+      scratch[16] = (this.absSendTimeId << 4) | 2;
+      scratch[17] = absSendTime >> 16;
+      scratch[18] = (absSendTime >> 8) & 0xff;
+      scratch[19] = absSendTime & 0xff;
+      offset = 20;
+    }
+    if (offset + payloadLength > scratch.length) return;
+    packet.copy(scratch, offset, headerLength, payloadEnd);
+    this.forwarded++;
+    this.sink.sendRtp(scratch.subarray(0, offset + payloadLength));
+  }
+}

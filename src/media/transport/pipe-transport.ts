@@ -1,0 +1,89 @@
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { isRtcp } from '../protocol/rtp.ts';
+import { SRTP_AEAD_AES_128_GCM, SrtpSession, type SrtpMasterKey } from '../protocol/srtp.ts';
+
+/**
+ * One end of a pipe between two rooms: RTP and RTCP over UDP to one fixed remote address, protected with SRTP
+ * (AEAD_AES_128_GCM) under keys handed to both ends by whoever opens the pipe, so it works the same between two
+ * threads of one machine and between two machines.
+ */
+export interface PipeKeys {
+  send: SrtpMasterKey;
+  receive: SrtpMasterKey;
+}
+
+export class PipeTransport {
+  onRtp: (packet: Buffer) => void = () => undefined;
+  onRtcp: (packet: Buffer) => void = () => undefined;
+  private remote: { address: string; port: number } | undefined;
+  private srtp: SrtpSession | undefined;
+  private closed = false;
+  readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, rejected: 0 };
+
+  private constructor(private readonly socket: dgram.Socket) {
+    socket.on('message', (packet, from) => {
+      try {
+        this.receive(packet, from.address, from.port);
+      } catch {
+        this.stats.rejected++; // a failure here costs this packet only
+      }
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async open(listenIp: string): Promise<PipeTransport> {
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, listenIp, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    return new PipeTransport(socket);
+  }
+
+  get port(): number {
+    return (this.socket.address() as AddressInfo).port;
+  }
+
+  connect(remote: { address: string; port: number }, keys: PipeKeys): void {
+    this.remote = remote;
+    this.srtp = new SrtpSession(SRTP_AEAD_AES_128_GCM, { local: keys.send, remote: keys.receive });
+  }
+
+  sendRtp(packet: Buffer): void {
+    if (!this.srtp || !this.remote || this.closed) return;
+    this.stats.rtpOut++;
+    this.socket.send(this.srtp.protectRtp(packet), this.remote.port, this.remote.address);
+  }
+
+  sendRtcp(packet: Buffer): void {
+    if (!this.srtp || !this.remote || this.closed) return;
+    this.stats.rtcpOut++;
+    this.socket.send(this.srtp.protectRtcp(packet), this.remote.port, this.remote.address);
+  }
+
+  private receive(packet: Buffer, address: string, port: number): void {
+    // Only the other end, and only what its keys protect.
+    if (!this.srtp || !this.remote || address !== this.remote.address || port !== this.remote.port) return void this.stats.rejected++;
+    if (isRtcp(packet)) {
+      const plain = this.srtp.unprotectRtcp(packet);
+      if (!plain) return void this.stats.rejected++;
+      this.stats.rtcpIn++;
+      this.onRtcp(plain);
+    } else {
+      const plain = this.srtp.unprotectRtp(packet);
+      if (!plain) return void this.stats.rejected++;
+      this.stats.rtpIn++;
+      this.onRtp(plain);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+  }
+}

@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdentity } from '../protocol/dtls.ts';
+import { isRtcp } from '../protocol/rtp.ts';
+import { SrtpSession, srtpProfileById } from '../protocol/srtp.ts';
+import { answerBindingRequest, isStun } from '../protocol/stun.ts';
+import type { MuxedTransport, UdpMux } from './udp-mux.ts';
+
+const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** Browsers send a consent check every few seconds; none for this long means the path is gone (RFC 7675). */
+const CONSENT_TIMEOUT_MS = 30_000;
+
+function iceString(length: number): string {
+  const bytes = randomBytes(length);
+  let out = '';
+  for (const byte of bytes) out += ICE_CHARS[byte % ICE_CHARS.length];
+  return out;
+}
+
+/**
+ * One client's WebRTC transport on a shared UDP port, as a media server does it: ICE-lite
+ * (answer authenticated checks, follow the nominated address), DTLS as server, then SRTP.
+ * RTP and RTCP are multiplexed on the one 5-tuple (BUNDLE, rtcp-mux).
+ */
+export class WebRtcTransport implements MuxedTransport {
+  readonly iceUfrag = iceString(8);
+  readonly icePwd = iceString(24);
+  readonly boundAddresses = new Set<string>();
+  onRtp: (packet: Buffer) => void = () => undefined;
+  onRtcp: (packet: Buffer) => void = () => undefined;
+  onStateChange: (connected: boolean) => void = () => undefined;
+  connected = false;
+  private remote: { address: string; port: number } | undefined;
+  private remoteFingerprint: DtlsFingerprint | undefined;
+  private dtls: DtlsServerSession | undefined;
+  private srtp: SrtpSession | undefined;
+  private lastConsentAt = 0;
+  private readonly consentTimer: NodeJS.Timeout;
+  private closed = false;
+  /** Counters for metrics and tests. */
+  readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, srtpErrors: 0 };
+
+  constructor(
+    private readonly mux: UdpMux,
+    private readonly identity: DtlsIdentity,
+    readonly candidates: { ip: string; port: number }[],
+    private readonly logger: Logger,
+  ) {
+    mux.register(this);
+    this.consentTimer = setInterval(() => {
+      if (this.connected && Date.now() - this.lastConsentAt > CONSENT_TIMEOUT_MS) this.setConnected(false);
+    }, 5_000);
+    this.consentTimer.unref();
+  }
+
+  get fingerprint(): string {
+    return this.identity.sdpFingerprint;
+  }
+
+  /** From each offer: the client's ICE credentials and certificate fingerprint. */
+  setRemoteParameters(remote: { iceUfrag: string; icePwd: string; fingerprint: DtlsFingerprint }): void {
+    const changed = this.remoteFingerprint && (this.remoteFingerprint.value !== remote.fingerprint.value || this.remoteFingerprint.algorithm !== remote.fingerprint.algorithm);
+    this.remoteFingerprint = remote.fingerprint;
+    if (changed) {
+      // A new certificate means a new DTLS association (the client restarted its connection).
+      this.dtls?.close();
+      this.dtls = undefined;
+      this.srtp = undefined;
+      this.setConnected(false);
+    }
+  }
+
+  /** A datagram from the mux, already attributed to this transport. */
+  receive(packet: Buffer, address: string, port: number, key: string): void {
+    if (this.closed || packet.length === 0) return;
+    if (isStun(packet)) return this.receiveStun(packet, address, port, key);
+    // Anything else only counts from the address ICE selected.
+    if (!this.remote || this.remote.address !== address || this.remote.port !== port) return;
+    const first = packet[0]!;
+    if (isDtlsDatagram(packet)) {
+      this.dtlsSession()?.handleDatagram(packet);
+    } else if (first >= 128 && first <= 191 && this.srtp) {
+      if (isRtcp(packet)) {
+        const plain = this.srtp.unprotectRtcp(packet);
+        if (!plain) return void this.stats.srtpErrors++;
+        this.stats.rtcpIn++;
+        this.onRtcp(plain);
+      } else {
+        const plain = this.srtp.unprotectRtp(packet);
+        if (!plain) return void this.stats.srtpErrors++;
+        this.stats.rtpIn++;
+        this.onRtp(plain);
+      }
+    }
+  }
+
+  sendRtp(packet: Buffer): void {
+    if (!this.srtp || !this.remote) return;
+    this.stats.rtpOut++;
+    this.mux.send(this.srtp.protectRtp(packet), this.remote.address, this.remote.port);
+  }
+
+  sendRtcp(packet: Buffer): void {
+    if (!this.srtp || !this.remote) return;
+    this.stats.rtcpOut++;
+    this.mux.send(this.srtp.protectRtcp(packet), this.remote.address, this.remote.port);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.consentTimer);
+    this.dtls?.close();
+    this.mux.unregister(this);
+    this.setConnected(false);
+  }
+
+  private receiveStun(packet: Buffer, address: string, port: number, key: string): void {
+    const { response, verdict } = answerBindingRequest(packet, { localUfrag: this.iceUfrag, localPassword: this.icePwd }, { address, port });
+    if (response) this.mux.send(response, address, port);
+    if (verdict.action !== 'accept') return;
+    this.lastConsentAt = Date.now();
+    // ICE-lite: the controlling browser decides; follow the pair it nominates (or the first that works).
+    if (!this.remote || verdict.useCandidate) {
+      if (!this.remote || this.remote.address !== address || this.remote.port !== port) {
+        this.remote = { address, port };
+        this.mux.bind(key, this);
+        this.logger.debug({ address, port }, 'ICE selected the client address');
+      }
+    } else {
+      this.mux.bind(key, this);
+    }
+    if (this.srtp) this.setConnected(true);
+  }
+
+  private dtlsSession(): DtlsServerSession | undefined {
+    if (this.dtls || !this.remoteFingerprint) return this.dtls;
+    this.dtls = new DtlsServerSession({
+      identity: this.identity,
+      expectedRemoteFingerprint: this.remoteFingerprint,
+      send: (datagram) => {
+        if (this.remote) this.mux.send(datagram, this.remote.address, this.remote.port);
+      },
+      onConnected: (keys) => {
+        const profile = srtpProfileById(keys.profile);
+        if (!profile) return;
+        this.srtp = new SrtpSession(profile, {
+          local: { key: keys.localKey, salt: keys.localSalt },
+          remote: { key: keys.remoteKey, salt: keys.remoteSalt },
+        });
+        this.logger.debug({ profile: profile.name }, 'DTLS connected');
+        this.setConnected(true);
+      },
+      onError: (error) => this.logger.info({ err: error }, 'DTLS failed'),
+      onClosed: () => {
+        this.srtp = undefined;
+        this.dtls = undefined;
+        this.setConnected(false);
+      },
+    });
+    return this.dtls;
+  }
+
+  private setConnected(connected: boolean): void {
+    if (connected === this.connected) return;
+    this.connected = connected;
+    this.onStateChange(connected);
+  }
+}

@@ -1,0 +1,290 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { NegotiationInput, NegotiationResult } from '../sfu/peer.ts';
+import type { PeerStats, WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './protocol.ts';
+
+export interface MediaWorkerClientEvents {
+  /** The thread died; its rooms and peers are gone. Calls wait for the new thread. */
+  exited: [code: number];
+  /** A new thread serves on the same port, with no rooms yet. */
+  restarted: [];
+}
+
+const RESTART_ATTEMPTS = 5;
+
+/**
+ * The main thread's handle on a media worker thread: calls go in order, answers come back in
+ * order; levels, rates and connection changes arrive as events and are kept for signaling's
+ * periodic frames, which never wait on the worker. A thread that dies is started again on the
+ * same port; its clients were on rooms that died with it, and reconnect (signaling ends their
+ * sessions on `exited`).
+ */
+export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private nextId = 1;
+  readonly rooms = new Map<string, RemoteRoom>();
+  readonly peers = new Map<string, RemotePeer>();
+  /** Replica ends of pipes on this worker report their viewers' demand here. */
+  onPipeDemand: (pipeId: string, streamIds: number[]) => void = () => undefined;
+  port = 0;
+  /** Settled while a thread runs; a restart replaces it, so calls made meanwhile wait. */
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private closing = false;
+  /** False from the moment the thread exits until a new one is ready. */
+  private threadAlive = true;
+  private restarts = 0;
+
+  private constructor(
+    private thread: Worker,
+    private readonly options: WorkerOptions,
+    private readonly logger: Logger,
+  ) {
+    super();
+    this.attach(thread);
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  static async start(options: WorkerOptions, logger: Logger): Promise<MediaWorkerClient> {
+    const { thread, port } = await spawnWorker(options);
+    const client = new MediaWorkerClient(thread, options, logger);
+    client.port = port;
+    return client;
+  }
+
+  /** Times the thread was started again after dying. */
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  /** False once the thread died and could not be started again: place nothing here. */
+  get available(): boolean {
+    return !this.stopped && !this.closing;
+  }
+
+  private attach(thread: Worker): void {
+    this.threadAlive = true;
+    thread.on('message', (event: WorkerEvent) => this.receive(event));
+    thread.on('error', (error) => this.logger.error({ err: error, worker: this.name }, 'media worker failed'));
+    thread.on('exit', (code) => {
+      this.threadAlive = false;
+      for (const { reject } of this.pending.values()) reject(new Error(`media worker ${this.name} exited (${code})`));
+      this.pending.clear();
+      if (this.closing) {
+        this.logger.debug({ worker: this.name }, 'media worker stopped');
+        return;
+      }
+      this.logger.error({ worker: this.name, code }, 'media worker exited; starting it again');
+      this.rooms.clear();
+      this.peers.clear();
+      this.running = this.restart();
+      this.running.catch(() => undefined); // logged in restart(); calls waiting on it fail on their own
+      this.emit('exited', code);
+    });
+  }
+
+  private async restart(): Promise<void> {
+    for (let attempt = 1; attempt <= RESTART_ATTEMPTS && !this.closing; attempt++) {
+      try {
+        const { thread, port } = await spawnWorker({ ...this.options, port: this.port });
+        if (this.closing) {
+          await thread.terminate();
+          break;
+        }
+        this.thread = thread;
+        this.restarts++;
+        this.attach(thread);
+        this.logger.info({ worker: this.name, port }, 'media worker started again');
+        this.emit('restarted');
+        return;
+      } catch (error) {
+        this.logger.error({ err: error, worker: this.name, attempt }, 'media worker did not start again');
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+    this.stopped = true;
+    throw new Error(`media worker ${this.name} is not running`);
+  }
+
+  async call<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): Promise<ReturnType<WorkerMethods[M]>> {
+    if (this.stopped || this.closing) throw new Error(`media worker ${this.name} is not running`);
+    await this.running;
+    const id = this.nextId++;
+    const promise = new Promise<ReturnType<WorkerMethods[M]>>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+    });
+    this.thread.postMessage({ type: 'call', id, method, args } as WorkerCall);
+    return promise;
+  }
+
+  /** A call whose answer nobody waits for; a failure is logged. */
+  fire<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): void {
+    this.call(method, ...args).catch((error: unknown) => this.logger.warn({ err: error, method }, 'media worker call failed'));
+  }
+
+  createRoom(meetingId: string, replica: boolean): RemoteRoom {
+    const room = new RemoteRoom(this, `${meetingId}/${randomUUID().slice(0, 8)}`);
+    this.rooms.set(room.id, room);
+    this.fire('createRoom', room.id, replica);
+    return room;
+  }
+
+  closeRoom(room: RemoteRoom): void {
+    if (!this.rooms.delete(room.id)) return;
+    for (const [id, peer] of this.peers) if (peer.room === room) this.peers.delete(id);
+    this.fire('closeRoom', room.id);
+  }
+
+  createPeer(room: RemoteRoom, attendeeId: string): RemotePeer {
+    const peer = new RemotePeer(this, room, randomUUID());
+    this.peers.set(peer.id, peer);
+    this.fire('createPeer', room.id, peer.id, attendeeId);
+    return peer;
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    await this.endThread(0);
+  }
+
+  /** Ends the thread as a failure would (exit code 1): the client starts it again. */
+  async crashThread(): Promise<void> {
+    await this.endThread(1);
+  }
+
+  /** Asks the thread to exit between packets; terminates it if it doesn't within a second. */
+  private async endThread(exitCode: number): Promise<void> {
+    if (!this.threadAlive) {
+      // Dead already, perhaps being started again: a restart that sees `closing` ends its thread.
+      if (exitCode === 0) this.closing = true;
+      await this.running.catch(() => undefined);
+      return;
+    }
+    const thread = this.thread;
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    this.call('exit', exitCode).catch(() => undefined);
+    if (exitCode === 0) this.closing = true; // after the call is posted: calls are refused from here on
+    const timer = setTimeout(() => void thread.terminate(), 1000);
+    // A thread stuck in native code can't be terminated either: give up on it after 3 s, so
+    // that shutting down never hangs (the process's exit ends it).
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+    clearTimeout(timer);
+  }
+
+  private receive(event: WorkerEvent): void {
+    switch (event.type) {
+      case 'result': {
+        const pending = this.pending.get(event.id);
+        this.pending.delete(event.id);
+        if (event.error !== undefined) pending?.reject(new Error(event.error));
+        else pending?.resolve(event.result);
+        return;
+      }
+      case 'pipeDemand':
+        return this.onPipeDemand(event.pipeId, event.streamIds);
+      case 'peerConnection':
+        return this.peers.get(event.peerId)?.connectionChanged(event.connected);
+      case 'levels': {
+        const room = this.rooms.get(event.roomId);
+        if (room) room.levels = new Map(event.levels);
+        return;
+      }
+      case 'rates': {
+        const room = this.rooms.get(event.roomId);
+        if (room) room.bitrates = new Map(event.bitrates);
+        for (const [peerId, bps] of event.downlinks) {
+          const peer = this.peers.get(peerId);
+          if (peer) peer.downlinkBps = bps;
+        }
+        return;
+      }
+    }
+  }
+}
+
+export class RemoteRoom {
+  levels = new Map<string, number>();
+  bitrates = new Map<number, number>();
+  constructor(
+    readonly worker: MediaWorkerClient,
+    readonly id: string,
+  ) {}
+
+  audioLevels(): Map<string, number> {
+    return this.levels;
+  }
+
+  bitrateOf(streamId: number): number {
+    return this.bitrates.get(streamId) ?? 0;
+  }
+}
+
+export class RemotePeer {
+  onConnectionChange: (connected: boolean) => void = () => undefined;
+  connected = false;
+  downlinkBps = 0;
+  private closed = false;
+
+  constructor(
+    private readonly worker: MediaWorkerClient,
+    readonly room: RemoteRoom,
+    readonly id: string,
+  ) {}
+
+  negotiate(input: NegotiationInput): Promise<NegotiationResult> {
+    return this.worker.call('negotiate', this.id, input);
+  }
+  setMuted(muted: boolean): void {
+    this.worker.fire('setMuted', this.id, muted);
+  }
+  setPaused(streamIds: number[], paused: boolean): void {
+    this.worker.fire('setPaused', this.id, streamIds, paused);
+  }
+  applyCapabilities(capabilities: { sendAudio: boolean; receiveAudio: boolean; receiveVideo: boolean }): void {
+    this.worker.fire('applyCapabilities', this.id, capabilities);
+  }
+  unpublish(): void {
+    this.worker.fire('unpublish', this.id);
+  }
+  estimatedDownlinkBps(): number {
+    return this.downlinkBps;
+  }
+  stats(): Promise<PeerStats | undefined> {
+    return this.worker.call('peerStats', this.id);
+  }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.worker.peers.delete(this.id);
+    this.worker.fire('closePeer', this.id);
+  }
+  connectionChanged(connected: boolean): void {
+    this.connected = connected;
+    this.onConnectionChange(connected);
+  }
+}
+
+async function spawnWorker(options: WorkerOptions): Promise<{ thread: Worker; port: number }> {
+  const thread = new Worker(new URL('./bootstrap.mjs', import.meta.url), {
+    workerData: { entry: new URL('./thread.ts', import.meta.url).href, options },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const onExit = (code: number) => reject(new Error(`media worker exited (${code}) before it was ready`));
+    thread.once('error', reject);
+    thread.once('exit', onExit);
+    const onReady = (event: WorkerEvent) => {
+      if (event.type !== 'ready') return;
+      thread.off('message', onReady);
+      thread.off('error', reject);
+      thread.off('exit', onExit);
+      resolve(event.port);
+    };
+    thread.on('message', onReady);
+  });
+  return { thread, port };
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { CreateMeetingCommand } from '@aws-sdk/client-chime-sdk-meetings';
+import { loadConfig } from '../../src/config.ts';
+import { clientFor, tempDataDir } from '../support/helpers.ts';
+
+const root = path.resolve(import.meta.dirname, '..', '..');
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('configuration', () => {
+  test('defaults, environment variables and flags (flags win)', () => {
+    const defaults = loadConfig([], {});
+    assert.equal(defaults.host, '0.0.0.0');
+    assert.equal(defaults.port, 8080);
+    assert.equal(defaults.dataDir, './data');
+    assert.equal(defaults.maxReplicasPerPrimary, 4);
+    assert.equal(defaults.publicUrl, undefined);
+    const env = { AMPHI_PORT: '9000', AMPHI_MAX_REPLICAS_PER_PRIMARY: '7', AMPHI_PUBLIC_URL: 'https://meet.example.com', AMPHI_LOG_LEVEL: 'debug' };
+    const fromEnv = loadConfig([], env);
+    assert.equal(fromEnv.port, 9000);
+    assert.equal(fromEnv.maxReplicasPerPrimary, 7);
+    assert.equal(fromEnv.publicUrl, 'https://meet.example.com');
+    const fromFlags = loadConfig(['--port', '9100', '--max-replicas-per-primary=2', '--account-id', '123456789012'], env);
+    assert.equal(fromFlags.port, 9100);
+    assert.equal(fromFlags.maxReplicasPerPrimary, 2);
+    assert.equal(fromFlags.accountId, '123456789012');
+  });
+
+  test('invalid settings are reported by flag and variable name', () => {
+    assert.throws(() => loadConfig([], { AMPHI_PORT: 'eighty' }), /--port \/ AMPHI_PORT/);
+    assert.throws(() => loadConfig([], { AMPHI_ACCOUNT_ID: '12' }), /AMPHI_ACCOUNT_ID: must be 12 digits/);
+    assert.throws(() => loadConfig([], { AMPHI_PUBLIC_URL: 'ftp://x' }), /AMPHI_PUBLIC_URL/);
+    assert.throws(() => loadConfig(['--no-such-flag'], {}), /no-such-flag/);
+  });
+});
+
+describe('amphi serve', () => {
+  test('starts with a generated development key pair, serves the API and /healthz, and stops cleanly on SIGTERM', async () => {
+    const dataDir = tempDataDir();
+    const port = await freePort();
+    const child = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), 'serve', '--host', '127.0.0.1'], {
+      env: { ...process.env, AMPHI_PORT: String(port), AMPHI_RTC_PORT: '0', AMPHI_DATA_DIR: dataDir, AMPHI_PUBLIC_URL: 'https://amphi.example.com/' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!output.includes('Amphi is listening')) {
+        assert.ok(Date.now() < deadline, `no start within 30 s:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const keysFile = path.join(dataDir, 'dev-credentials.json');
+      assert.ok(existsSync(keysFile));
+      const key = JSON.parse(readFileSync(keysFile, 'utf8'));
+      assert.ok(output.includes(key.accessKeyId), 'the generated key is printed at start');
+      const lines = output.trim().split('\n').filter((line) => line.startsWith('{'));
+      assert.ok(lines.every((line) => JSON.parse(line).level !== undefined), 'structured logs');
+
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(health.status, 200);
+      assert.equal((await health.json()).status, 'ok');
+      const { Meeting } = await clientFor(`http://127.0.0.1:${port}`, key).send(
+        new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'cli' }),
+      );
+      assert.equal(Meeting!.MediaPlacement!.SignalingUrl, `wss://amphi.example.com/control/${Meeting!.MeetingId}`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, output);
+    assert.match(output, /"msg":"stopped"/);
+  });
+
+  test('an invalid setting stops it at once with a clear message', async () => {
+    const child = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), 'serve'], {
+      env: { ...process.env, AMPHI_MAX_REPLICAS_PER_PRIMARY: 'many' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 1);
+    assert.match(stderr, /AMPHI_MAX_REPLICAS_PER_PRIMARY/);
+  });
+});
