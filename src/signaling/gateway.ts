@@ -7,8 +7,9 @@ import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
-import { ReplicaLink } from '../replication/replica-link.ts';
-import { Conference, type ConferenceContext } from './conference.ts';
+import type { Conference, ConferenceContext } from './conference.ts';
+import { PrimaryConference } from './primary-conference.ts';
+import { ReplicaConference } from './replica-conference.ts';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
 
@@ -49,11 +50,13 @@ export class SignalingGateway {
       meetings,
       connections,
       logger,
-      primaryConference: async (primaryMeetingId) => {
+      pipeAddress,
+      primaryFor: async (primaryMeetingId) => {
         const meeting = await meetings.store.getMeeting(primaryMeetingId);
-        return meeting ? this.conferenceFor(meeting) : undefined;
+        if (!meeting || meeting.PrimaryMeetingId !== undefined) return undefined;
+        const conference = this.conferenceFor(meeting);
+        return conference instanceof PrimaryConference ? conference : undefined;
       },
-      linkReplica: (primary, replica) => ReplicaLink.open(primary.room, replica.room, pipeAddress),
     };
     meetings.events.on('meetingEnded', (meeting, _reason) => this.onMeetingEnded(meeting));
     meetings.events.on('attendeeDeleted', (attendee) => this.onAttendeeDeleted(attendee));
@@ -72,6 +75,11 @@ export class SignalingGateway {
 
   conference(meetingId: string): Conference | undefined {
     return this.conferences.get(meetingId);
+  }
+
+  primaryConference(meetingId: string): PrimaryConference | undefined {
+    const conference = this.conferences.get(meetingId);
+    return conference instanceof PrimaryConference ? conference : undefined;
   }
 
   get sessionCount(): number {
@@ -116,12 +124,13 @@ export class SignalingGateway {
   private conferenceFor(meeting: MeetingRecord): Conference {
     let conference = this.conferences.get(meeting.MeetingId);
     if (conference) return conference;
-    const created = new Conference(meeting, this.context, this.media.workerFor(meeting.MediaRegion));
+    const worker = this.media.workerFor(meeting.MediaRegion);
+    const created = meeting.PrimaryMeetingId === undefined ? new PrimaryConference(meeting, this.context, worker) : new ReplicaConference(meeting, this.context, worker);
     this.conferences.set(meeting.MeetingId, created);
-    created.onEmpty = () => {
+    created.on('empty', () => {
       if (this.conferences.get(meeting.MeetingId) === created) this.conferences.delete(meeting.MeetingId);
       created.close();
-    };
+    });
     return created;
   }
 
@@ -136,7 +145,10 @@ export class SignalingGateway {
     for (const conference of this.conferences.values()) {
       if (conference.room.worker !== worker) continue;
       lost.add(conference);
-      for (const replica of conference.linkedReplicas()) lost.add(replica);
+      for (const replicaId of conference.linkedReplicaIds()) {
+        const replica = this.conferences.get(replicaId);
+        if (replica) lost.add(replica);
+      }
     }
     if (lost.size > 0) this.logger.warn({ worker: worker.name, conferences: lost.size }, 'media worker lost; its clients reconnect');
     for (const conference of lost) {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { AttendeeRecord } from '../meetings/model.ts';
@@ -20,7 +21,11 @@ export interface SessionHost {
   remoteVideoUpdate(session: SignalingSession, update: ISdkRemoteVideoUpdateFrame): Promise<void> | undefined;
   primaryMeetingJoin(session: SignalingSession, credentials: ISdkMeetingSessionCredentials): Promise<void>;
   primaryMeetingLeave(session: SignalingSession): void;
-  detach(session: SignalingSession, reason: string, dropped?: boolean): void;
+}
+
+export interface SignalingSessionEvents {
+  /** The session ended, for good; `dropped`: its connection failed rather than being ended by the client or the meeting. */
+  closed: [reason: string, dropped: boolean];
 }
 
 /** No frame for this long (the client pings every 10 s) means the client is gone. */
@@ -36,7 +41,7 @@ export type SessionState = 'connected' | 'joined' | 'closed';
  * One client's signaling WebSocket. Decodes frames, enforces the protocol's order and limits,
  * and hands valid requests to its conference. Nothing a client sends can throw out of here.
  */
-export class SignalingSession {
+export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   readonly id = randomUUID();
   /** The attendee as the meeting knows it: `<AttendeeId>#content` for a content share. */
   readonly attendeeId: string;
@@ -63,6 +68,7 @@ export class SignalingSession {
     readonly content: boolean,
     logger: Logger,
   ) {
+    super();
     this.attendee = attendee;
     this.attendeeId = attendee.AttendeeId + (content ? CONTENT_MODALITY : '');
     this.externalUserId = attendee.ExternalUserId;
@@ -70,7 +76,7 @@ export class SignalingSession {
     this.log = logger.child({ meetingId: attendee.MeetingId, attendeeId: this.attendeeId, session: this.id.slice(0, 8) });
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     // A socket that closes without LEAVE is a dropped connection (the others' clients are told so).
-    ws.on('close', () => this.conference.detach(this, 'socket closed', true));
+    ws.on('close', () => this.close(CloseCode.Normal, 'socket closed', true));
     ws.on('error', (error) => this.log.debug({ err: error }, 'signaling socket error'));
     this.watchdog = setInterval(() => {
       if (Date.now() - this.lastFrameAt > SILENCE_TIMEOUT_MS) {
@@ -101,8 +107,8 @@ export class SignalingSession {
     } catch {
       this.ws.terminate();
     }
-    this.conference.detach(this, reason, dropped);
     this.state = 'closed';
+    this.emit('closed', reason, dropped);
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
@@ -159,7 +165,7 @@ export class SignalingSession {
         return this.conference.join(this);
       case FrameType.LEAVE:
         this.send({ type: FrameType.LEAVE_ACK, leaveAck: {} });
-        return this.conference.detach(this, 'left');
+        return this.close(CloseCode.Normal, 'left');
       case FrameType.CLIENT_METRIC:
       case FrameType.MEETING_SESSION_TIMING:
         return; // accepted; nothing to act on

@@ -102,7 +102,7 @@ describe('replicated meetings in Chromium', () => {
 
   test('one pipe per replica: its traffic does not grow with its viewers', () =>
     step(async () => {
-      const links = server.amphi.signaling.conference(primary.MeetingId!)!.replicaLinks();
+      const links = server.amphi.signaling.primaryConference(primary.MeetingId!)!.replicaLinks();
       assert.equal(links.length, 2);
       const before = await Promise.all(links.map((link) => link.stats()));
       await new Promise((resolve) => setTimeout(resolve, 2000));

@@ -1,0 +1,63 @@
+import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
+import type { AttendeeRecord } from '../meetings/model.ts';
+import type { RemoteRoom } from '../media/worker/client.ts';
+import type { DataAllowance, PostedData } from '../signaling/data-messages.ts';
+import type { OutgoingFrame } from '../signaling/frames.ts';
+import type { Publication } from '../signaling/publications.ts';
+import type { IndexRequest, Participant, PresenceInfo } from '../signaling/roster.ts';
+import type { SignalingSession } from '../signaling/session.ts';
+
+/** A promotion: the replica session's participant in the primary meeting. */
+export type Promotion = Participant<ReplicaView>;
+
+/**
+ * A replica meeting's view of its primary: the primary's state its viewers are shown, and the requests a promoted
+ * viewer makes of it. The primary's conference on this node is the only implementation for now; a primary on
+ * another node would implement it over the network, with the same calls.
+ */
+export interface PrimaryHandle {
+  readonly meetingId: string;
+  /** Starts feeding `replica` (opens the media pipe); false if the primary closed meanwhile. */
+  attachReplica(replica: ReplicaView): Promise<boolean>;
+  /** Stops feeding `replica` (or gives up waiting for it); the primary may close if nobody else holds it. */
+  detachReplica(replica: ReplicaView): void;
+
+  /** Everyone present in the primary, for a viewer's roster. */
+  presence(): PresenceInfo[];
+  index(request: IndexRequest): OutgoingFrame;
+  bitrates(): { sourceStreamId: number; avgBitrateBps: number }[];
+  bitrateOf(streamId: number): number;
+  groupOf(streamId: number): number | undefined;
+  /** Data messages still alive, for a viewer that joins now. */
+  liveData(now: number): ISdkDataMessagePayload[];
+
+  /** Makes a replica session a participant of the primary as `attendee`, or says why not (status, description). */
+  promote(replica: ReplicaView, session: SignalingSession, attendee: AttendeeRecord): Promotion | { status: number; description: string };
+  /** Ends a promotion the replica decided to end (the client left it, or its connection ended). */
+  endPromotion(replica: ReplicaView, promotion: Promotion, dropped: boolean): void;
+  /** A promoted participant's video, allocated in the primary's stream ids (undefined: over the meeting's limit). */
+  allocatePromotedVideo(promotion: Promotion, descriptors: ISdkStreamDescriptor[]): Publication | undefined;
+  /** A promoted participant now publishes `publication` (undefined: nothing) up its replica's pipe. */
+  publishPromoted(replica: ReplicaView, promotion: Promotion, publication: Publication | undefined): void;
+  mutePromoted(promotion: Promotion, muted: boolean): void;
+  /** Data messages of a promoted participant, checked against the session's allowance and sent to the primary's clients. */
+  postPromotedData(promotion: Promotion, session: SignalingSession, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): PostedData;
+}
+
+/** What a primary needs of a replica it feeds. */
+export interface ReplicaView {
+  readonly meetingId: string;
+  /** The replica's room, the far end of the pipe. */
+  readonly room: RemoteRoom;
+  /** Presence, volumes and data messages of the primary, for the replica's viewers. */
+  relay(frame: OutgoingFrame, except?: SignalingSession): void;
+  /** The primary's roster or publications changed: every viewer's INDEX again. */
+  refreshIndex(): void;
+  /** The primary ends a promotion (the attendee was deleted, or joined the primary elsewhere); the client is told. */
+  revokePromotion(session: SignalingSession): void;
+  /** A promoted viewer may no longer send video (its primary attendee's capabilities changed). */
+  stopPublishing(session: SignalingSession): void;
+  /** The primary ended; the viewers see an empty meeting until the replica ends too. */
+  primaryEnded(removed: PresenceInfo[]): void;
+}
+
