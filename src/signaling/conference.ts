@@ -14,6 +14,7 @@ import { parseOffer, SdpError } from '../media/protocol/sdp.ts';
 import type { NegotiationResult } from '../media/sfu/peer.ts';
 import type { MediaWorkerClient, RemoteRoom } from '../media/worker/client.ts';
 import type { PrimaryHandle } from '../replication/primary-handle.ts';
+import type { Clock } from '../util/clock.ts';
 import type { PostedData } from './data-messages.ts';
 import { AudioStatus, FrameType, SdkServerSideNetworkAdaption, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';
 import type { Publication } from './publications.ts';
@@ -30,6 +31,8 @@ export interface ConferenceContext {
   meetings: MeetingService;
   connections: ConnectionReporter;
   logger: Logger;
+  /** Time for data-message lifetimes and allowances and INDEX pacing. */
+  clock: Clock;
   /** Where this node's media workers reach each other's pipe ports. */
   pipeAddress: string;
   /** The primary meeting's conference, created if nobody is connected to it yet. */
@@ -123,7 +126,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     }
     const peer = this.worker.createPeer(this.room, session.attendeeId);
     peer.onConnectionChange = (connected) => session.log.debug({ connected }, 'media transport');
-    this.media.set(session, new SessionMedia(peer, Date.now()));
+    this.media.set(session, new SessionMedia(peer, this.context.clock.now()));
     this.mediaPresence(session, true);
     session.send({
       type: FrameType.JOIN_ACK,
@@ -135,7 +138,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
       },
     });
     session.send(this.indexFor(session));
-    const late = this.liveData(Date.now());
+    const late = this.liveData(this.context.clock.now());
     if (late.length > 0) session.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: late } });
   }
 
@@ -212,7 +215,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
   dataMessage(session: SignalingSession, messages: ISdkDataMessagePayload[]): void {
     const media = this.media.get(session);
     if (!media) return;
-    const { refused } = this.postData(session, media, messages, Date.now());
+    const { refused } = this.postData(session, media, messages, this.context.clock.now());
     if (refused.length > 0) session.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: refused } });
   }
 

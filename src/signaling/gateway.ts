@@ -12,6 +12,7 @@ import { PrimaryConference } from './primary-conference.ts';
 import { ReplicaConference } from './replica-conference.ts';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
+import { systemClock } from '../util/clock.ts';
 
 const SESSION_PROTOCOL = '_aws_wt_session';
 const CONTROL_PATH = /^\/control\/([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$/;
@@ -50,6 +51,7 @@ export class SignalingGateway {
       meetings,
       connections,
       logger,
+      clock: systemClock,
       pipeAddress,
       primaryFor: async (primaryMeetingId) => {
         const meeting = await meetings.store.getMeeting(primaryMeetingId);

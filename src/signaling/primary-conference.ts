@@ -342,7 +342,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
    */
   private presenceChanged(): void {
     if (this.indexTimer || this.closed) return;
-    const wait = Math.max(0, this.indexSentAt + PARTICIPANTS_INDEX_INTERVAL_MS - Date.now());
+    const wait = Math.max(0, this.indexSentAt + PARTICIPANTS_INDEX_INTERVAL_MS - this.context.clock.now());
     this.indexTimer = setTimeout(() => {
       this.indexTimer = undefined;
       if (this.roster.size !== this.indexedParticipants) this.indexChanged();
@@ -354,7 +354,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
   private indexChanged(): void {
     clearTimeout(this.indexTimer);
     this.indexTimer = undefined;
-    this.indexSentAt = Date.now();
+    this.indexSentAt = this.context.clock.now();
     this.indexedParticipants = this.roster.size;
     this.broadcastIndex();
     for (const replica of this.replicas.keys()) replica.refreshIndex();

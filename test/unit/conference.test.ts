@@ -119,7 +119,7 @@ const newAttendee = async (meeting: MeetingRecord, externalUserId: string): Prom
 };
 
 function contextFor(primaries: () => PrimaryConference | undefined): ConferenceContext {
-  return { meetings, connections: reporter, logger, pipeAddress: '127.0.0.1', primaryFor: async () => primaries() };
+  return { meetings, connections: reporter, logger, clock: systemClock, pipeAddress: '127.0.0.1', primaryFor: async () => primaries() };
 }
 
 /** A client that connected, joined and subscribed. */
