@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { AttendeeRecord } from '../meetings/model.ts';
+import type { Clock } from '../util/clock.ts';
 import type {
   ISdkDataMessagePayload,
   ISdkMeetingSessionCredentials,
@@ -42,16 +43,16 @@ export class SignalingSession {
   readonly attendeeId: string;
   readonly externalUserId: string;
   readonly joinToken: string;
-  readonly connectedAt = Date.now();
+  readonly connectedAt: number;
   state: SessionState = 'connected';
   attendee: AttendeeRecord;
   /** Set once the client has sent JOIN. */
   joinFlags = 0;
   /** A replica viewer gets the primary's roster, and relayed presence, once it has subscribed. */
   rosterSent = false;
-  private lastFrameAt = Date.now();
+  private lastFrameAt: number;
   private framesThisSecond = 0;
-  private secondStartedAt = Date.now();
+  private secondStartedAt: number;
   private badFrames = 0;
   private readonly watchdog: NodeJS.Timeout;
   readonly log: Logger;
@@ -62,7 +63,10 @@ export class SignalingSession {
     attendee: AttendeeRecord,
     readonly content: boolean,
     logger: Logger,
+    /** Time for the flood limit and the silence timeout. */
+    private readonly clock: Clock,
   ) {
+    this.connectedAt = this.lastFrameAt = this.secondStartedAt = clock.now();
     this.attendee = attendee;
     this.attendeeId = attendee.AttendeeId + (content ? CONTENT_MODALITY : '');
     this.externalUserId = attendee.ExternalUserId;
@@ -73,7 +77,7 @@ export class SignalingSession {
     ws.on('close', () => this.conference.detach(this, 'socket closed', true));
     ws.on('error', (error) => this.log.debug({ err: error }, 'signaling socket error'));
     this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastFrameAt > SILENCE_TIMEOUT_MS) {
+      if (this.clock.now() - this.lastFrameAt > SILENCE_TIMEOUT_MS) {
         this.log.info('signaling went silent; closing');
         this.close(CloseCode.Normal, 'silent', true);
       }
@@ -107,7 +111,7 @@ export class SignalingSession {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.state === 'closed') return;
-    this.lastFrameAt = Date.now();
+    this.lastFrameAt = this.clock.now();
     if (this.lastFrameAt - this.secondStartedAt >= 1000) {
       this.secondStartedAt = this.lastFrameAt;
       this.framesThisSecond = 0;
