@@ -45,7 +45,7 @@ export class SignalingGateway {
     handleProtocols: (protocols) => (protocols.has(SESSION_PROTOCOL) ? SESSION_PROTOCOL : false),
   });
   private readonly conferences = new Map<string, Conference>();
-  // The clock field is ConferenceContext's own once conference.ts declares it.
+  // `clock` is declared here until ConferenceContext (conference.ts) has it; then this is ConferenceContext.
   private readonly context: ConferenceContext & { clock: Clock };
   private readonly meetings: MeetingService;
   private readonly media: MediaCluster;
