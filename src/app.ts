@@ -7,6 +7,8 @@ import { Topology } from './cluster/topology.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
+import { LocalMeetingEventBus } from './meetings/local-event-bus.ts';
+import { LocalTokenRevocations } from './meetings/local-revocations.ts';
 import { MeetingService } from './meetings/service.ts';
 import { MediaCluster } from './cluster/media-cluster.ts';
 import { SignalingGateway } from './signaling/gateway.ts';
@@ -18,6 +20,8 @@ export interface StartOptions {
   /** Drives meeting ages and idle timers (tests move it by hand); signatures always use real time. */
   clock?: Clock;
   store?: MeetingStore;
+  /** Media nodes and which one this process is (default: this process alone serves every region). */
+  topology?: Topology;
   logger?: Logger;
   lifecycle?: Partial<LifecycleOptions>;
 }
@@ -38,21 +42,27 @@ export interface Amphi {
   close(): Promise<void>;
 }
 
-/** Assembles and starts one Amphi node: store, domain, lifecycle timers and the HTTP API. */
+/**
+ * Assembles and starts one Amphi node: store, domain, lifecycle timers and the HTTP API. The state
+ * nodes will share (store, event bus, token revocations) has its single-process implementations here.
+ */
 export async function startAmphi(config: AmphiConfig, options: StartOptions = {}): Promise<Amphi> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'amphi' } });
   const { keys, generated } = resolveAccessKeys(config);
   const store = options.store ?? (await FileStore.open(config.dataDir));
   // The public URL may depend on the port actually bound (port 0), so it is filled in after listen.
-  const topology = Topology.singleNode(config.publicUrl ?? 'http://127.0.0.1');
-  const service = new MeetingService(store, clock, topology, {
-    accountId: config.accountId,
-    maxReplicasPerPrimary: config.maxReplicasPerPrimary,
-    maxActiveMeetings: config.maxMeetings,
-  });
+  const topology = options.topology ?? Topology.singleNode(config.publicUrl ?? 'http://127.0.0.1');
+  const service = new MeetingService(
+    { store, events: new LocalMeetingEventBus(), revocations: new LocalTokenRevocations(clock), clock, topology },
+    {
+      accountId: config.accountId,
+      maxReplicasPerPrimary: config.maxReplicasPerPrimary,
+      maxActiveMeetings: config.maxMeetings,
+    },
+  );
   const lifecycle = new MeetingLifecycle(service, clock, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
-  service.events.on('meetingEnded', (meeting, reason) =>
+  service.events.subscribe('meetingEnded', (meeting, reason) =>
     logger.info({ meetingId: meeting.MeetingId, reason }, 'meeting ended'),
   );
 
@@ -63,7 +73,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     verifier: new SigV4Verifier(keys, systemClock),
     throttle: new Throttle(config.apiRateLimit, systemClock),
     logger,
-    health: () => ({ node: topology.nodes[0]!.id, sessions: signaling.sessionCount }),
+    health: () => ({ node: topology.localNodeId, sessions: signaling.sessionCount }),
   });
   const listenIp = config.host === '::' ? '0.0.0.0' : config.host;
   const media = await MediaCluster.start(
@@ -71,14 +81,23 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     logger.child({ component: 'media' }),
   );
   const pipeAddress = listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp;
-  const signaling = new SignalingGateway(service, lifecycle, media, logger.child({ component: 'signaling' }), pipeAddress);
+  const signaling = new SignalingGateway({
+    meetings: service,
+    connections: lifecycle,
+    media,
+    topology,
+    // Signaling paces itself with real timers, so it reads real time (the given clock drives meeting rules).
+    clock: systemClock,
+    logger: logger.child({ component: 'signaling' }),
+    pipeAddress,
+  });
   signaling.attach(api.server);
   await api.listen({ host: config.host, port: config.port });
   const { port } = api.server.address() as AddressInfo;
   const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   const publicUrl = (config.publicUrl ?? url).replace(/\/+$/, '');
-  (topology.nodes[0] as { publicUrl: string }).publicUrl = publicUrl;
+  topology.setLocalPublicUrl(publicUrl);
   lifecycle.start();
 
   let closing: Promise<void> | undefined;

@@ -45,7 +45,7 @@ export class MeetingLifecycle implements ConnectionReporter {
     private readonly options: LifecycleOptions = DEFAULT_LIFECYCLE,
   ) {
     this.startedAt = clock.now();
-    meetings.events.on('meetingEnded', (meeting) => {
+    meetings.events.subscribe('meetingEnded', (meeting) => {
       this.connections.delete(meeting.MeetingId);
       this.idleSince.delete(meeting.MeetingId);
     });
@@ -93,7 +93,7 @@ export class MeetingLifecycle implements ConnectionReporter {
   private async runSweep(): Promise<string[]> {
     const now = this.clock.now();
     const ended: string[] = [];
-    for (const meeting of await this.meetings.store.listMeetings()) {
+    for (const meeting of await this.meetings.allMeetings()) {
       if (now - meeting.CreatedAt >= this.options.maxAgeMs) {
         if (await this.meetings.endMeeting(meeting.MeetingId, 'maxAge')) ended.push(meeting.MeetingId);
         continue;

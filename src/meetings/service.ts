@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { Topology } from '../cluster/topology.ts';
 import type { MeetingStore } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
-import { KeyedLock } from '../util/keyed-lock.ts';
 import { checkCapabilities, defaultCapabilities } from './capabilities.ts';
 import {
   attendeeNotFound,
@@ -16,8 +14,10 @@ import {
   tooManyTags,
   unprocessable,
 } from './errors.ts';
+import type { MeetingEndReason, MeetingEventBus } from './events.ts';
 import type { AttendeeCapabilities, AttendeeRecord, MeetingRecord, Tag } from './model.ts';
 import { isMediaRegion } from './regions.ts';
+import type { RevocationReason, TokenRevocations } from './revocations.ts';
 import {
   batchCreateAttendeeRequest,
   batchUpdateCapabilitiesExceptRequest,
@@ -46,15 +46,20 @@ export const MAX_ATTENDEES_HIGH_DEFINITION = 25;
 export const MAX_TAGS = 50;
 const DEFAULT_PAGE_SIZE = 100;
 
-export type MeetingEndReason = 'deleted' | 'primaryDeleted' | 'idle' | 'maxAge';
+/** Lock keys: creating or ending meetings (quota, replicas), and one meeting's attendees and tags. */
+const MEETINGS_LOCK = 'meetings';
+const meetingLock = (meetingId: string) => `meeting:${meetingId}`;
 
-export interface MeetingEvents {
-  /** A meeting ended: the media plane ends its sessions (MeetingEnded). */
-  meetingEnded: [meeting: MeetingRecord, reason: MeetingEndReason];
-  /** An attendee was deleted: the media plane disconnects it at once. */
-  attendeeDeleted: [attendee: AttendeeRecord];
-  /** A live attendee's capabilities changed. */
-  attendeeCapabilitiesChanged: [attendee: AttendeeRecord];
+/**
+ * The state a service shares with the other nodes' services (local implementations in one
+ * process; networked ones when several nodes run), and this node's view of time and topology.
+ */
+export interface MeetingServiceParts {
+  store: MeetingStore;
+  events: MeetingEventBus;
+  revocations: TokenRevocations;
+  clock: Clock;
+  topology: Topology;
 }
 
 interface AttendeeBatch {
@@ -76,16 +81,28 @@ export interface AttendeeError {
  * idempotency, tags. Inputs arrive as parsed JSON and are validated here.
  */
 export class MeetingService {
-  readonly events = new EventEmitter<MeetingEvents>();
-  private readonly locks = new KeyedLock();
+  /**
+   * Read directly only inside the control plane and by conference.ts's promotion (until it uses
+   * `attendeeForJoinToken`); everyone else reads through the service.
+   */
+  private readonly store: MeetingStore;
+  /** Where the service announces ended meetings, deleted attendees and changed capabilities. */
+  readonly events: MeetingEventBus;
+  private readonly revocations: TokenRevocations;
+  private readonly clock: Clock;
+  private readonly topology: Topology;
   private readonly requestsInFlight = new Set<string>();
 
   constructor(
-    readonly store: MeetingStore,
-    private readonly clock: Clock,
-    private readonly topology: Topology,
+    parts: MeetingServiceParts,
     readonly rules: MeetingRules,
-  ) {}
+  ) {
+    this.store = parts.store;
+    this.events = parts.events;
+    this.revocations = parts.revocations;
+    this.clock = parts.clock;
+    this.topology = parts.topology;
+  }
 
   // ---- meetings ----
 
@@ -109,7 +126,7 @@ export class MeetingService {
     }
     this.requestsInFlight.add(token);
     try {
-      return await this.locks.run('meetings', () => this.insertMeeting(input));
+      return await this.store.withLock(MEETINGS_LOCK, () => this.insertMeeting(input));
     } finally {
       this.requestsInFlight.delete(token);
     }
@@ -179,7 +196,7 @@ export class MeetingService {
 
   /** Ends a meeting and, for a primary, its replicas first. Returns false if it was already gone. */
   async endMeeting(meetingId: string, reason: MeetingEndReason): Promise<boolean> {
-    return this.locks.run('meetings', async () => {
+    return this.store.withLock(MEETINGS_LOCK, async () => {
       const meeting = await this.store.getMeeting(meetingId);
       if (!meeting) return false;
       for (const replicaId of await this.store.listReplicaIds(meetingId)) {
@@ -191,11 +208,13 @@ export class MeetingService {
   }
 
   private async removeMeeting(meetingId: string, reason: MeetingEndReason): Promise<void> {
-    await this.locks.run(`meeting:${meetingId}`, async () => {
+    await this.store.withLock(meetingLock(meetingId), async () => {
       const meeting = await this.store.getMeeting(meetingId);
       if (!meeting) return;
-      await this.store.deleteMeeting(meetingId);
-      this.events.emit('meetingEnded', meeting, reason);
+      const attendees = await this.store.deleteMeeting(meetingId);
+      // Their clients' retries are told the meeting ended, rather than that their tokens are unknown.
+      await this.revocations.revoke(attendees.map((attendee) => attendee.JoinToken), 'meetingEnded');
+      this.events.publish('meetingEnded', meeting, reason);
     });
   }
 
@@ -204,7 +223,7 @@ export class MeetingService {
   async createAttendee(meetingId: string, body: unknown) {
     const input = parseInput(createAttendeeRequest, body);
     const meeting = await this.requireMeeting(meetingId);
-    const attendee = await this.locks.run(`meeting:${meeting.MeetingId}`, async () => {
+    const attendee = await this.store.withLock(meetingLock(meeting.MeetingId), async () => {
       const current = await this.requireMeeting(meeting.MeetingId);
       const batch = await this.attendeeBatch(current);
       const created = await this.planAttendee(batch, input.ExternalUserId, input.Capabilities);
@@ -223,7 +242,7 @@ export class MeetingService {
 
   /** Creates each item on its own: a bad or refused item becomes an entry of Errors. */
   private async createAttendees(meetingId: string, items: unknown[]) {
-    return this.locks.run(`meeting:${meetingId}`, async () => {
+    return this.store.withLock(meetingLock(meetingId), async () => {
       const meeting = await this.requireMeeting(meetingId);
       const batch = await this.attendeeBatch(meeting);
       const attendees: ReturnType<typeof renderAttendee>[] = [];
@@ -320,23 +339,25 @@ export class MeetingService {
 
   async deleteAttendee(meetingId: string, attendeeId: string): Promise<void> {
     const attendee = await this.requireAttendee(meetingId, attendeeId);
-    const removed = await this.locks.run(`meeting:${attendee.MeetingId}`, () =>
-      this.store.deleteAttendee(attendee.MeetingId, attendee.AttendeeId),
-    );
-    if (removed) this.events.emit('attendeeDeleted', removed);
+    const removed = await this.store.withLock(meetingLock(attendee.MeetingId), async () => {
+      const removed = await this.store.deleteAttendee(attendee.MeetingId, attendee.AttendeeId);
+      if (removed) await this.revocations.revoke([removed.JoinToken], 'attendeeRemoved');
+      return removed;
+    });
+    if (removed) this.events.publish('attendeeDeleted', removed);
   }
 
   async updateAttendeeCapabilities(meetingId: string, attendeeId: string, body: unknown) {
     const { Capabilities } = parseInput(updateCapabilitiesRequest, body);
     const meeting = await this.requireMeeting(meetingId);
-    const updated = await this.locks.run(`meeting:${meeting.MeetingId}`, async () => {
+    const updated = await this.store.withLock(meetingLock(meeting.MeetingId), async () => {
       const attendee = await this.requireAttendee(meeting.MeetingId, attendeeId);
       checkCapabilities(Capabilities, meeting.MeetingFeatures);
       const next = { ...attendee, Capabilities: { ...Capabilities } };
       await this.store.putAttendee(next);
       return next;
     });
-    this.events.emit('attendeeCapabilitiesChanged', updated);
+    this.events.publish('attendeeCapabilitiesChanged', updated);
     return { Attendee: renderAttendee(updated) };
   }
 
@@ -345,7 +366,7 @@ export class MeetingService {
     const meeting = await this.requireMeeting(meetingId);
     checkCapabilities(Capabilities, meeting.MeetingFeatures);
     const excluded = new Set(ExcludedAttendeeIds.map((entry) => entry.AttendeeId.toLowerCase()));
-    const updated = await this.locks.run(`meeting:${meeting.MeetingId}`, async () => {
+    const updated = await this.store.withLock(meetingLock(meeting.MeetingId), async () => {
       const changed: AttendeeRecord[] = [];
       for (const attendee of await this.store.listAllAttendees(meeting.MeetingId)) {
         if (excluded.has(attendee.AttendeeId)) continue;
@@ -355,7 +376,7 @@ export class MeetingService {
       }
       return changed;
     });
-    for (const attendee of updated) this.events.emit('attendeeCapabilitiesChanged', attendee);
+    for (const attendee of updated) this.events.publish('attendeeCapabilitiesChanged', attendee);
   }
 
   // ---- transcription ----
@@ -402,7 +423,7 @@ export class MeetingService {
 
   private async updateTags(arn: string, change: (current: Tag[]) => Tag[]): Promise<void> {
     const meeting = await this.meetingOfArn(arn);
-    await this.locks.run(`meeting:${meeting.MeetingId}`, async () => {
+    await this.store.withLock(meetingLock(meeting.MeetingId), async () => {
       const current = await this.store.getMeeting(meeting.MeetingId);
       if (!current) throw resourceNotFound(`Resource ${arn} not found`, arn);
       await this.store.putMeeting({ ...current, Tags: change(current.Tags) });
@@ -417,6 +438,27 @@ export class MeetingService {
       throw resourceNotFound(`Resource ${arn} not found`, arn);
     }
     return meeting;
+  }
+
+  // ---- lookups for the media plane and the lifecycle rules ----
+
+  /** The meeting, or undefined for an unknown (or malformed) id. */
+  async meeting(meetingId: string): Promise<MeetingRecord | undefined> {
+    return this.store.getMeeting(meetingId.toLowerCase());
+  }
+
+  async allMeetings(): Promise<MeetingRecord[]> {
+    return this.store.listMeetings();
+  }
+
+  /** The attendee a JoinToken (without `#content`) belongs to. */
+  async attendeeForJoinToken(joinToken: string): Promise<AttendeeRecord | undefined> {
+    return this.store.findAttendeeByJoinToken(joinToken);
+  }
+
+  /** Why a JoinToken no longer works, while that is remembered (see TokenRevocations). */
+  async revocationOf(joinToken: string): Promise<RevocationReason | undefined> {
+    return this.revocations.reasonFor(joinToken);
   }
 
   // ---- lookups and rendering ----

@@ -3,24 +3,34 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
+import type { RevocationReason } from '../meetings/revocations.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
+import type { Topology } from '../cluster/topology.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
+import type { Clock } from '../util/clock.ts';
 import type { Conference, ConferenceContext } from './conference.ts';
 import { PrimaryConference } from './primary-conference.ts';
 import { ReplicaConference } from './replica-conference.ts';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
-import { systemClock } from '../util/clock.ts';
 
 const SESSION_PROTOCOL = '_aws_wt_session';
 const CONTROL_PATH = /^\/control\/([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$/;
-/** How long an ended meeting's or removed attendee's token is remembered, to answer its client's retries precisely. */
-const REVOCATION_MEMORY_MS = 10 * 60_000;
-const MAX_REVOCATIONS = 100_000;
 
-type Revocation = { reason: 'meetingEnded' | 'attendeeRemoved'; at: number };
+export interface GatewayParts {
+  meetings: MeetingService;
+  connections: ConnectionReporter;
+  media: MediaCluster;
+  /** Says whether a meeting's media node (MediaNodeId) is this process. */
+  topology: Topology;
+  /** Time for the sessions' and conferences' rate limits and timeouts. */
+  clock: Clock;
+  logger: Logger;
+  /** Where this node's media workers reach each other's pipe ports. */
+  pipeAddress: string;
+}
 
 /**
  * The signaling endpoint at MediaPlacement.SignalingUrl (/control/<MeetingId>): authenticates
@@ -36,33 +46,41 @@ export class SignalingGateway {
     handleProtocols: (protocols) => (protocols.has(SESSION_PROTOCOL) ? SESSION_PROTOCOL : false),
   });
   private readonly conferences = new Map<string, Conference>();
-  private readonly revoked = new Map<string, Revocation>();
   private readonly context: ConferenceContext;
+  private readonly meetings: MeetingService;
+  private readonly media: MediaCluster;
+  private readonly topology: Topology;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly unsubscribes: (() => void)[];
 
-  constructor(
-    private readonly meetings: MeetingService,
-    private readonly connections: ConnectionReporter,
-    private readonly media: MediaCluster,
-    private readonly logger: Logger,
-    /** Where this node's media workers reach each other's pipe ports. */
-    private readonly pipeAddress = '127.0.0.1',
-  ) {
+  constructor(parts: GatewayParts) {
+    const { meetings, connections, media, logger, pipeAddress } = parts;
+    this.meetings = meetings;
+    this.media = media;
+    this.topology = parts.topology;
+    this.clock = parts.clock;
+    this.logger = logger;
     this.context = {
       meetings,
       connections,
       logger,
-      clock: systemClock,
+      clock: parts.clock,
       pipeAddress,
       primaryFor: async (primaryMeetingId) => {
-        const meeting = await meetings.store.getMeeting(primaryMeetingId);
-        if (!meeting || meeting.PrimaryMeetingId !== undefined) return undefined;
+        const meeting = await meetings.meeting(primaryMeetingId);
+        if (!meeting || !this.isServedHere(meeting)) return undefined;
         const conference = this.conferenceFor(meeting);
         return conference instanceof PrimaryConference ? conference : undefined;
       },
     };
-    meetings.events.on('meetingEnded', (meeting, _reason) => this.onMeetingEnded(meeting));
-    meetings.events.on('attendeeDeleted', (attendee) => this.onAttendeeDeleted(attendee));
-    meetings.events.on('attendeeCapabilitiesChanged', (attendee) => this.conferences.get(attendee.MeetingId)?.updateCapabilities(attendee));
+    this.unsubscribes = [
+      meetings.events.subscribe('meetingEnded', (meeting) => this.onMeetingEnded(meeting)),
+      meetings.events.subscribe('attendeeDeleted', (attendee) => this.onAttendeeDeleted(attendee)),
+      meetings.events.subscribe('attendeeCapabilitiesChanged', (attendee) =>
+        this.conferences.get(attendee.MeetingId)?.updateCapabilities(attendee),
+      ),
+    ];
     for (const worker of media.workers) worker.on('exited', () => this.onWorkerExited(worker));
   }
 
@@ -105,20 +123,22 @@ export class SignalingGateway {
     const content = token.endsWith(CONTENT_MODALITY);
     const baseToken = content ? token.slice(0, -CONTENT_MODALITY.length) : token;
 
-    const attendee = await this.meetings.store.findAttendeeByJoinToken(baseToken);
-    const meeting = attendee && attendee.MeetingId === meetingId ? await this.meetings.store.getMeeting(meetingId) : undefined;
+    const attendee = await this.meetings.attendeeForJoinToken(baseToken);
+    const meeting = attendee && attendee.MeetingId === meetingId ? await this.meetings.meeting(meetingId) : undefined;
     if (!attendee || !meeting) {
-      const revocation = this.revocationOf(baseToken);
+      const revocation = await this.meetings.revocationOf(baseToken);
       // A token that never existed is refused at the handshake; a revoked one gets the precise status.
       if (!revocation) return refuse(socket, 403, 'Forbidden');
       return this.wss.handleUpgrade(request, socket, head, (ws) => endRevoked(ws, revocation));
     }
+    // Another node holds this meeting's media; until nodes forward to each other, say so plainly.
+    if (!this.isServedHere(meeting)) return refuse(socket, 421, 'Misdirected Request');
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
   }
 
   private accept(ws: WebSocket, meeting: MeetingRecord, attendee: AttendeeRecord, content: boolean): void {
     const conference = this.conferenceFor(meeting);
-    const session = new SignalingSession(ws, conference, attendee, content, this.logger);
+    const session = new SignalingSession(ws, conference, attendee, content, this.logger, this.clock);
     conference.admit(session);
   }
 
@@ -136,7 +156,15 @@ export class SignalingGateway {
     return created;
   }
 
-
+  /** Whether the meeting's media lives on this node (its MediaNodeId is this process's). */
+  private isServedHere(meeting: MeetingRecord): boolean {
+    if (this.topology.isLocal(meeting.MediaNodeId)) return true;
+    this.logger.warn(
+      { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.topology.localNodeId },
+      'meeting is placed on another media node; refused here',
+    );
+    return false;
+  }
 
   /**
    * A media worker died with its rooms: the conferences on it, and the replicas fed from them,
@@ -162,31 +190,16 @@ export class SignalingGateway {
   private onMeetingEnded(meeting: MeetingRecord): void {
     const conference = this.conferences.get(meeting.MeetingId);
     if (!conference) return;
-    for (const session of conference.sessions) this.remember(session.joinToken, 'meetingEnded');
     conference.end(AudioStatus.MeetingEnded);
     this.conferences.delete(meeting.MeetingId);
   }
 
   private onAttendeeDeleted(attendee: AttendeeRecord): void {
-    this.remember(attendee.JoinToken, 'attendeeRemoved');
     this.conferences.get(attendee.MeetingId)?.removeAttendee(attendee.AttendeeId, AudioStatus.AttendeeRemoved);
   }
 
-  private remember(token: string, reason: Revocation['reason']): void {
-    if (this.revoked.size >= MAX_REVOCATIONS) this.revoked.delete(this.revoked.keys().next().value!);
-    this.revoked.set(token, { reason, at: Date.now() });
-  }
-
-  private revocationOf(token: string): Revocation | undefined {
-    const revocation = this.revoked.get(token);
-    if (revocation && Date.now() - revocation.at > REVOCATION_MEMORY_MS) {
-      this.revoked.delete(token);
-      return undefined;
-    }
-    return revocation;
-  }
-
   close(): void {
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
     for (const conference of this.conferences.values()) conference.end(AudioStatus.ServiceUnavailable);
     this.conferences.clear();
     this.wss.close();
@@ -194,8 +207,8 @@ export class SignalingGateway {
 }
 
 /** Ends a client whose credentials were revoked, with the status its SDK maps to a terminal one. */
-function endRevoked(ws: WebSocket, revocation: Revocation): void {
-  const meetingEnded = revocation.reason === 'meetingEnded';
+function endRevoked(ws: WebSocket, reason: RevocationReason): void {
+  const meetingEnded = reason === 'meetingEnded';
   ws.send(encodeFrame({ type: FrameType.AUDIO_STATUS, audioStatus: { audioStatus: meetingEnded ? AudioStatus.MeetingEnded : AudioStatus.AttendeeRemoved } }));
   ws.close(meetingEnded ? CloseCode.MeetingEnded : CloseCode.Normal, meetingEnded ? 'meeting ended' : 'attendee removed');
 }

@@ -151,7 +151,7 @@ export class ReplicaConference extends Conference implements ReplicaView {
 
   private async promote(session: SignalingSession, credentials: ISdkMeetingSessionCredentials, refuse: (status: number, description: string) => void): Promise<void> {
     const token = credentials.joinToken ?? '';
-    const attendee = token ? await this.context.meetings.store.findAttendeeByJoinToken(token) : undefined;
+    const attendee = token ? await this.context.meetings.attendeeForJoinToken(token) : undefined;
     if (!attendee || attendee.MeetingId !== this.meeting.PrimaryMeetingId || (credentials.attendeeId && credentials.attendeeId !== attendee.AttendeeId)) {
       return refuse(403, 'the credentials are not those of an attendee of the primary meeting');
     }

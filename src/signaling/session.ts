@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { AttendeeRecord } from '../meetings/model.ts';
+import type { Clock } from '../util/clock.ts';
 import type {
   ISdkDataMessagePayload,
   ISdkMeetingSessionCredentials,
@@ -47,16 +48,16 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   readonly attendeeId: string;
   readonly externalUserId: string;
   readonly joinToken: string;
-  readonly connectedAt = Date.now();
+  readonly connectedAt: number;
   state: SessionState = 'connected';
   attendee: AttendeeRecord;
   /** Set once the client has sent JOIN. */
   joinFlags = 0;
   /** A replica viewer gets the primary's roster, and relayed presence, once it has subscribed. */
   rosterSent = false;
-  private lastFrameAt = Date.now();
+  private lastFrameAt: number;
   private framesThisSecond = 0;
-  private secondStartedAt = Date.now();
+  private secondStartedAt: number;
   private badFrames = 0;
   private readonly watchdog: NodeJS.Timeout;
   readonly log: Logger;
@@ -67,8 +68,11 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
     attendee: AttendeeRecord,
     readonly content: boolean,
     logger: Logger,
+    /** Time for the flood limit and the silence timeout. */
+    private readonly clock: Clock,
   ) {
     super();
+    this.connectedAt = this.lastFrameAt = this.secondStartedAt = clock.now();
     this.attendee = attendee;
     this.attendeeId = attendee.AttendeeId + (content ? CONTENT_MODALITY : '');
     this.externalUserId = attendee.ExternalUserId;
@@ -79,7 +83,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
     ws.on('close', () => this.close(CloseCode.Normal, 'socket closed', true));
     ws.on('error', (error) => this.log.debug({ err: error }, 'signaling socket error'));
     this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastFrameAt > SILENCE_TIMEOUT_MS) {
+      if (this.clock.now() - this.lastFrameAt > SILENCE_TIMEOUT_MS) {
         this.log.info('signaling went silent; closing');
         this.close(CloseCode.Normal, 'silent', true);
       }
@@ -113,7 +117,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.state === 'closed') return;
-    this.lastFrameAt = Date.now();
+    this.lastFrameAt = this.clock.now();
     if (this.lastFrameAt - this.secondStartedAt >= 1000) {
       this.secondStartedAt = this.lastFrameAt;
       this.framesThisSecond = 0;

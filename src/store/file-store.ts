@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, existsSync, renameSync, writeFileSync, openSyn
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
+import { KeyedLock } from '../util/keyed-lock.ts';
 import { MemoryIndex, type JournalEntry } from './memory-index.ts';
 import type { AttendeePage, MeetingStore } from './store.ts';
 
@@ -17,6 +18,8 @@ const JOURNAL_FILE = 'meetings.journal';
  */
 export class FileStore implements MeetingStore {
   private readonly state = new MemoryIndex();
+  /** Only this process uses the journal, so a process-local lock serialises every writer. */
+  private readonly locks = new KeyedLock();
   private readonly journalPath: string;
   private handle: FileHandle | undefined;
   private batch: string[] = [];
@@ -93,6 +96,10 @@ export class FileStore implements MeetingStore {
       return;
     }
     await this.handle!.write(data);
+  }
+
+  withLock<T>(key: string, section: () => Promise<T>): Promise<T> {
+    return this.locks.run(key, section);
   }
 
   async getMeeting(meetingId: string) {

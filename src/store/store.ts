@@ -9,9 +9,17 @@ export interface AttendeePage {
 /**
  * Persistence of meetings, attendees, replicas and tags. Every method is async so that a
  * networked implementation (Redis for several nodes) fits the same interface; callers
- * serialise conflicting writes themselves (see MeetingService).
+ * serialise conflicting writes themselves with `withLock` (see MeetingService).
  */
 export interface MeetingStore {
+  /**
+   * Runs `section` while no other section holds `key`, for everyone sharing this store (one
+   * process for the file store; every node for a networked store, with a distributed lock), so
+   * check-then-write sequences such as "count attendees, then add one" cannot interleave.
+   * Sections on different keys run concurrently; a section may take another key inside it.
+   */
+  withLock<T>(key: string, section: () => Promise<T>): Promise<T>;
+
   getMeeting(meetingId: string): Promise<MeetingRecord | undefined>;
   putMeeting(meeting: MeetingRecord): Promise<void>;
   /** Removes the meeting and all its attendees; returns the attendees that were removed. */

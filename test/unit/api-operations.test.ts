@@ -179,7 +179,7 @@ describe('replicas', () => {
       const error = await errorOf(server.client.send(new GetMeetingCommand({ MeetingId: replica.MeetingId })));
       assert.equal(error.name, 'NotFoundException');
     }
-    assert.equal(await server.amphi.service.store.findAttendeeByJoinToken(attendee.JoinToken!), undefined);
+    assert.equal(await server.amphi.service.attendeeForJoinToken(attendee.JoinToken!), undefined);
   });
 
   test('deleting a replica leaves its primary', async () => {
@@ -215,10 +215,11 @@ describe('attendees', () => {
     const [attendeeId, secret] = Buffer.from(token, 'base64').toString().split(':');
     assert.equal(attendeeId, Attendee!.AttendeeId);
     assert.match(secret!, /^[0-9a-f]{64}$/, '256 random bits');
-    const store = server.amphi.service.store;
-    assert.equal((await store.findAttendeeByJoinToken(token))?.AttendeeId, Attendee!.AttendeeId);
+    const service = server.amphi.service;
+    assert.equal((await service.attendeeForJoinToken(token))?.AttendeeId, Attendee!.AttendeeId);
     await server.client.send(new DeleteAttendeeCommand({ MeetingId: meeting.MeetingId, AttendeeId: Attendee!.AttendeeId }));
-    assert.equal(await store.findAttendeeByJoinToken(token), undefined);
+    assert.equal(await service.attendeeForJoinToken(token), undefined);
+    assert.equal(await service.revocationOf(token), 'attendeeRemoved', 'its client\'s retries are told why');
   });
 
   test('a retry with the same ExternalUserId returns the same attendee', async () => {
@@ -342,7 +343,7 @@ describe('attendees', () => {
       ids.push((await server.client.send(new CreateAttendeeCommand({ MeetingId: meeting.MeetingId, ExternalUserId: user }))).Attendee!.AttendeeId!);
     }
     const changed: string[] = [];
-    server.amphi.service.events.on('attendeeCapabilitiesChanged', (attendee) => changed.push(attendee.AttendeeId));
+    server.amphi.service.events.subscribe('attendeeCapabilitiesChanged', (attendee) => changed.push(attendee.AttendeeId));
     const updated = await server.client.send(
       new UpdateAttendeeCapabilitiesCommand({
         MeetingId: meeting.MeetingId,

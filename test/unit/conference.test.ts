@@ -9,6 +9,8 @@ import { Topology } from '../../src/cluster/topology.ts';
 import { MediaWorkerClient } from '../../src/media/worker/client.ts';
 import type { ConnectionReporter } from '../../src/meetings/lifecycle.ts';
 import type { AttendeeRecord, MeetingRecord } from '../../src/meetings/model.ts';
+import { LocalMeetingEventBus } from '../../src/meetings/local-event-bus.ts';
+import { LocalTokenRevocations } from '../../src/meetings/local-revocations.ts';
 import { MeetingService } from '../../src/meetings/service.ts';
 import { FileStore } from '../../src/store/file-store.ts';
 import type { ConferenceContext } from '../../src/signaling/conference.ts';
@@ -95,7 +97,10 @@ const reporter = new CountingReporter();
 before(async () => {
   dataDir = tempDataDir();
   store = await FileStore.open(dataDir);
-  meetings = new MeetingService(store, systemClock, Topology.singleNode('http://127.0.0.1'), { accountId: '111122223333', maxReplicasPerPrimary: 4, maxActiveMeetings: 100 });
+  meetings = new MeetingService(
+    { store, events: new LocalMeetingEventBus(), revocations: new LocalTokenRevocations(systemClock), clock: systemClock, topology: Topology.singleNode('http://127.0.0.1') },
+    { accountId: '111122223333', maxReplicasPerPrimary: 4, maxActiveMeetings: 100 },
+  );
   worker = await MediaWorkerClient.start({ listenIp: '127.0.0.1', port: 0, announcedIp: '127.0.0.1', logLevel: 'silent', name: 'conference-test' }, logger);
 });
 after(async () => {
@@ -111,11 +116,11 @@ const newMeeting = async (primaryMeetingId?: string): Promise<MeetingRecord> => 
     ExternalMeetingId: 'conference-test',
     ...(primaryMeetingId ? { PrimaryMeetingId: primaryMeetingId } : {}),
   });
-  return (await store.getMeeting(Meeting.MeetingId!))!;
+  return (await meetings.meeting(Meeting.MeetingId!))!;
 };
 const newAttendee = async (meeting: MeetingRecord, externalUserId: string): Promise<AttendeeRecord> => {
   const { Attendee } = await meetings.createAttendee(meeting.MeetingId, { ExternalUserId: externalUserId });
-  return (await store.findAttendeeByJoinToken(Attendee.JoinToken!))!;
+  return (await meetings.attendeeForJoinToken(Attendee.JoinToken!))!;
 };
 
 function contextFor(primaries: () => PrimaryConference | undefined): ConferenceContext {
@@ -125,7 +130,7 @@ function contextFor(primaries: () => PrimaryConference | undefined): ConferenceC
 /** A client that connected, joined and subscribed. */
 async function connect(conference: PrimaryConference | ReplicaConference, attendee: AttendeeRecord, subscribe = true) {
   const socket = new MemorySocket();
-  const session = new SignalingSession(socket as unknown as WebSocket, conference, attendee, false, logger);
+  const session = new SignalingSession(socket as unknown as WebSocket, conference, attendee, false, logger, systemClock);
   conference.admit(session);
   socket.deliver({ type: FrameType.JOIN, join: { protocolVersion: 2, flags: 2 } });
   await socket.next(FrameType.JOIN_ACK);

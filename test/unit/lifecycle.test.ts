@@ -108,10 +108,10 @@ describe('maximum age', () => {
     const replicaId = await createMeeting(primaryId);
     const ended: [string, string][] = [];
     const listener = (meeting: { MeetingId: string }, reason: string) => ended.push([meeting.MeetingId, reason]);
-    server.amphi.service.events.on('meetingEnded', listener);
+    const unsubscribe = server.amphi.service.events.subscribe('meetingEnded', listener);
     server.clock.advance(5 * MINUTE);
     await server.amphi.lifecycle.sweep();
-    server.amphi.service.events.off('meetingEnded', listener);
+    unsubscribe();
     assert.deepEqual(ended, [
       [replicaId, 'primaryDeleted'],
       [primaryId, 'idle'],

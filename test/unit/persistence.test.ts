@@ -44,8 +44,8 @@ describe('the embedded store', () => {
         new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'durable', ClientRequestToken: 'durable-token' }),
       );
       assert.equal(retried.Meeting!.MeetingId, primary.MeetingId);
-      assert.equal((await second.amphi.service.store.findAttendeeByJoinToken(kept.JoinToken!))?.AttendeeId, kept.AttendeeId);
-      assert.equal(await second.amphi.service.store.findAttendeeByJoinToken(removed.JoinToken!), undefined);
+      assert.equal((await second.amphi.service.attendeeForJoinToken(kept.JoinToken!))?.AttendeeId, kept.AttendeeId);
+      assert.equal(await second.amphi.service.attendeeForJoinToken(removed.JoinToken!), undefined);
     } finally {
       await second.stop();
     }

@@ -170,6 +170,15 @@ describe('control-plane events reach connected clients', () => {
     assert.equal(await retry.closed(), 4410);
   });
 
+  test('after DeleteMeeting, an attendee who had not connected yet is told the meeting ended too', async () => {
+    const doomed = (await server.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'doomed-late' }))).Meeting!;
+    const late = (await server.client.send(new CreateAttendeeCommand({ MeetingId: doomed.MeetingId, ExternalUserId: 'late' }))).Attendee!;
+    await server.client.send(new DeleteMeetingCommand({ MeetingId: doomed.MeetingId }));
+    const client = await RawClient.connect(doomed.MediaPlacement!.SignalingUrl!, late.JoinToken!);
+    assert.equal((await client.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 410);
+    assert.equal(await client.closed(), 4410);
+  });
+
   test('LEAVE is acknowledged', async () => {
     const client = await RawClient.connect(url(), (await attendee('leaver')).JoinToken!);
     await client.join();
