@@ -11,7 +11,9 @@ import type { AttendeeRecord, Capability, MeetingRecord } from '../meetings/mode
 import type { MeetingService } from '../meetings/service.ts';
 import { parseOffer, SdpError, type Offer } from '../media/protocol/sdp.ts';
 import type { NegotiationResult, PublishedLayer } from '../media/sfu/peer.ts';
-import type { MediaWorkerClient, RemotePeer, RemoteRoom } from '../media/worker/client.ts';
+import type { MediaWorkerClient } from '../media/worker/client.ts';
+import type { PeerHandle } from '../media/worker/peer-handle.ts';
+import type { RoomHandle } from '../media/worker/room-handle.ts';
 import type { ReplicaLink } from '../replication/replica-link.ts';
 import {
   AudioStatus,
@@ -73,7 +75,7 @@ interface Participant {
 }
 
 interface SessionMedia {
-  peer: RemotePeer;
+  peer: PeerHandle;
   dataTokens: number;
   dataRefilledAt: number;
   /** In a replica: the participant this session is promoted as, in the primary. */
@@ -110,7 +112,7 @@ export interface ConferenceContext {
  */
 export class Conference implements SessionHost {
   readonly sessions = new Set<SignalingSession>();
-  readonly room: RemoteRoom;
+  readonly room: RoomHandle;
   private readonly media = new Map<SignalingSession, SessionMedia>();
   private readonly participants = new Map<string, Participant>();
   private readonly bufferedData: { payload: ISdkDataMessagePayload; expiresAt: number }[] = [];
@@ -189,8 +191,8 @@ export class Conference implements SessionHost {
       session.end(AudioStatus.CallAtCapacity);
       return;
     }
-    const peer = this.worker.createPeer(this.room, session.attendeeId);
-    peer.onConnectionChange = (connected) => session.log.debug({ connected }, 'media transport');
+    const peer = this.room.createPeer(session.attendeeId);
+    peer.on('connectionChange', (connected) => session.log.debug({ connected }, 'media transport'));
     this.media.set(session, { peer, dataTokens: DATA_BURST, dataRefilledAt: Date.now(), audioMuted: false, receiving: new Map(), negotiations: Promise.resolve() });
     // Idle deletion counts the primary's connections only; a replica lives as long as its primary.
     if (!this.isReplica) this.context.connections.attendeeConnected(this.meeting.MeetingId, session.attendeeId);
@@ -418,7 +420,7 @@ export class Conference implements SessionHost {
     if (!media || !participant) return;
     media.promotedAs = undefined;
     if (primary) {
-      primary.replicas.get(this)?.demote(session.attendeeId, participant.attendeeId);
+      primary.replicas.get(this)?.demote(session.attendeeId);
       primary.removeParticipant(participant, dropped);
       if (participant.publication) primary.replicas.get(this)?.publishUp(this.promotedStreams());
       this.context.connections.attendeeDisconnected(primary.meeting.MeetingId, participant.attendeeId);
@@ -524,7 +526,7 @@ export class Conference implements SessionHost {
       this.primary.closeIfIdle();
       this.primary = undefined;
     }
-    this.worker.closeRoom(this.room);
+    this.room.close();
   }
 
   /** Primary side: the replica conferences fed from this one's room. */
