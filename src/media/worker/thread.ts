@@ -44,6 +44,7 @@ const register = <T extends { once(event: 'closed', listener: () => void): unkno
   });
   return item;
 };
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const toBuffers = (key: { key: Uint8Array; salt: Uint8Array }) => ({ key: Buffer.from(key.key), salt: Buffer.from(key.salt) });
 
 /** Binds the pipe's socket (the asynchronous part), then builds the end if its room is still there. */
@@ -129,12 +130,12 @@ port.on('message', (call: WorkerCall) => {
   try {
     result = Reflect.apply(methods[call.method], methods, call.args);
   } catch (error) {
-    post({ type: 'result', id: call.id, error: (error as Error).message });
+    post({ type: 'result', id: call.id, error: messageOf(error) });
     return;
   }
   Promise.resolve(result).then(
     (answer) => post({ type: 'result', id: call.id, result: answer }),
-    (error: Error) => post({ type: 'result', id: call.id, error: error.message }),
+    (error: unknown) => post({ type: 'result', id: call.id, error: messageOf(error) }),
   );
 });
 
