@@ -8,10 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AudioRelay } from '../../src/replication/audio-relay.ts';
-import { MIX_ENCODER_SETTINGS, type MixerSink } from '../../src/media/audio/audio-mixer.ts';
-import { FrameClock } from '../../src/media/audio/frame-clock.ts';
-import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
-import { OpusCodecPool } from '../../src/media/audio/opus/codec-pool.ts';
+import type { AudioHub } from '../../src/media/audio/audio-hub.ts';
+import type { MixerSink } from '../../src/media/audio/audio-mixer.ts';
 import { PipeTransport } from '../../src/media/transport/pipe-transport.ts';
 import { PrimaryPipeEnd, ReplicaPipeEnd } from '../../src/replication/pipe-ends.ts';
 import { MediaRoom } from '../../src/media/sfu/room.ts';
@@ -20,19 +18,28 @@ import { VideoDownstream, VideoLayer } from '../../src/media/sfu/video-forwardin
 const seconds = process.argv.includes('--quick') ? 4 : 15;
 const now = () => performance.timeOrigin + performance.now();
 
-// The clock never starts: this bench feeds the shared sink itself, with timestamped frames.
-const idleClock = new FrameClock();
-const codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
-const primaryRoom = new MediaRoom('primary', false, idleClock, codecs);
-const replicaRoom = new MediaRoom('replica', true, idleClock, codecs);
+// Nothing mixes in the primary room: this bench feeds the sink the pipe end adds for the shared mix itself, with timestamped frames.
+const primarySinks: MixerSink[] = [];
+const primaryAudio: AudioHub = {
+  addSource: () => undefined,
+  removeSource: () => undefined,
+  push: () => undefined,
+  addSink: (sink) => void primarySinks.push(sink),
+  removeSink: () => undefined,
+  levels: () => [],
+  talkerIds: () => [],
+  close: () => undefined,
+};
+const primaryRoom = new MediaRoom('primary', primaryAudio);
+const replicaRoom = new MediaRoom('replica', new AudioRelay());
 const [primaryPipe, replicaPipe] = await Promise.all([PipeTransport.open('127.0.0.1'), PipeTransport.open('127.0.0.1')]);
 const down = { key: randomBytes(16), salt: randomBytes(12) };
 const up = { key: randomBytes(16), salt: randomBytes(12) };
 primaryPipe.connect({ address: '127.0.0.1', port: replicaPipe.port }, { send: down, receive: up });
 replicaPipe.connect({ address: '127.0.0.1', port: primaryPipe.port }, { send: up, receive: down });
 const primaryEnd = new PrimaryPipeEnd(primaryRoom, primaryPipe);
-const replicaEnd = new ReplicaPipeEnd(replicaRoom, replicaRoom.mixer as AudioRelay, replicaPipe);
-replicaEnd.onDemand = (streamIds) => primaryEnd.sendStreams(streamIds);
+const replicaEnd = new ReplicaPipeEnd(replicaRoom, replicaPipe);
+replicaEnd.on('demand', (streamIds) => primaryEnd.sendStreams(streamIds));
 
 // The primary's camera as a layer of the primary room; the replica learns of it and a viewer subscribes.
 const camera = new VideoLayer(7, 1, () => undefined);
@@ -47,8 +54,7 @@ replicaRoom.mixer.addSink(viewer, 'viewer');
 const downstream = new VideoDownstream(99, 96, 0, { sendRtp: (packet) => videoDelays.push(now() - packet.readDoubleBE(packet.length - 8)) });
 downstream.attach(replicaRoom.layer(7));
 
-// The primary's mixer delivers to every sink, the pipe's shared sink among them.
-const sharedSink = (primaryRoom.mixer as unknown as { sinks: Map<MixerSink, string | undefined> }).sinks.keys().next().value as MixerSink;
+const sharedSink = primarySinks[0]!;
 let seq = 0;
 const videoPacket = (key: boolean) => {
   const packet = Buffer.alloc(1200);

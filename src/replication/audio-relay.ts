@@ -21,6 +21,16 @@ interface KeptFrame {
 }
 
 /**
+ * Where a relay sends promoted attendees' voices: the replica's pipe end, which alone knows who
+ * is promoted (the relay asks it, and keeps no list of its own).
+ */
+export interface RelayUplink {
+  /** Whether `id` is promoted: its voice goes up, and it hears its own mix instead of the shared one. */
+  carries(id: string): boolean;
+  send(id: string, payload: Buffer, level: number): void;
+}
+
+/**
  * A replica room's audio: nothing is mixed here. Every listener gets the primary's shared mix
  * from the pipe; a promoted attendee gets its own mix-minus instead, and only its voice goes up
  * the pipe. Everyone else's microphone goes nowhere.
@@ -28,11 +38,17 @@ interface KeptFrame {
 export class AudioRelay implements AudioHub {
   private readonly sinks = new Map<MixerSink, string | undefined>();
   private readonly sources = new Set<string>();
-  /** Local attendee ids now promoted, whose voice goes up and who get a personal mix. */
-  private readonly promoted = new Set<string>();
   /** Per microphone, a ring of KEPT_FRAMES slots; `next` is the slot the next frame goes in. */
   private readonly kept = new Map<string, { slots: KeptFrame[]; next: number }>();
-  upstream: (id: string, payload: Buffer, level: number) => void = () => undefined;
+  private uplink: RelayUplink | undefined;
+
+  /** The pipe end that carries promoted voices up, while it is open. */
+  attachUplink(uplink: RelayUplink): void {
+    this.uplink = uplink;
+  }
+  detachUplink(uplink: RelayUplink): void {
+    if (this.uplink === uplink) this.uplink = undefined;
+  }
 
   addSource(id: string): void {
     this.sources.add(id);
@@ -43,7 +59,7 @@ export class AudioRelay implements AudioHub {
   }
   push(id: string, payload: Buffer, level: number): void {
     if (!this.sources.has(id)) return;
-    if (this.promoted.has(id)) return this.upstream(id, payload, level);
+    if (this.uplink?.carries(id)) return this.uplink.send(id, payload, level);
     if (payload.length > MAX_KEPT_PAYLOAD) return;
     let kept = this.kept.get(id);
     if (!kept) {
@@ -63,28 +79,27 @@ export class AudioRelay implements AudioHub {
   removeSink(sink: MixerSink): void {
     this.sinks.delete(sink);
   }
-  promote(id: string): void {
-    this.promoted.add(id);
-    const now = performance.now();
+  /** `id` was just promoted: its recent frames go up at once, oldest first; from now on its voice goes up as it comes. */
+  sendKeptFrames(id: string): void {
+    const uplink = this.uplink;
     const kept = this.kept.get(id);
-    for (let i = 0; kept && i < KEPT_FRAMES; i++) {
-      const frame = kept.slots[(kept.next + i) % KEPT_FRAMES]!; // oldest first
-      if (now - frame.at <= KEPT_MAX_AGE_MS) this.upstream(id, frame.data.subarray(0, frame.length), frame.level);
-    }
     this.kept.delete(id);
-  }
-  demote(id: string): void {
-    this.promoted.delete(id);
+    if (!uplink || !kept) return;
+    const now = performance.now();
+    for (let i = 0; i < KEPT_FRAMES; i++) {
+      const frame = kept.slots[(kept.next + i) % KEPT_FRAMES]!; // oldest first
+      if (now - frame.at <= KEPT_MAX_AGE_MS) uplink.send(id, frame.data.subarray(0, frame.length), frame.level);
+    }
   }
 
   /** The primary's shared mix, for everyone without a personal one. */
   deliverShared(payload: Buffer, level: number, timestamp: number): void {
-    for (const [sink, own] of this.sinks) if (own === undefined || !this.promoted.has(own)) sink.deliver(payload, level, timestamp);
+    const uplink = this.uplink;
+    for (const [sink, own] of this.sinks) if (own === undefined || !uplink?.carries(own)) sink.deliver(payload, level, timestamp);
   }
 
-  /** The primary's mix-minus for one promoted attendee. */
+  /** The primary's mix-minus for one promoted attendee (the pipe end knows which it is for). */
   deliverPersonal(id: string, payload: Buffer, level: number, timestamp: number): void {
-    if (!this.promoted.has(id)) return;
     for (const [sink, own] of this.sinks) if (own === id) sink.deliver(payload, level, timestamp);
   }
 
@@ -97,5 +112,6 @@ export class AudioRelay implements AudioHub {
   close(): void {
     this.sinks.clear();
     this.kept.clear();
+    this.uplink = undefined;
   }
 }

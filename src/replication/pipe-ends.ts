@@ -1,8 +1,9 @@
+import { EventEmitter } from 'node:events';
 import type { MixerSink } from '../media/audio/audio-mixer.ts';
-import type { AudioRelay } from './audio-relay.ts';
-import type { MediaRoom } from '../media/sfu/room.ts';
+import type { AudioRelay, RelayUplink } from './audio-relay.ts';
+import type { MediaRoom, RoomPeer } from '../media/sfu/room.ts';
 import { audioLevel, buildPli, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp } from '../media/protocol/rtp.ts';
-import type { PipeTransport } from '../media/transport/pipe-transport.ts';
+import type { PipeKeys, PipeTransport } from '../media/transport/pipe-transport.ts';
 import { VideoDownstream, VideoLayer } from '../media/sfu/video-forwarding.ts';
 
 /**
@@ -70,6 +71,23 @@ const payloadOf = (packet: Buffer): [number, number] | undefined => {
 
 type StreamRef = { streamId: number; groupId: number };
 
+/** What both ends do alike: their transport's part. A room closing closes its ends (they are its peers). */
+export interface PipeEnd extends RoomPeer {
+  /** The other end's address and this pipe's keys; nothing crosses before. */
+  connect(remote: { address: string; port: number }, keys: PipeKeys): void;
+  stats(): PipeTransport['stats'];
+}
+
+export interface PipeEndEvents {
+  /** The end closed (by its parent or with its room) and its transport with it. */
+  closed: [];
+}
+
+export interface ReplicaPipeEndEvents extends PipeEndEvents {
+  /** The primary's streams this replica's viewers subscribe to now. */
+  demand: [streamIds: number[]];
+}
+
 /** Makes `incoming` hold one pipe-fed layer per stream, adding new ones to the room and retiring the rest. */
 function syncIncomingLayers(room: MediaRoom, pipe: PipeTransport, incoming: Map<number, VideoLayer>, streams: StreamRef[], created?: (layer: VideoLayer) => void): void {
   const wanted = new Map(streams.map((s) => [s.streamId, s]));
@@ -115,21 +133,24 @@ function syncOutgoing(room: MediaRoom, pipe: PipeTransport, outgoing: Map<number
  * the replica wants it; and, for promoted attendees, their personal mix down and their voice
  * and video up into this room as primary attendees.
  */
-export class PrimaryPipeEnd {
+export class PrimaryPipeEnd extends EventEmitter<PipeEndEvents> implements PipeEnd {
   private readonly shared: PipeAudioStream;
   private readonly sharedSink: MixerSink;
   private readonly outgoing = new Map<number, VideoDownstream>();
+  /** The promotions this end serves, by slot: the one record of them in the primary's worker. */
   private readonly promoted = new Map<number, { attendeeId: string; sink: MixerSink }>();
   private readonly incoming = new Map<number, VideoLayer>();
+  private closed = false;
 
   constructor(
     private readonly room: MediaRoom,
-    readonly pipe: PipeTransport,
+    private readonly pipe: PipeTransport,
   ) {
+    super();
     this.shared = new PipeAudioStream(pipe, PipeSsrc.sharedMix);
     this.sharedSink = { deliver: (payload, level, timestamp) => this.shared.send(payload, level, timestamp) };
     room.mixer.addSink(this.sharedSink);
-    room.layerListeners.add(this.onLayer);
+    room.peers.add(this);
     pipe.onRtp = (packet) => this.receive(packet);
     pipe.onRtcp = (packet) =>
       visitRtcp(packet, {
@@ -138,15 +159,23 @@ export class PrimaryPipeEnd {
       });
   }
 
+  connect(remote: { address: string; port: number }, keys: PipeKeys): void {
+    this.pipe.connect(remote, keys);
+  }
+
+  stats(): PipeTransport['stats'] {
+    return { ...this.pipe.stats };
+  }
+
   /** The streams the replica's viewers subscribe to now. */
   sendStreams(streamIds: number[]): void {
     syncOutgoing(this.room, this.pipe, this.outgoing, this.incoming, streamIds);
   }
 
   /** A layer appeared in the room (a publisher joined or was promoted): serve pending demand. */
-  private readonly onLayer = (layer: VideoLayer) => {
+  layerAvailable(layer: VideoLayer): void {
     if (layer !== this.incoming.get(layer.streamId)) this.outgoing.get(layer.streamId)?.attach(layer);
-  };
+  }
 
   promote(slot: number, attendeeId: string): void {
     const personal = new PipeAudioStream(this.pipe, PipeSsrc.personalMix(slot));
@@ -187,12 +216,15 @@ export class PrimaryPipeEnd {
   }
 
   close(): void {
-    this.room.layerListeners.delete(this.onLayer);
+    if (this.closed) return;
+    this.closed = true;
+    this.room.peers.delete(this);
     this.room.mixer.removeSink(this.sharedSink);
     for (const slot of [...this.promoted.keys()]) this.demote(slot);
     for (const downstream of this.outgoing.values()) downstream.detach();
     for (const layer of this.incoming.values()) this.room.removeLayer(layer);
     this.pipe.close();
+    this.emit('closed');
   }
 }
 
@@ -201,20 +233,28 @@ export class PrimaryPipeEnd {
  * here subscribes, key-frame requests merged here first), the shared mix goes to every
  * listener, and a promoted attendee's voice and video go up.
  */
-export class ReplicaPipeEnd {
+export class ReplicaPipeEnd extends EventEmitter<ReplicaPipeEndEvents> implements PipeEnd {
   private readonly incoming = new Map<number, VideoLayer>();
   private readonly demanded = new Set<number>();
+  /**
+   * Local attendees now promoted, with their slot and voice stream: the one record of who is
+   * promoted in the replica's worker (the relay asks here through `uplink`).
+   */
   private readonly promoted = new Map<string, { slot: number; voice: PipeAudioStream }>();
   private readonly outgoing = new Map<number, VideoDownstream>();
-  onDemand: (streamIds: number[]) => void = () => undefined;
+  private readonly uplink: RelayUplink = {
+    carries: (attendeeId) => this.promoted.has(attendeeId),
+    send: (attendeeId, payload, level) => this.promoted.get(attendeeId)?.voice.send(payload, level),
+  };
+  private closed = false;
 
   constructor(
-    private readonly room: MediaRoom,
-    private readonly relay: AudioRelay,
-    readonly pipe: PipeTransport,
+    private readonly room: MediaRoom<AudioRelay>,
+    private readonly pipe: PipeTransport,
   ) {
-    relay.upstream = (attendeeId, payload, level) => this.promoted.get(attendeeId)?.voice.send(payload, level);
-    room.layerListeners.add(this.onLayer);
+    super();
+    room.mixer.attachUplink(this.uplink);
+    room.peers.add(this);
     pipe.onRtp = (packet) => this.receive(packet);
     pipe.onRtcp = (packet) =>
       visitRtcp(packet, {
@@ -223,14 +263,22 @@ export class ReplicaPipeEnd {
       });
   }
 
+  connect(remote: { address: string; port: number }, keys: PipeKeys): void {
+    this.pipe.connect(remote, keys);
+  }
+
+  stats(): PipeTransport['stats'] {
+    return { ...this.pipe.stats };
+  }
+
   /** The primary's published streams (the ones not published here by a promoted attendee). */
   setStreams(streams: StreamRef[]): void {
     syncIncomingLayers(this.room, this.pipe, this.incoming, streams, (layer) => {
-      layer.onDemandChange = (wanted) => {
+      layer.on('demandChange', (wanted) => {
         if (wanted) this.demanded.add(layer.streamId);
         else this.demanded.delete(layer.streamId);
-        this.onDemand([...this.demanded]);
-      };
+        if (!this.closed) this.emit('demand', [...this.demanded]);
+      });
     });
     let changed = false;
     for (const streamId of [...this.demanded]) {
@@ -239,17 +287,17 @@ export class ReplicaPipeEnd {
         changed = true;
       }
     }
-    if (changed) this.onDemand([...this.demanded]);
+    if (changed) this.emit('demand', [...this.demanded]);
   }
 
+  /** From now on the attendee's voice goes up (its last frames at once) and it hears its own mix. */
   promote(slot: number, attendeeId: string): void {
     this.promoted.set(attendeeId, { slot, voice: new PipeAudioStream(this.pipe, PipeSsrc.uplinkAudio(slot)) });
-    this.relay.promote(attendeeId);
+    this.room.mixer.sendKeptFrames(attendeeId);
   }
 
   demote(attendeeId: string): void {
     this.promoted.delete(attendeeId);
-    this.relay.demote(attendeeId);
   }
 
   /** A promoted attendee's published layers, sent up to the primary. */
@@ -257,9 +305,9 @@ export class ReplicaPipeEnd {
     syncOutgoing(this.room, this.pipe, this.outgoing, this.incoming, streamIds);
   }
 
-  private readonly onLayer = (layer: VideoLayer) => {
+  layerAvailable(layer: VideoLayer): void {
     if (layer !== this.incoming.get(layer.streamId)) this.outgoing.get(layer.streamId)?.attach(layer);
-  };
+  }
 
   private receive(packet: Buffer): void {
     const ssrc = rtp.ssrc(packet);
@@ -267,11 +315,11 @@ export class ReplicaPipeEnd {
     if (!bounds) return;
     const kind = PipeSsrc.kind(ssrc);
     if (ssrc === PipeSsrc.sharedMix) {
-      this.relay.deliverShared(packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION), rtp.timestamp(packet));
+      this.room.mixer.deliverShared(packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION), rtp.timestamp(packet));
     } else if (kind === PipeSsrc.kind(PipeSsrc.personalMix(0))) {
       const slot = PipeSsrc.index(ssrc);
       for (const [attendeeId, entry] of this.promoted) {
-        if (entry.slot === slot) this.relay.deliverPersonal(attendeeId, packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION), rtp.timestamp(packet));
+        if (entry.slot === slot) this.room.mixer.deliverPersonal(attendeeId, packet.subarray(bounds[0], bounds[1]), audioLevel(packet, PIPE_LEVEL_EXTENSION), rtp.timestamp(packet));
       }
     } else if (kind === PipeSsrc.kind(PipeSsrc.video(0))) {
       this.incoming.get(PipeSsrc.index(ssrc))?.receive(packet, bounds[0], bounds[1]);
@@ -279,11 +327,15 @@ export class ReplicaPipeEnd {
   }
 
   close(): void {
-    this.room.layerListeners.delete(this.onLayer);
-    for (const attendeeId of [...this.promoted.keys()]) this.demote(attendeeId);
+    if (this.closed) return;
+    this.closed = true;
+    this.room.peers.delete(this);
+    this.room.mixer.detachUplink(this.uplink);
+    this.promoted.clear();
     for (const downstream of this.outgoing.values()) downstream.detach();
     for (const layer of this.incoming.values()) this.room.removeLayer(layer);
     this.incoming.clear();
     this.pipe.close();
+    this.emit('closed');
   }
 }

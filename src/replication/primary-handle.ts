@@ -1,6 +1,6 @@
 import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
 import type { AttendeeRecord } from '../meetings/model.ts';
-import type { RemoteRoom } from '../media/worker/client.ts';
+import type { RoomHandle } from '../media/worker/room-handle.ts';
 import type { DataAllowance, PostedData } from '../signaling/data-messages.ts';
 import type { OutgoingFrame } from '../signaling/frames.ts';
 import type { Publication } from '../signaling/publications.ts';
@@ -48,7 +48,7 @@ export interface PrimaryHandle {
 export interface ReplicaView {
   readonly meetingId: string;
   /** The replica's room, the far end of the pipe. */
-  readonly room: RemoteRoom;
+  readonly room: RoomHandle;
   /** Presence, volumes and data messages of the primary, for the replica's viewers. */
   relay(frame: OutgoingFrame, except?: SignalingSession): void;
   /** The primary's roster or publications changed: every viewer's INDEX again. */

@@ -1,56 +1,55 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import type { MediaWorkerClient, RemoteRoom } from '../media/worker/client.ts';
-
-const linksByReplicaEnd = new Map<string, ReplicaLink>();
-const routedWorkers = new WeakSet<MediaWorkerClient>();
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { PrimaryPipeEndHandle, ReplicaPipeEndHandle } from '../media/worker/pipe-end-handles.ts';
+import type { PipeStats, StreamRef } from '../media/worker/protocol.ts';
+import type { RoomHandle } from '../media/worker/room-handle.ts';
 
 const masterKey = () => ({ key: randomBytes(16), salt: randomBytes(12) });
 
+export interface ReplicaLinkEvents {
+  /** The link closed: by `close()`, or because one of its ends closed (its room closed, its worker died). */
+  closed: [];
+}
+
 /**
  * One primary → replica pipe, as the main thread orchestrates it: both ends live in media
- * workers (possibly the same one, possibly other machines later); this object opens them,
- * hands them each other's address and fresh SRTP keys, and carries the control that goes
- * with the media: which streams the replica's viewers want, which attendees are promoted.
+ * workers (possibly the same one, possibly other machines later); this object opens them as
+ * handles it owns, hands them each other's address and fresh SRTP keys, and carries the control
+ * that goes with the media: the replica's viewers' demand (from the replica end's `demand`
+ * events to the primary end), and the slots of promoted attendees.
  */
-export class ReplicaLink {
+export class ReplicaLink extends EventEmitter<ReplicaLinkEvents> {
   private nextSlot = 1;
+  /** Each promoted attendee's slot in the pipe, by its replica attendee id: the link's one record of promotions. */
   private readonly slots = new Map<string, number>();
   private closed = false;
 
   private constructor(
-    readonly primaryRoom: RemoteRoom,
-    readonly replicaRoom: RemoteRoom,
-    private readonly primaryEnd: string,
-    private readonly replicaEnd: string,
-  ) {}
+    private readonly primaryEnd: PrimaryPipeEndHandle,
+    private readonly replicaEnd: ReplicaPipeEndHandle,
+  ) {
+    super();
+    replicaEnd.on('demand', (streamIds) => primaryEnd.sendStreams(streamIds));
+    primaryEnd.once('closed', () => this.close());
+    replicaEnd.once('closed', () => this.close());
+  }
 
-  static async open(primaryRoom: RemoteRoom, replicaRoom: RemoteRoom, announcedIp: string): Promise<ReplicaLink> {
-    const id = randomUUID();
-    const primaryEnd = `${id}:primary`;
-    const replicaEnd = `${id}:replica`;
-    const opened = await Promise.allSettled([
-      primaryRoom.worker.call('createPipe', primaryEnd, primaryRoom.id),
-      replicaRoom.worker.call('createPipe', replicaEnd, replicaRoom.id),
-    ]);
-    const [primaryPort, replicaPort] = opened.map((result) => (result.status === 'fulfilled' ? result.value : undefined));
-    if (primaryPort === undefined || replicaPort === undefined) {
-      if (primaryPort !== undefined) primaryRoom.worker.fire('closePipe', primaryEnd);
-      if (replicaPort !== undefined) replicaRoom.worker.fire('closePipe', replicaEnd);
+  static async open(primaryRoom: RoomHandle, replicaRoom: RoomHandle, announcedIp: string): Promise<ReplicaLink> {
+    const [primaryOpened, replicaOpened] = await Promise.allSettled([primaryRoom.createPrimaryPipeEnd(), replicaRoom.createReplicaPipeEnd()]);
+    const primaryEnd = primaryOpened.status === 'fulfilled' ? primaryOpened.value : undefined;
+    const replicaEnd = replicaOpened.status === 'fulfilled' ? replicaOpened.value : undefined;
+    if (!primaryEnd || !replicaEnd || primaryEnd.closed || replicaEnd.closed) {
+      primaryEnd?.close();
+      replicaEnd?.close();
       throw new Error('a room closed while its pipe was being opened');
     }
     const down = masterKey();
     const up = masterKey();
-    const link = new ReplicaLink(primaryRoom, replicaRoom, primaryEnd, replicaEnd);
-    linksByReplicaEnd.set(replicaEnd, link);
-    const worker = replicaRoom.worker;
-    if (!routedWorkers.has(worker)) {
-      routedWorkers.add(worker);
-      worker.onPipeDemand = (pipeId, streamIds) => linksByReplicaEnd.get(pipeId)?.demand(streamIds);
-    }
+    const link = new ReplicaLink(primaryEnd, replicaEnd);
     try {
       await Promise.all([
-        primaryRoom.worker.call('connectPipe', primaryEnd, { address: announcedIp, port: replicaPort }, { send: down, receive: up }),
-        replicaRoom.worker.call('connectPipe', replicaEnd, { address: announcedIp, port: primaryPort }, { send: up, receive: down }),
+        primaryEnd.connect({ address: announcedIp, port: replicaEnd.port }, { send: down, receive: up }),
+        replicaEnd.connect({ address: announcedIp, port: primaryEnd.port }, { send: up, receive: down }),
       ]);
     } catch (error) {
       // A room went away while the pipe opened: close whatever end was made.
@@ -60,54 +59,50 @@ export class ReplicaLink {
     return link;
   }
 
-  /** The replica's viewers subscribe to these of the primary's streams now. */
-  private demand(streamIds: number[]): void {
-    if (!this.closed) this.primaryRoom.worker.fire('pipeSendStreams', this.primaryEnd, streamIds);
-  }
-
   /** The primary's published streams, minus those a promoted attendee of this replica publishes from here. */
-  setPrimaryStreams(streams: { streamId: number; groupId: number }[]): void {
-    if (!this.closed) this.replicaRoom.worker.fire('pipeSetStreams', this.replicaEnd, streams);
+  setPrimaryStreams(streams: StreamRef[]): void {
+    if (!this.closed) this.replicaEnd.setStreams(streams);
   }
 
   promote(localAttendeeId: string, primaryAttendeeId: string): void {
+    if (this.closed) return;
     const slot = this.nextSlot++;
     this.slots.set(localAttendeeId, slot);
     // The replica end sends the attendee's last frames at once: the primary end must know the slot first.
-    this.primaryRoom.worker
-      .call('pipePromote', this.primaryEnd, slot, primaryAttendeeId)
+    this.primaryEnd
+      .promote(slot, primaryAttendeeId)
       .then(() => {
-        if (!this.closed && this.slots.get(localAttendeeId) === slot) this.replicaRoom.worker.fire('pipePromote', this.replicaEnd, slot, localAttendeeId);
+        if (!this.closed && this.slots.get(localAttendeeId) === slot) this.replicaEnd.promote(slot, localAttendeeId);
       })
       .catch(() => undefined); // the primary's room is gone: the link closes with it
   }
 
-  demote(localAttendeeId: string, primaryAttendeeId: string): void {
+  demote(localAttendeeId: string): void {
     const slot = this.slots.get(localAttendeeId);
     if (slot === undefined || this.closed) return;
     this.slots.delete(localAttendeeId);
-    this.primaryRoom.worker.fire('pipeDemote', this.primaryEnd, slot, primaryAttendeeId);
-    this.replicaRoom.worker.fire('pipeDemote', this.replicaEnd, slot, localAttendeeId);
+    this.primaryEnd.demote(slot);
+    this.replicaEnd.demote(localAttendeeId);
   }
 
   /** Streams promoted attendees publish through this replica, sent up into the primary. */
-  publishUp(streams: { streamId: number; groupId: number }[]): void {
+  publishUp(streams: StreamRef[]): void {
     if (this.closed) return;
-    this.replicaRoom.worker.fire('pipeSendStreams', this.replicaEnd, streams.map((s) => s.streamId));
-    this.primaryRoom.worker.fire('pipeSetStreams', this.primaryEnd, streams);
+    this.replicaEnd.sendStreams(streams.map((s) => s.streamId));
+    this.primaryEnd.receiveStreams(streams);
   }
 
-  stats() {
-    return Promise.all([this.primaryRoom.worker.call('pipeStats', this.primaryEnd), this.replicaRoom.worker.call('pipeStats', this.replicaEnd)]).then(
-      ([primary, replica]) => ({ primary, replica }),
-    );
+  async stats(): Promise<{ primary: PipeStats | undefined; replica: PipeStats | undefined }> {
+    const [primary, replica] = await Promise.all([this.primaryEnd.stats(), this.replicaEnd.stats()]);
+    return { primary, replica };
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    linksByReplicaEnd.delete(this.replicaEnd);
-    this.primaryRoom.worker.fire('closePipe', this.primaryEnd);
-    this.replicaRoom.worker.fire('closePipe', this.replicaEnd);
+    this.slots.clear();
+    this.primaryEnd.close();
+    this.replicaEnd.close();
+    this.emit('closed');
   }
 }

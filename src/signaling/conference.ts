@@ -12,7 +12,8 @@ import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import { parseOffer, SdpError } from '../media/protocol/sdp.ts';
 import type { NegotiationResult } from '../media/sfu/peer.ts';
-import type { MediaWorkerClient, RemoteRoom } from '../media/worker/client.ts';
+import type { MediaWorkerClient } from '../media/worker/client.ts';
+import type { RoomHandle } from '../media/worker/room-handle.ts';
 import type { PrimaryHandle } from '../replication/primary-handle.ts';
 import type { Clock } from '../util/clock.ts';
 import type { PostedData } from './data-messages.ts';
@@ -51,7 +52,7 @@ export interface ConferenceEvents {
  */
 export abstract class Conference extends EventEmitter<ConferenceEvents> implements SessionHost {
   readonly sessions = new Set<SignalingSession>();
-  readonly room: RemoteRoom;
+  readonly room: RoomHandle;
   protected readonly media = new Map<SignalingSession, SessionMedia>();
   protected closed = false;
   private readonly bitratesTimer: NodeJS.Timeout;
@@ -80,8 +81,6 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
   protected abstract indexFor(session: SignalingSession): OutgoingFrame;
   /** Data messages still alive, for a client that joins now. */
   protected abstract liveData(now: number): ISdkDataMessagePayload[];
-  /** The participant whose publication and mute state a session's requests change, if any. */
-  protected abstract publisherOf(session: SignalingSession): Participant<unknown> | undefined;
   /** The session's video allocated in the meeting it publishes in (undefined: it may not publish). */
   protected abstract allocatePublication(session: SignalingSession, descriptors: ISdkStreamDescriptor[]): Publication | undefined;
   /** After a SUBSCRIBE_ACK: presence, roster and publication follow. */
@@ -124,8 +123,8 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
       session.end(AudioStatus.CallAtCapacity);
       return;
     }
-    const peer = this.worker.createPeer(this.room, session.attendeeId);
-    peer.onConnectionChange = (connected) => session.log.debug({ connected }, 'media transport');
+    const peer = this.room.createPeer(session.attendeeId);
+    peer.on('connectionChange', (connected) => session.log.debug({ connected }, 'media transport'));
     this.media.set(session, new SessionMedia(peer, this.context.clock.now()));
     this.mediaPresence(session, true);
     session.send({
@@ -186,10 +185,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     return { result, publication };
   }
 
-  /**
-   * REMOTE_VIDEO_UPDATE: a receive m-line moved to another layer of its source, or removed. The worker takes it as
-   * the last negotiation replayed with the new subscriptions; its answer stays here (the client expects none).
-   */
+  /** REMOTE_VIDEO_UPDATE: receive m-lines moved to another layer of their source, or removed (SessionMedia.updateVideo). */
   remoteVideoUpdate(session: SignalingSession, update: ISdkRemoteVideoUpdateFrame): Promise<void> | undefined {
     const media = this.media.get(session);
     if (!media) return;
@@ -197,9 +193,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
       if (!this.media.has(session)) return;
       const ignored = (mid: string, streamId: number, current: number) =>
         session.log.debug({ mid, streamId, current }, 'REMOTE_VIDEO_UPDATE outside the layers of the received source; ignored');
-      const replay = media.videoUpdate(update, (streamId) => this.groupOf(streamId), ignored);
-      if (!replay) return;
-      await media.negotiate(session.attendee.Capabilities, replay.offer, this.publisherOf(session)?.publication?.layers ?? [], replay.subscriptions);
+      await media.updateVideo(update, (streamId) => this.groupOf(streamId), ignored);
     });
   }
 
@@ -287,7 +281,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     clearInterval(this.bitratesTimer);
     for (const media of this.media.values()) media.peer.close();
     this.media.clear();
-    this.worker.closeRoom(this.room);
+    this.room.close();
   }
 
   protected closeIfIdle(): void {

@@ -71,10 +71,6 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     return this.data.live(now);
   }
 
-  protected publisherOf(session: SignalingSession): PrimaryParticipant | undefined {
-    return this.presenceOf(session);
-  }
-
   protected ownParticipant(session: SignalingSession): PrimaryParticipant | undefined {
     return this.roster.get(session.attendeeId);
   }
@@ -240,7 +236,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
 
   endPromotion(replica: ReplicaView, promotion: Promotion, dropped: boolean): void {
     const link = this.replicas.get(replica);
-    link?.demote(promotion.session.attendeeId, promotion.attendeeId);
+    link?.demote(promotion.session.attendeeId);
     this.removeParticipant(promotion, dropped);
     if (promotion.publication) link?.publishUp(this.roster.streamsVia(replica));
     this.context.connections.attendeeDisconnected(this.meetingId, promotion.attendeeId);

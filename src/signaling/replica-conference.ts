@@ -60,10 +60,6 @@ export class ReplicaConference extends Conference implements ReplicaView {
     return this.primary?.liveData(now) ?? [];
   }
 
-  protected publisherOf(session: SignalingSession): Promotion | undefined {
-    return this.promotions.get(session);
-  }
-
   protected ownParticipant(): undefined {
     return undefined;
   }

@@ -2,7 +2,7 @@ import type { ISdkRemoteVideoUpdateFrame } from 'amazon-chime-sdk-js/build/signa
 import type { Capability } from '../meetings/model.ts';
 import type { Offer } from '../media/protocol/sdp.ts';
 import type { NegotiationResult, PublishedLayer } from '../media/sfu/peer.ts';
-import type { RemotePeer } from '../media/worker/client.ts';
+import type { PeerHandle } from '../media/worker/peer-handle.ts';
 import { DataAllowance } from './data-messages.ts';
 
 /** Receive m-lines per client: the service's video subscription limit. */
@@ -19,14 +19,12 @@ export class SessionMedia {
   /** The client's microphone is muted, as its last SUBSCRIBE or AUDIO_CONTROL said. */
   audioMuted = false;
   readonly dataAllowance: DataAllowance;
-  /** The last offer answered: its receive m-lines' mids and the stream given to each (0: none), in order. */
-  private negotiated: { offer: Offer; mids: string[]; subscriptions: number[] } | undefined;
-  /** The receive m-lines (mid → stream id) the last answer sends a stream on. */
+  /** The receive m-lines (mid → stream id) that carry a stream now. */
   private receiving = new Map<string, number>();
   private negotiations: Promise<unknown> = Promise.resolve();
 
   constructor(
-    readonly peer: RemotePeer,
+    readonly peer: PeerHandle,
     now: number,
   ) {
     this.dataAllowance = new DataAllowance(now);
@@ -50,7 +48,6 @@ export class SessionMedia {
       audioMuted: this.audioMuted,
     });
     const mids = subscriptionMids(offer);
-    this.negotiated = { offer, mids, subscriptions: wanted };
     this.receiving = new Map();
     wanted.forEach((streamId, index) => {
       const mid = mids[index];
@@ -62,14 +59,12 @@ export class SessionMedia {
   /**
    * REMOTE_VIDEO_UPDATE. With client-side adaptation the client moves a receive m-line to another simulcast layer
    * of the same source this way, and sends no SUBSCRIBE: the m-line keeps its SSRC and track and continues with the
-   * new layer at its next key frame. Removed m-lines stop. Returns the subscriptions to renegotiate with, or
-   * undefined when nothing changes.
+   * new layer at its next key frame. Removed m-lines stop. The peer is told what changes, without an offer; the
+   * client expects no answer.
    */
-  videoUpdate(update: ISdkRemoteVideoUpdateFrame, groupOf: (streamId: number) => number | undefined, ignored: (mid: string, streamId: number, current: number) => void) {
-    const negotiated = this.negotiated;
-    if (!negotiated) return undefined;
-    const subscriptions = [...negotiated.subscriptions];
-    let changed = false;
+  async updateVideo(update: ISdkRemoteVideoUpdateFrame, groupOf: (streamId: number) => number | undefined, ignored: (mid: string, streamId: number, current: number) => void): Promise<void> {
+    const set: { mid: string; streamId: number }[] = [];
+    const remove: string[] = [];
     for (const { mid, streamId } of update.addedOrUpdatedVideoSubscriptions ?? []) {
       const current = this.receiving.get(mid ?? '');
       if (current === undefined || !streamId || streamId === current) continue;
@@ -79,15 +74,12 @@ export class SessionMedia {
         ignored(mid!, streamId, current);
         continue;
       }
-      subscriptions[negotiated.mids.indexOf(mid!)] = streamId;
-      changed = true;
+      set.push({ mid: mid!, streamId });
     }
-    for (const mid of update.removedVideoSubscriptionMids ?? []) {
-      if (!this.receiving.has(mid)) continue;
-      subscriptions[negotiated.mids.indexOf(mid)] = 0;
-      changed = true;
-    }
-    return changed ? { offer: negotiated.offer, subscriptions } : undefined;
+    for (const mid of update.removedVideoSubscriptionMids ?? []) if (this.receiving.has(mid)) remove.push(mid);
+    if (set.length === 0 && remove.length === 0) return;
+    const carried = await this.peer.updateSubscriptions({ set, remove });
+    this.receiving = new Map(carried.filter((s) => s.streamId !== 0 && this.receiving.has(s.mid)).map((s) => [s.mid, s.streamId]));
   }
 }
 

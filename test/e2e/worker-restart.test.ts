@@ -38,7 +38,7 @@ describe('a media worker that dies', () => {
       const [otherTalker, otherListener] = [await join(second, 'other-talker', 880), await join(second, 'other-listener')];
       await hears(listener, 440, 'the first meeting has audio');
       await hears(otherListener, 880, 'the second meeting has audio');
-      const workerOf = (meetingId: string) => server.amphi.signaling.conference(meetingId)!.room.worker;
+      const workerOf = (meetingId: string) => server.amphi.media.workers.find((w) => w === server.amphi.signaling.conference(meetingId)!.room.worker)!;
       const crashed = workerOf(first.MeetingId!);
       assert.notEqual(crashed, workerOf(second.MeetingId!), 'the two meetings are on different workers');
       const marks = await Promise.all([talker, listener, otherTalker, otherListener].map((page) => page.mark()));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import type { AudioRelay } from '../../src/replication/audio-relay.ts';
+import { AudioRelay } from '../../src/replication/audio-relay.ts';
 import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
 import { PipeTransport } from '../../src/media/transport/pipe-transport.ts';
 import { PrimaryPipeEnd, ReplicaPipeEnd } from '../../src/replication/pipe-ends.ts';
@@ -49,13 +49,13 @@ after(() => worker.close());
 /** A primary with a replica linked by a real pipe, as the orchestrator links them. */
 async function primaryWithReplica(id: string) {
   const primary = worker.createRoom(`${id}-primary`);
-  const replica = worker.createRoom(`${id}-replica`, true);
+  const replica = worker.createRelayedRoom(`${id}-replica`, new AudioRelay());
   const [down, up] = await Promise.all([PipeTransport.open('127.0.0.1'), PipeTransport.open('127.0.0.1')]);
   const keys = { down: { key: randomBytes(16), salt: randomBytes(12) }, up: { key: randomBytes(16), salt: randomBytes(12) } };
   down.connect({ address: '127.0.0.1', port: up.port }, { send: keys.down, receive: keys.up });
   up.connect({ address: '127.0.0.1', port: down.port }, { send: keys.up, receive: keys.down });
   const primaryEnd = new PrimaryPipeEnd(primary, down);
-  const replicaEnd = new ReplicaPipeEnd(replica, replica.mixer as AudioRelay, up);
+  const replicaEnd = new ReplicaPipeEnd(replica, up);
   return {
     primary,
     replica,

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
-import type { AudioRelay } from '../../src/replication/audio-relay.ts';
-import { MIX_ENCODER_SETTINGS } from '../../src/media/audio/audio-mixer.ts';
+import { AudioRelay } from '../../src/replication/audio-relay.ts';
+import { AudioMixer, MIX_ENCODER_SETTINGS } from '../../src/media/audio/audio-mixer.ts';
 import { FrameClock } from '../../src/media/audio/frame-clock.ts';
 import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
 import { OpusCodecPool } from '../../src/media/audio/opus/codec-pool.ts';
@@ -32,8 +32,8 @@ const vp8 = (seq: number, key: boolean) => {
   return packet;
 };
 
-let primaryRoom: MediaRoom;
-let replicaRoom: MediaRoom;
+let primaryRoom: MediaRoom<AudioMixer>;
+let replicaRoom: MediaRoom<AudioRelay>;
 let primaryEnd: PrimaryPipeEnd;
 let replicaEnd: ReplicaPipeEnd;
 let primaryPipe: PipeTransport;
@@ -44,22 +44,24 @@ const codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
 
 before(async () => {
   clock.start();
-  primaryRoom = new MediaRoom('primary', false, clock, codecs);
-  replicaRoom = new MediaRoom('replica', true, clock, codecs);
+  primaryRoom = new MediaRoom('primary', new AudioMixer({ codecs }));
+  clock.add(primaryRoom.mixer);
+  replicaRoom = new MediaRoom('replica', new AudioRelay());
   [primaryPipe, replicaPipe] = await Promise.all([PipeTransport.open('127.0.0.1'), PipeTransport.open('127.0.0.1')]);
   const down = { key: randomBytes(16), salt: randomBytes(12) };
   const up = { key: randomBytes(16), salt: randomBytes(12) };
   primaryPipe.connect({ address: '127.0.0.1', port: replicaPipe.port }, { send: down, receive: up });
   replicaPipe.connect({ address: '127.0.0.1', port: primaryPipe.port }, { send: up, receive: down });
   primaryEnd = new PrimaryPipeEnd(primaryRoom, primaryPipe);
-  replicaEnd = new ReplicaPipeEnd(replicaRoom, replicaRoom.mixer as AudioRelay, replicaPipe);
-  replicaEnd.onDemand = (streamIds) => {
+  replicaEnd = new ReplicaPipeEnd(replicaRoom, replicaPipe);
+  replicaEnd.on('demand', (streamIds) => {
     demands.push(streamIds);
     primaryEnd.sendStreams(streamIds);
-  };
+  });
 });
 after(() => {
   clock.stop();
+  clock.remove(primaryRoom.mixer);
   primaryEnd.close();
   replicaEnd.close();
   primaryRoom.close();
@@ -106,7 +108,7 @@ describe('the primary → replica pipe', () => {
   });
 
   test("a promoted attendee's voice goes up into the primary's mixer; other replica microphones don't", async () => {
-    const relay = replicaRoom.mixer as AudioRelay;
+    const relay = replicaRoom.mixer;
     relay.addSource('local-v1');
     relay.addSource('local-x');
     replicaEnd.promote(1, 'local-v1');
@@ -126,7 +128,7 @@ describe('the primary → replica pipe', () => {
   });
 
   test("a newly promoted attendee's last two frames go up at once, so the primary's mixer can start it without waiting", async () => {
-    const relay = replicaRoom.mixer as AudioRelay;
+    const relay = replicaRoom.mixer;
     relay.addSource('local-v2');
     for (let i = 0; i < 5; i++) relay.push('local-v2', Buffer.from([0x78, 1, 2, i]), 20);
     const before = replicaPipe.stats.rtpOut;

@@ -12,7 +12,7 @@ import {
   SdkStreamMediaType,
   SdkStreamServiceType,
 } from '../../src/signaling/frames.ts';
-import { RemotePeer } from '../../src/media/worker/client.ts';
+import { PeerHandle } from '../../src/media/worker/peer-handle.ts';
 import { RawClient } from '../support/raw-signaling.ts';
 import { startTestAmphi, type TestAmphi } from '../support/helpers.ts';
 
@@ -94,8 +94,8 @@ describe('hostile input', () => {
     const offer = JSON.parse(readFileSync(new URL('../support/fixtures/offers/chrome-first-offer.json', import.meta.url), 'utf8')) as { sdpOffer: string };
     const client = await RawClient.connect(url(), (await attendee('unlucky')).JoinToken!);
     await client.join();
-    const negotiate = RemotePeer.prototype.negotiate;
-    RemotePeer.prototype.negotiate = () => Promise.reject(new Error('media worker media-0 exited (1)'));
+    const negotiate = PeerHandle.prototype.negotiate;
+    PeerHandle.prototype.negotiate = () => Promise.reject(new Error('media worker media-0 exited (1)'));
     try {
       client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.RX, sdpOffer: offer.sdpOffer, receiveStreamIds: [0] } });
       const ack = await client.next(FrameType.SUBSCRIBE_ACK);
@@ -103,7 +103,7 @@ describe('hostile input', () => {
       // 5xx maps to SignalingInternalServerError, a failure the SDK reconnects on; 4xx would end the session.
       assert.equal(Math.floor((ack.error?.status ?? 0) / 100), 5);
     } finally {
-      RemotePeer.prototype.negotiate = negotiate;
+      PeerHandle.prototype.negotiate = negotiate;
     }
     client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.RX, sdpOffer: offer.sdpOffer, receiveStreamIds: [0] } });
     const retry = await client.next(FrameType.SUBSCRIBE_ACK);

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { MixerSink } from '../audio/audio-mixer.ts';
 import { FRAME_SAMPLES } from '../audio/audio-mixer.ts';
 import type { MediaRoom, RoomPeer } from './room.ts';
@@ -36,6 +37,28 @@ export interface NegotiationResult {
   tracks: { streamId: number; ssrc: number; trackLabel: string }[];
 }
 
+/** A receive m-line (by mid) and the stream it carries. */
+export interface MidSubscription {
+  mid: string;
+  streamId: number;
+}
+
+/**
+ * Client-side simulcast adaptation (REMOTE_VIDEO_UPDATE), without an SDP offer: `set` moves a
+ * receive m-line to another stream of the source it carries, `remove` stops m-lines.
+ */
+export interface SubscriptionUpdate {
+  set: MidSubscription[];
+  remove: string[];
+}
+
+export interface MediaPeerEvents {
+  /** The WebRTC transport connected (ICE and DTLS done) or lost its connection. */
+  connectionChange: [connected: boolean];
+  /** The peer closed (by its parent or with its room). */
+  closed: [];
+}
+
 type InboundHandler = (packet: Buffer, headerLength: number, payloadEnd: number) => void;
 
 interface Subscription {
@@ -61,8 +84,7 @@ const randomSsrc = () => randomInt(1, 0xffffffff);
  * and one rewritten stream per subscribed video). It writes the SDP answer for every offer
  * from this state.
  */
-export class MediaPeer implements RoomPeer {
-  onConnectionChange: (connected: boolean) => void = () => undefined;
+export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer {
   private readonly sessionId = String(randomInt(1, 2 ** 47));
   private version = 0;
   private readonly inbound = new Map<number, InboundHandler>();
@@ -105,12 +127,13 @@ export class MediaPeer implements RoomPeer {
     readonly attendeeId: string,
     readonly transport: WebRtcTransport,
   ) {
+    super();
     room.peers.add(this);
     transport.onRtp = (packet) => this.receiveRtp(packet);
     transport.onRtcp = (packet) => visitRtcp(packet, this.rtcpVisitor);
     transport.onStateChange = (connected) => {
       if (connected) for (const layer of this.layers) layer.requestKeyFrame();
-      this.onConnectionChange(connected);
+      this.emit('connectionChange', connected);
     };
     this.feedbackTimer = setInterval(() => this.sendPublisherFeedback(), 1000);
     this.feedbackTimer.unref();
@@ -244,6 +267,29 @@ export class MediaPeer implements RoomPeer {
     };
   }
 
+  /**
+   * Moves receive m-lines to other streams of their sources, or stops them, without an offer.
+   * A moved m-line keeps its SSRC and track and continues (sequence numbers and timestamps
+   * unbroken) at the new stream's next key frame, as a layer switch does. Ignored: a mid that
+   * carries nothing now (it takes a SUBSCRIBE), and a stream this room doesn't have or of
+   * another source (a new track to the client). Sets apply before removals. Returns what the
+   * receive m-lines carry afterwards.
+   */
+  updateSubscriptions(update: SubscriptionUpdate): MidSubscription[] {
+    for (const { mid, streamId } of update.set) {
+      const subscription = this.subscriptions.get(mid);
+      const layer = this.room.layer(streamId);
+      if (!subscription || !layer || layer.groupId !== subscription.groupId) continue;
+      subscription.streamId = streamId;
+      subscription.downstream.attach(layer);
+    }
+    for (const mid of update.remove) {
+      const subscription = this.subscriptions.get(mid);
+      if (subscription) this.dropSubscription(mid, subscription);
+    }
+    return [...this.subscriptions].map(([mid, subscription]) => ({ mid, streamId: subscription.streamId }));
+  }
+
   private dropSubscription(mid: string, subscription: Subscription): void {
     subscription.downstream.detach();
     this.downstreamBySsrc.delete(subscription.downstream.ssrc);
@@ -344,6 +390,7 @@ export class MediaPeer implements RoomPeer {
     for (const [mid, subscription] of this.subscriptions) this.dropSubscription(mid, subscription);
     this.room.peers.delete(this);
     this.transport.close();
+    this.emit('closed');
   }
 
   private get receivingAudio(): boolean {

@@ -1,62 +1,43 @@
 import { EventEmitter } from 'node:events';
-import { AudioMixer, type MixerStats } from '../audio/audio-mixer.ts';
 import type { AudioHub } from '../audio/audio-hub.ts';
-import { AudioRelay } from '../../replication/audio-relay.ts';
-import type { FrameClock } from '../audio/frame-clock.ts';
-import type { OpusCodecPool } from '../audio/opus/codec-pool.ts';
 import type { VideoLayer } from './video-forwarding.ts';
 
-/** A room's attendee connection, as the room sees it: told of new layers, closed with the room. */
+/**
+ * What is connected to a room, as the room sees it: an attendee's peer, or a pipe end to
+ * another room. Each is told of new layers and closed with the room.
+ */
 export interface RoomPeer {
   layerAvailable(layer: VideoLayer): void;
   close(): void;
 }
 
 export interface MediaRoomEvents {
-  /** The room's mixer failed on a frame (`rebuilt`: and rebuilt its codecs) or one of its listeners threw. */
-  audioFailure: [error: unknown, rebuilt: boolean];
+  /** The room closed with everything connected to it; its parent lets go of it. */
+  closed: [];
 }
 
 /**
- * One meeting's media on a worker: the audio mixer and the published video layers that
+ * One meeting's media on a worker: its audio hub and the published video layers that
  * subscribers attach to. Signaling decides who publishes and subscribes; the room and its
- * peers move the packets.
+ * peers move the packets. The room's parent chooses the hub (a mixer of its own, or a
+ * replica's relay of the primary's mix) and the room owns it from then on.
  */
-export class MediaRoom extends EventEmitter<MediaRoomEvents> {
-  /** A replica's room relays the primary's mix; any other room mixes its own. */
-  readonly mixer: AudioHub;
-  /** The mixer of a room that mixes for itself, driven by the worker's clock. */
-  private readonly ownMixer: AudioMixer | undefined;
+export class MediaRoom<Hub extends AudioHub = AudioHub> extends EventEmitter<MediaRoomEvents> {
   readonly peers = new Set<RoomPeer>();
-  /** Pipe ends that forward this room's layers, told when a layer appears. */
-  readonly layerListeners = new Set<(layer: VideoLayer) => void>();
   private readonly layers = new Map<number, VideoLayer>();
+  private closed = false;
 
   constructor(
     readonly meetingId: string,
-    readonly replica: boolean,
-    private readonly clock: FrameClock,
-    codecs: OpusCodecPool,
+    /** Where the room's audio goes: named for what it does in a room that mixes for itself. */
+    readonly mixer: Hub,
   ) {
     super();
-    if (replica) {
-      this.mixer = new AudioRelay();
-    } else {
-      const mixer = new AudioMixer({ codecs });
-      mixer.on('failure', (error, rebuilt) => this.emit('audioFailure', error, rebuilt));
-      clock.add(mixer);
-      this.mixer = this.ownMixer = mixer;
-    }
-  }
-
-  mixerStats(): MixerStats | undefined {
-    return this.ownMixer?.stats();
   }
 
   addLayer(layer: VideoLayer): void {
     this.layers.set(layer.streamId, layer);
     for (const peer of this.peers) peer.layerAvailable(layer);
-    for (const listener of this.layerListeners) listener(layer);
   }
 
   removeLayer(layer: VideoLayer): void {
@@ -83,10 +64,13 @@ export class MediaRoom extends EventEmitter<MediaRoomEvents> {
   }
 
   close(): void {
-    if (this.ownMixer) this.clock.remove(this.ownMixer);
-    this.mixer.close();
+    if (this.closed) return;
+    this.closed = true;
     for (const peer of this.peers) peer.close();
+    this.peers.clear();
     for (const layer of this.layers.values()) layer.close();
     this.layers.clear();
+    this.mixer.close();
+    this.emit('closed');
   }
 }

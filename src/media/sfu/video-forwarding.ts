@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { isVp8KeyFrame, rtp } from '../protocol/rtp.ts';
 
 /**
@@ -18,12 +19,15 @@ const MAX_RTP_SIZE = 1500;
 /** One output buffer for the whole thread: every packet is built, protected and sent before the next. */
 const scratch = Buffer.allocUnsafe(MAX_RTP_SIZE + 64);
 
-export class VideoLayer {
+export interface VideoLayerEvents {
+  /** The layer gained its first subscriber or lost its last (a replica's pipe fetches a stream only while wanted). */
+  demandChange: [wanted: boolean];
+}
+
+export class VideoLayer extends EventEmitter<VideoLayerEvents> {
   /** SSRC the publisher sends this layer with, once known. */
   ssrc = 0;
   readonly subscribers = new Set<VideoDownstream>();
-  /** Called when the layer gains its first subscriber or loses its last (a replica pipe follows demand). */
-  onDemandChange: (wanted: boolean) => void = () => undefined;
   private readonly history: (Buffer | undefined)[] = new Array(HISTORY_SIZE);
   private readonly historyHeader = new Uint16Array(HISTORY_SIZE);
   private readonly historyEnd = new Uint16Array(HISTORY_SIZE);
@@ -40,15 +44,17 @@ export class VideoLayer {
     readonly streamId: number,
     readonly groupId: number,
     private readonly askPublisherForKeyFrame: (ssrc: number) => void,
-  ) {}
+  ) {
+    super();
+  }
 
   addSubscriber(subscriber: VideoDownstream): void {
     this.subscribers.add(subscriber);
-    if (this.subscribers.size === 1) this.onDemandChange(true);
+    if (this.subscribers.size === 1) this.emit('demandChange', true);
   }
 
   removeSubscriber(subscriber: VideoDownstream): void {
-    if (this.subscribers.delete(subscriber) && this.subscribers.size === 0) this.onDemandChange(false);
+    if (this.subscribers.delete(subscriber) && this.subscribers.size === 0) this.emit('demandChange', false);
   }
 
   /** A decrypted RTP packet of this layer from its publisher. */

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { NegotiationInput, NegotiationResult } from '../sfu/peer.ts';
-import type { PeerStats, WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './protocol.ts';
+import type { WorkerAnswer, WorkerCall, WorkerChannel, WorkerEvent, WorkerMethods, WorkerOptions } from './protocol.ts';
+import { RoomHandle } from './room-handle.ts';
 
 export interface MediaWorkerClientEvents {
-  /** The thread died; its rooms and peers are gone. Calls wait for the new thread. */
+  /** The thread died; its rooms' handles (and their peers' and pipe ends') closed just before. Calls wait for the new thread. */
   exited: [code: number];
   /** A new thread serves on the same port, with no rooms yet. */
   restarted: [];
@@ -15,19 +15,17 @@ export interface MediaWorkerClientEvents {
 const RESTART_ATTEMPTS = 5;
 
 /**
- * The main thread's handle on a media worker thread: calls go in order, answers come back in
- * order; levels, rates and connection changes arrive as events and are kept for signaling's
- * periodic frames, which never wait on the worker. A thread that dies is started again on the
- * same port; its clients were on rooms that died with it, and reconnect (signaling ends their
+ * The main thread's handle on a media worker thread, and the parent of its RoomHandles (which
+ * make their peers and pipe ends): calls go in order, answers come back in order; what the
+ * worker reports on its own (connection changes, demand, levels, rates) is handed to the room
+ * it concerns. A thread that dies is started again on the same port; the handles of what died
+ * with it close (`closed` with 'workerExited'), and its clients reconnect (signaling ends their
  * sessions on `exited`).
  */
-export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
+export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> implements WorkerChannel {
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   private nextId = 1;
-  readonly rooms = new Map<string, RemoteRoom>();
-  readonly peers = new Map<string, RemotePeer>();
-  /** Replica ends of pipes on this worker report their viewers' demand here. */
-  onPipeDemand: (pipeId: string, streamIds: number[]) => void = () => undefined;
+  private readonly rooms = new Map<string, RoomHandle>();
   port = 0;
   /** Settled while a thread runs; a restart replaces it, so calls made meanwhile wait. */
   private running: Promise<void> = Promise.resolve();
@@ -76,12 +74,12 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
       for (const { reject } of this.pending.values()) reject(new Error(`media worker ${this.name} exited (${code})`));
       this.pending.clear();
       if (this.closing) {
+        for (const room of [...this.rooms.values()]) room.workerExited();
         this.logger.debug({ worker: this.name }, 'media worker stopped');
         return;
       }
       this.logger.error({ worker: this.name, code }, 'media worker exited; starting it again');
-      this.rooms.clear();
-      this.peers.clear();
+      for (const room of [...this.rooms.values()]) room.workerExited();
       this.running = this.restart();
       this.running.catch(() => undefined); // logged in restart(); calls waiting on it fail on their own
       this.emit('exited', code);
@@ -111,40 +109,39 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
     throw new Error(`media worker ${this.name} is not running`);
   }
 
-  async call<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): Promise<ReturnType<WorkerMethods[M]>> {
+  async call<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): Promise<WorkerAnswer<M>> {
     if (this.stopped || this.closing) throw new Error(`media worker ${this.name} is not running`);
     await this.running;
     const id = this.nextId++;
-    const promise = new Promise<ReturnType<WorkerMethods[M]>>((resolve, reject) => {
+    const promise = new Promise<WorkerAnswer<M>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
     });
     this.thread.postMessage({ type: 'call', id, method, args } as WorkerCall);
     return promise;
   }
 
-  /** A call whose answer nobody waits for; a failure is logged. */
+  /** A call whose answer nobody waits for; a failure is logged. Dropped once the worker is stopped for good. */
   fire<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): void {
+    if (this.stopped || this.closing) return;
     this.call(method, ...args).catch((error: unknown) => this.logger.warn({ err: error, method }, 'media worker call failed'));
   }
 
-  createRoom(meetingId: string, replica: boolean): RemoteRoom {
-    const room = new RemoteRoom(this, `${meetingId}/${randomUUID().slice(0, 8)}`);
+  /** A meeting's room on this worker; `replica`: it relays its primary's mix (from a pipe) instead of mixing. */
+  createRoom(meetingId: string, replica: boolean): RoomHandle {
+    const room = new RoomHandle(this, `${meetingId}/${randomUUID().slice(0, 8)}`, replica);
+    if (!this.available) {
+      room.workerExited();
+      return room;
+    }
     this.rooms.set(room.id, room);
+    room.once('closed', () => this.rooms.delete(room.id));
     this.fire('createRoom', room.id, replica);
     return room;
   }
 
-  closeRoom(room: RemoteRoom): void {
-    if (!this.rooms.delete(room.id)) return;
-    for (const [id, peer] of this.peers) if (peer.room === room) this.peers.delete(id);
-    this.fire('closeRoom', room.id);
-  }
-
-  createPeer(room: RemoteRoom, attendeeId: string): RemotePeer {
-    const peer = new RemotePeer(this, room, randomUUID());
-    this.peers.set(peer.id, peer);
-    this.fire('createPeer', room.id, peer.id, attendeeId);
-    return peer;
+  /** The worker's media clock (frames, lateness), opus codecs and mixer failures. */
+  stats(): Promise<WorkerAnswer<'workerStats'>> {
+    return this.call('workerStats');
   }
 
   async close(): Promise<void> {
@@ -186,86 +183,14 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> {
         return;
       }
       case 'pipeDemand':
-        return this.onPipeDemand(event.pipeId, event.streamIds);
+        return this.rooms.get(event.roomId)?.pipeDemandChanged(event.pipeId, event.streamIds);
       case 'peerConnection':
-        return this.peers.get(event.peerId)?.connectionChanged(event.connected);
-      case 'levels': {
-        const room = this.rooms.get(event.roomId);
-        if (room) room.levels = new Map(event.levels);
-        return;
-      }
-      case 'rates': {
-        const room = this.rooms.get(event.roomId);
-        if (room) room.bitrates = new Map(event.bitrates);
-        for (const [peerId, bps] of event.downlinks) {
-          const peer = this.peers.get(peerId);
-          if (peer) peer.downlinkBps = bps;
-        }
-        return;
-      }
+        return this.rooms.get(event.roomId)?.peerConnectionChanged(event.peerId, event.connected);
+      case 'levels':
+        return this.rooms.get(event.roomId)?.levelsMeasured(event.levels);
+      case 'rates':
+        return this.rooms.get(event.roomId)?.ratesMeasured(event.bitrates, event.downlinks);
     }
-  }
-}
-
-export class RemoteRoom {
-  levels = new Map<string, number>();
-  bitrates = new Map<number, number>();
-  constructor(
-    readonly worker: MediaWorkerClient,
-    readonly id: string,
-  ) {}
-
-  audioLevels(): Map<string, number> {
-    return this.levels;
-  }
-
-  bitrateOf(streamId: number): number {
-    return this.bitrates.get(streamId) ?? 0;
-  }
-}
-
-export class RemotePeer {
-  onConnectionChange: (connected: boolean) => void = () => undefined;
-  connected = false;
-  downlinkBps = 0;
-  private closed = false;
-
-  constructor(
-    private readonly worker: MediaWorkerClient,
-    readonly room: RemoteRoom,
-    readonly id: string,
-  ) {}
-
-  negotiate(input: NegotiationInput): Promise<NegotiationResult> {
-    return this.worker.call('negotiate', this.id, input);
-  }
-  setMuted(muted: boolean): void {
-    this.worker.fire('setMuted', this.id, muted);
-  }
-  setPaused(streamIds: number[], paused: boolean): void {
-    this.worker.fire('setPaused', this.id, streamIds, paused);
-  }
-  applyCapabilities(capabilities: { sendAudio: boolean; receiveAudio: boolean; receiveVideo: boolean }): void {
-    this.worker.fire('applyCapabilities', this.id, capabilities);
-  }
-  unpublish(): void {
-    this.worker.fire('unpublish', this.id);
-  }
-  estimatedDownlinkBps(): number {
-    return this.downlinkBps;
-  }
-  stats(): Promise<PeerStats | undefined> {
-    return this.worker.call('peerStats', this.id);
-  }
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.worker.peers.delete(this.id);
-    this.worker.fire('closePeer', this.id);
-  }
-  connectionChanged(connected: boolean): void {
-    this.connected = connected;
-    this.onConnectionChange(connected);
   }
 }
 

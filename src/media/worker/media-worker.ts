@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { BurstLimiter } from '../../util/burst-limiter.ts';
-import { MIX_ENCODER_SETTINGS } from '../audio/audio-mixer.ts';
+import type { AudioHub } from '../audio/audio-hub.ts';
+import { AudioMixer, MIX_ENCODER_SETTINGS } from '../audio/audio-mixer.ts';
 import { getDtlsIdentity, type DtlsIdentity } from '../protocol/dtls.ts';
 import { FrameClock, type FrameClockStats } from '../audio/frame-clock.ts';
 import { loadOpusBackend } from '../audio/opus/backend.ts';
@@ -63,13 +64,27 @@ export class MediaWorker {
     return this.mux.port;
   }
 
-  createRoom(meetingId: string, replica = false): MediaRoom {
-    const room = new MediaRoom(meetingId, replica, this.clock, this.codecs);
-    room.on('audioFailure', (error, rebuilt) => {
+  /** A room that mixes its own audio, with this worker's codecs, on this worker's clock. */
+  createRoom(meetingId: string): MediaRoom<AudioMixer> {
+    const mixer = new AudioMixer({ codecs: this.codecs });
+    mixer.on('failure', (error, rebuilt) => {
       if (rebuilt) this.mixerRebuilds++;
       this.reportFailure(`mixer ${meetingId}`, error);
     });
+    this.clock.add(mixer);
+    const room = this.adopt(new MediaRoom(meetingId, mixer));
+    room.once('closed', () => this.clock.remove(mixer));
+    return room;
+  }
+
+  /** A room whose audio comes from elsewhere through `hub` (a replica's relay of its primary's mix). */
+  createRelayedRoom<Hub extends AudioHub>(meetingId: string, hub: Hub): MediaRoom<Hub> {
+    return this.adopt(new MediaRoom(meetingId, hub));
+  }
+
+  private adopt<Hub extends AudioHub>(room: MediaRoom<Hub>): MediaRoom<Hub> {
     this.rooms.add(room);
+    room.once('closed', () => this.rooms.delete(room));
     return room;
   }
 
@@ -89,7 +104,7 @@ export class MediaWorker {
   }
 
   closeRoom(room: MediaRoom): void {
-    if (this.rooms.delete(room)) room.close();
+    if (this.rooms.has(room)) room.close();
   }
 
   createPeer(room: MediaRoom, attendeeId: string): MediaPeer {
@@ -99,8 +114,7 @@ export class MediaWorker {
 
   close(): void {
     this.clock.stop();
-    for (const room of this.rooms) room.close();
-    this.rooms.clear();
+    for (const room of [...this.rooms]) room.close();
     this.mux.close();
   }
 }

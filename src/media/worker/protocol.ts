@@ -1,4 +1,4 @@
-import type { NegotiationInput, NegotiationResult } from '../sfu/peer.ts';
+import type { MidSubscription, NegotiationInput, NegotiationResult, SubscriptionUpdate } from '../sfu/peer.ts';
 import type { MediaWorkerStats } from './media-worker.ts';
 
 /**
@@ -32,28 +32,45 @@ export interface PipeStats {
   rejected: number;
 }
 
+export type StreamRef = { streamId: number; groupId: number };
+
+/** Ids are chosen by the main thread; closing a room closes its peers and pipe ends. */
 export interface WorkerMethods {
+  /** `replica`: the room relays its primary's mix from a pipe instead of mixing its own. */
   createRoom(roomId: string, replica: boolean): void;
   closeRoom(roomId: string): void;
   createPeer(roomId: string, peerId: string, attendeeId: string): void;
   closePeer(peerId: string): void;
   negotiate(peerId: string, input: NegotiationInput): NegotiationResult;
+  /** REMOTE_VIDEO_UPDATE without an offer (MediaPeer.updateSubscriptions); answers what the receive m-lines carry. */
+  updateSubscriptions(peerId: string, update: SubscriptionUpdate): MidSubscription[];
   setMuted(peerId: string, muted: boolean): void;
   setPaused(peerId: string, streamIds: number[], paused: boolean): void;
   applyCapabilities(peerId: string, capabilities: { sendAudio: boolean; receiveAudio: boolean; receiveVideo: boolean }): void;
   unpublish(peerId: string): void;
   peerStats(peerId: string): PeerStats | undefined;
-  /** Opens this end of a pipe in a room (UDP on an ephemeral port); returns the port. */
-  createPipe(pipeId: string, roomId: string): number;
+  /** Opens the primary's end of a pipe in a mixing room (UDP on an ephemeral port); answers the port. */
+  openPrimaryPipe(roomId: string, pipeId: string): Promise<number>;
+  /** Opens the replica's end of a pipe in a replica room; answers the port. */
+  openReplicaPipe(roomId: string, pipeId: string): Promise<number>;
+  /** Either end: the other end's address and the pipe's keys. */
   connectPipe(pipeId: string, remote: { address: string; port: number }, keys: PipeKeysWire): void;
-  /** Primary end: what the replica wants; replica end: a promoted attendee's streams to send up. */
-  pipeSendStreams(pipeId: string, streamIds: number[]): void;
-  /** Replica end: the primary's streams; primary end: the streams coming up from promoted attendees. */
-  pipeSetStreams(pipeId: string, streams: { streamId: number; groupId: number }[]): void;
-  pipePromote(pipeId: string, slot: number, attendeeId: string): void;
-  pipeDemote(pipeId: string, slot: number, attendeeId: string): void;
   closePipe(pipeId: string): void;
   pipeStats(pipeId: string): PipeStats | undefined;
+  /** Primary end: the primary's streams the replica's viewers want now. */
+  primaryPipeSendStreams(pipeId: string, streamIds: number[]): void;
+  /** Primary end: the streams promoted attendees send up, as layers of the primary's room. */
+  primaryPipeReceiveStreams(pipeId: string, streams: StreamRef[]): void;
+  /** Primary end: the slot's voice becomes a mixer source, and its mix-minus goes down. */
+  primaryPipePromote(pipeId: string, slot: number, primaryAttendeeId: string): void;
+  primaryPipeDemote(pipeId: string, slot: number): void;
+  /** Replica end: the primary's streams, as layers of the replica's room. */
+  replicaPipeSetStreams(pipeId: string, streams: StreamRef[]): void;
+  /** Replica end: promoted attendees' published streams to send up. */
+  replicaPipeSendStreams(pipeId: string, streamIds: number[]): void;
+  /** Replica end: the attendee's voice goes up in the slot, and it hears the slot's mix. */
+  replicaPipePromote(pipeId: string, slot: number, attendeeId: string): void;
+  replicaPipeDemote(pipeId: string, attendeeId: string): void;
   /** The worker's media clock (frames, lateness), opus codecs and mixer failures. */
   workerStats(): MediaWorkerStats;
   /**
@@ -70,12 +87,23 @@ export interface PipeKeysWire {
 
 export type WorkerCall = { [M in keyof WorkerMethods]: { type: 'call'; id: number; method: M; args: Parameters<WorkerMethods[M]> } }[keyof WorkerMethods];
 
+/** What a call answers once the worker is done with it. */
+export type WorkerAnswer<M extends keyof WorkerMethods> = Awaited<ReturnType<WorkerMethods[M]>>;
+
+/** How handles reach their worker thread: calls answered in order, and calls nobody waits for. */
+export interface WorkerChannel {
+  readonly name: string;
+  call<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): Promise<WorkerAnswer<M>>;
+  /** A call whose answer nobody waits for; a failure is logged. Dropped once the worker is stopped. */
+  fire<M extends keyof WorkerMethods>(method: M, ...args: Parameters<WorkerMethods[M]>): void;
+}
+
 export type WorkerEvent =
   | { type: 'ready'; port: number }
   | { type: 'result'; id: number; result?: unknown; error?: string }
-  | { type: 'peerConnection'; peerId: string; connected: boolean }
+  | { type: 'peerConnection'; roomId: string; peerId: string; connected: boolean }
   /** A replica's viewers now subscribe to these streams of the primary. */
-  | { type: 'pipeDemand'; pipeId: string; streamIds: number[] }
+  | { type: 'pipeDemand'; roomId: string; pipeId: string; streamIds: number[] }
   /** Every 200 ms per room: audio level (-dBov) of each talking attendee. */
   | { type: 'levels'; roomId: string; levels: [string, number][] }
   /** Every second per room: received bitrate per published stream, downlink estimate per peer. */
