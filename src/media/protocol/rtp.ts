@@ -23,15 +23,18 @@ export const rtp = {
   setSsrc: (p: Buffer, ssrc: number) => p.writeUInt32BE(ssrc >>> 0, 8),
 };
 
-/** Length of the fixed header, CSRCs and header extension; -1 if the packet is malformed. */
-export function rtpHeaderLength(p: Buffer): number {
-  if (p.length < 12 || p[0]! >> 6 !== 2) return -1;
+/**
+ * Length of the fixed header, CSRCs and header extension; -1 if the packet is malformed or the header
+ * leaves no room for `trailerLength` bytes after it (an SRTP authentication tag).
+ */
+export function rtpHeaderLength(p: Buffer, trailerLength = 0): number {
+  if (p.length < 12 + trailerLength || p[0]! >> 6 !== 2) return -1;
   let length = 12 + (p[0]! & 0x0f) * 4;
   if (p[0]! & 0x10) {
     if (p.length < length + 4) return -1;
     length += 4 + p.readUInt16BE(length + 2) * 4;
   }
-  return length <= p.length ? length : -1;
+  return length + trailerLength <= p.length ? length : -1;
 }
 
 /** Payload end, excluding RTP padding; -1 if malformed. */
