@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdentity } from '../protocol/dtls.ts';
 import { isRtcp } from '../protocol/rtp.ts';
-import { SrtpSession, srtpProfileById } from '../protocol/srtp.ts';
+import { SrtpSession } from '../protocol/srtp.ts';
 import { answerBindingRequest, isStun } from '../protocol/stun.ts';
 import type { MuxedTransport, UdpMux } from './udp-mux.ts';
 
@@ -142,13 +142,8 @@ export class WebRtcTransport implements MuxedTransport {
         if (this.remote) this.mux.send(datagram, this.remote.address, this.remote.port);
       },
       onConnected: (keys) => {
-        const profile = srtpProfileById(keys.profile);
-        if (!profile) return;
-        this.srtp = new SrtpSession(profile, {
-          local: { key: keys.localKey, salt: keys.localSalt },
-          remote: { key: keys.remoteKey, salt: keys.remoteSalt },
-        });
-        this.logger.debug({ profile: profile.name }, 'DTLS connected');
+        this.srtp = new SrtpSession(keys.profile, keys);
+        this.logger.debug({ profile: keys.profile.name }, 'DTLS connected');
         this.setConnected(true);
       },
       onError: (error) => this.logger.info({ err: error }, 'DTLS failed'),

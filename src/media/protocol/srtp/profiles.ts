@@ -3,10 +3,16 @@
  * material becomes their master keys: the one table DTLS negotiates from and SRTP protects with.
  */
 
+/** DTLS-SRTP protection profile ids (RFC 5764 §4.1.2, RFC 7714 §14.2), as the use_srtp extension carries them. */
+export const SrtpProtectionProfile = {
+  AES128_CM_HMAC_SHA1_80: 0x0001,
+  AEAD_AES_128_GCM: 0x0007,
+} as const;
+export type SrtpProtectionProfile = (typeof SrtpProtectionProfile)[keyof typeof SrtpProtectionProfile];
+
 export interface SrtpProfile {
   readonly name: 'SRTP_AES128_CM_HMAC_SHA1_80' | 'SRTP_AEAD_AES_128_GCM';
-  /** DTLS-SRTP protection profile id, as carried by the use_srtp extension. */
-  readonly id: number;
+  readonly id: SrtpProtectionProfile;
   /** Master key length in bytes. */
   readonly keyLength: number;
   /** Master salt length in bytes. */
@@ -17,7 +23,7 @@ export interface SrtpProfile {
 
 export const SRTP_AES128_CM_HMAC_SHA1_80: SrtpProfile = Object.freeze({
   name: 'SRTP_AES128_CM_HMAC_SHA1_80',
-  id: 0x0001,
+  id: SrtpProtectionProfile.AES128_CM_HMAC_SHA1_80,
   keyLength: 16,
   saltLength: 14,
   authTagLength: 10,
@@ -25,7 +31,7 @@ export const SRTP_AES128_CM_HMAC_SHA1_80: SrtpProfile = Object.freeze({
 
 export const SRTP_AEAD_AES_128_GCM: SrtpProfile = Object.freeze({
   name: 'SRTP_AEAD_AES_128_GCM',
-  id: 0x0007,
+  id: SrtpProtectionProfile.AEAD_AES_128_GCM,
   keyLength: 16,
   saltLength: 12,
   authTagLength: 16,
@@ -33,13 +39,6 @@ export const SRTP_AEAD_AES_128_GCM: SrtpProfile = Object.freeze({
 
 /** In order of preference: GCM costs one crypto object per packet instead of two. */
 export const SRTP_PROFILES: readonly SrtpProfile[] = [SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80];
-
-/** The profiles' DTLS-SRTP ids by name, as the use_srtp extension and werift-style APIs spell them. */
-export const SrtpProtectionProfile = {
-  AES128_CM_HMAC_SHA1_80: SRTP_AES128_CM_HMAC_SHA1_80.id,
-  AEAD_AES_128_GCM: SRTP_AEAD_AES_128_GCM.id,
-} as const;
-export type SrtpProtectionProfile = (typeof SrtpProtectionProfile)[keyof typeof SrtpProtectionProfile];
 
 export function srtpProfileById(id: number): SrtpProfile | undefined {
   return SRTP_PROFILES.find((profile) => profile.id === id);
