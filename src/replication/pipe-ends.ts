@@ -1,7 +1,7 @@
 import type { MixerSink } from '../media/audio/audio-mixer.ts';
 import type { AudioRelay } from './audio-relay.ts';
 import type { MediaRoom } from '../media/sfu/room.ts';
-import { audioLevel, buildPli, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp } from '../media/protocol/rtp.ts';
+import { audioLevel, buildPli, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../media/protocol/rtp.ts';
 import type { PipeTransport } from '../media/transport/pipe-transport.ts';
 import { VideoDownstream, VideoLayer } from '../media/sfu/video-forwarding.ts';
 
@@ -42,23 +42,9 @@ class PipeAudioStream {
   send(payload: Buffer, level = -1, timestamp?: number): void {
     this.seq = (this.seq + 1) & 0xffff;
     this.timestamp = timestamp ?? (this.timestamp + FRAME_SAMPLES) >>> 0;
-    let offset = 12;
-    scratch[0] = level >= 0 ? 0x90 : 0x80;
-    scratch[1] = OPUS_PAYLOAD_TYPE;
-    scratch.writeUInt16BE(this.seq, 2);
-    scratch.writeUInt32BE(this.timestamp, 4);
-    scratch.writeUInt32BE(this.ssrc, 8);
-    if (level >= 0) {
-      scratch.writeUInt16BE(0xbede, 12);
-      scratch.writeUInt16BE(1, 14);
-      scratch[16] = PIPE_LEVEL_EXTENSION << 4;
-      scratch[17] = level & 0x7f;
-      scratch[18] = 0;
-      scratch[19] = 0;
-      offset = 20;
-    }
-    payload.copy(scratch, offset);
-    this.pipe.sendRtp(scratch.subarray(0, offset + payload.length));
+    const levelId = level >= 0 ? PIPE_LEVEL_EXTENSION : 0;
+    const length = writeAudioRtpPacket(scratch, OPUS_PAYLOAD_TYPE, this.seq, this.timestamp, this.ssrc, levelId, level, payload);
+    this.pipe.sendRtp(scratch.subarray(0, length));
   }
 }
 
