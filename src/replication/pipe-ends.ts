@@ -116,12 +116,13 @@ export class PrimaryPipeEnd {
     this.sharedSink = { deliver: (payload, level, timestamp) => this.shared.send(payload, level, timestamp) };
     room.mixer.addSink(this.sharedSink);
     room.layerListeners.add(this.onLayer);
-    pipe.onRtp = (packet) => this.receive(packet);
-    pipe.onRtcp = (packet) =>
+    pipe.on('rtp', (packet) => this.receive(packet));
+    pipe.on('rtcp', (packet) =>
       visitRtcp(packet, {
         pli: (ssrc) => this.keyFrameWanted(ssrc),
         fir: (ssrc) => this.keyFrameWanted(ssrc),
-      });
+      }),
+    );
   }
 
   /** The streams the replica's viewers subscribe to now. */
@@ -201,12 +202,13 @@ export class ReplicaPipeEnd {
   ) {
     relay.upstream = (attendeeId, payload, level) => this.promoted.get(attendeeId)?.voice.send(payload, level);
     room.layerListeners.add(this.onLayer);
-    pipe.onRtp = (packet) => this.receive(packet);
-    pipe.onRtcp = (packet) =>
+    pipe.on('rtp', (packet) => this.receive(packet));
+    pipe.on('rtcp', (packet) =>
       visitRtcp(packet, {
         pli: (ssrc) => this.outgoing.get(PipeSsrc.index(ssrc))?.requestKeyFrame(),
         fir: (ssrc) => this.outgoing.get(PipeSsrc.index(ssrc))?.requestKeyFrame(),
-      });
+      }),
+    );
   }
 
   /** The primary's published streams (the ones not published here by a promoted attendee). */

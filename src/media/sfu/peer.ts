@@ -106,12 +106,12 @@ export class MediaPeer implements RoomPeer {
     readonly transport: WebRtcTransport,
   ) {
     room.peers.add(this);
-    transport.onRtp = (packet) => this.receiveRtp(packet);
-    transport.onRtcp = (packet) => visitRtcp(packet, this.rtcpVisitor);
-    transport.onStateChange = (connected) => {
+    transport.on('rtp', (packet) => this.receiveRtp(packet));
+    transport.on('rtcp', (packet) => visitRtcp(packet, this.rtcpVisitor));
+    transport.on('connectionChange', (connected) => {
       if (connected) for (const layer of this.layers) layer.requestKeyFrame();
       this.onConnectionChange(connected);
-    };
+    });
     this.feedbackTimer = setInterval(() => this.sendPublisherFeedback(), 1000);
     this.feedbackTimer.unref();
   }
