@@ -88,12 +88,6 @@ export function uint16(value: number): Buffer {
   return out;
 }
 
-export function uint24(value: number): Buffer {
-  const out = Buffer.alloc(3);
-  out.writeUIntBE(value, 0, 3);
-  return out;
-}
-
 /** `content` behind its length on `prefixBytes` bytes; throws if it cannot be represented. */
 export function vector(prefixBytes: 1 | 2 | 3, content: Buffer | readonly Buffer[]): Buffer {
   const body = Buffer.isBuffer(content) ? content : Buffer.concat(content as Buffer[]);

@@ -6,8 +6,6 @@
 const Tag = {
   integer: 0x02,
   bitString: 0x03,
-  octetString: 0x04,
-  null: 0x05,
   objectIdentifier: 0x06,
   utf8String: 0x0c,
   utcTime: 0x17,
@@ -78,14 +76,6 @@ export function utf8String(text: string): Buffer {
 /** A BIT STRING of whole bytes (no unused bits), as signatures and public keys are. */
 export function bitString(bytes: Buffer): Buffer {
   return tlv(Tag.bitString, Buffer.concat([Buffer.from([0]), bytes]));
-}
-
-export function octetString(bytes: Buffer): Buffer {
-  return tlv(Tag.octetString, bytes);
-}
-
-export function nullValue(): Buffer {
-  return tlv(Tag.null, Buffer.alloc(0));
 }
 
 /** X.509 Time (RFC 5280 §4.1.2.5): UTCTime through 2049, GeneralizedTime from 2050, to the second, in UTC. */
