@@ -18,6 +18,7 @@ import { AudioMixer, FRAME_SAMPLES, MIX_ENCODER_SETTINGS, SAMPLE_RATE, type Mixe
 import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
 import { OpusCodecPool } from '../../src/media/audio/opus/codec-pool.ts';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpSession, type SrtpProfile } from '../../src/media/protocol/srtp.ts';
+import { writeAudioRtpPacket } from '../../src/media/protocol/rtp.ts';
 import { VideoDownstream, VideoLayer } from '../../src/media/sfu/video-forwarding.ts';
 import { measureClockUnderLoad } from './clock.ts';
 import { measureCodecs } from './codecs.ts';
@@ -132,13 +133,9 @@ async function mixing(attendees: number, talkers: number, deliver: boolean, back
       const listener: MixerSink = {
         deliver(payload) {
           if (!deliver) return;
-          header[0] = 0x80;
-          header[1] = 111;
-          header.writeUInt16BE((seq = (seq + 1) & 0xffff), 2);
-          header.writeUInt32BE((seq * FRAME_SAMPLES) >>> 0, 4);
-          header.writeUInt32BE(5000 + a, 8);
-          payload.copy(header, 12);
-          socket.send(srtp.protectRtp(header.subarray(0, 12 + payload.length)), sinkPort, '127.0.0.1');
+          seq = (seq + 1) & 0xffff;
+          const length = writeAudioRtpPacket(header, 111, seq, seq * FRAME_SAMPLES, 5000 + a, 0, -1, payload);
+          socket.send(srtp.protectRtp(header.subarray(0, length)), sinkPort, '127.0.0.1');
         },
       };
       mixer.addSource(`a${a}`);

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { MixerSink } from '../media/audio/audio-mixer.ts';
 import type { AudioRelay, RelayUplink } from './audio-relay.ts';
 import type { MediaRoom, RoomPeer } from '../media/sfu/room.ts';
-import { audioLevel, buildPli, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp } from '../media/protocol/rtp.ts';
+import { audioLevel, buildPli, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../media/protocol/rtp.ts';
 import type { PipeKeys, PipeTransport } from '../media/transport/pipe-transport.ts';
 import { VideoDownstream, VideoLayer } from '../media/sfu/video-forwarding.ts';
 
@@ -43,23 +43,9 @@ class PipeAudioStream {
   send(payload: Buffer, level = -1, timestamp?: number): void {
     this.seq = (this.seq + 1) & 0xffff;
     this.timestamp = timestamp ?? (this.timestamp + FRAME_SAMPLES) >>> 0;
-    let offset = 12;
-    scratch[0] = level >= 0 ? 0x90 : 0x80;
-    scratch[1] = OPUS_PAYLOAD_TYPE;
-    scratch.writeUInt16BE(this.seq, 2);
-    scratch.writeUInt32BE(this.timestamp, 4);
-    scratch.writeUInt32BE(this.ssrc, 8);
-    if (level >= 0) {
-      scratch.writeUInt16BE(0xbede, 12);
-      scratch.writeUInt16BE(1, 14);
-      scratch[16] = PIPE_LEVEL_EXTENSION << 4;
-      scratch[17] = level & 0x7f;
-      scratch[18] = 0;
-      scratch[19] = 0;
-      offset = 20;
-    }
-    payload.copy(scratch, offset);
-    this.pipe.sendRtp(scratch.subarray(0, offset + payload.length));
+    const levelId = level >= 0 ? PIPE_LEVEL_EXTENSION : 0;
+    const length = writeAudioRtpPacket(scratch, OPUS_PAYLOAD_TYPE, this.seq, this.timestamp, this.ssrc, levelId, level, payload);
+    this.pipe.sendRtp(scratch.subarray(0, length));
   }
 }
 
@@ -151,12 +137,13 @@ export class PrimaryPipeEnd extends EventEmitter<PipeEndEvents> implements PipeE
     this.sharedSink = { deliver: (payload, level, timestamp) => this.shared.send(payload, level, timestamp) };
     room.mixer.addSink(this.sharedSink);
     room.peers.add(this);
-    pipe.onRtp = (packet) => this.receive(packet);
-    pipe.onRtcp = (packet) =>
+    pipe.on('rtp', (packet) => this.receive(packet));
+    pipe.on('rtcp', (packet) =>
       visitRtcp(packet, {
         pli: (ssrc) => this.keyFrameWanted(ssrc),
         fir: (ssrc) => this.keyFrameWanted(ssrc),
-      });
+      }),
+    );
   }
 
   connect(remote: { address: string; port: number }, keys: PipeKeys): void {
@@ -255,12 +242,13 @@ export class ReplicaPipeEnd extends EventEmitter<ReplicaPipeEndEvents> implement
     super();
     room.mixer.attachUplink(this.uplink);
     room.peers.add(this);
-    pipe.onRtp = (packet) => this.receive(packet);
-    pipe.onRtcp = (packet) =>
+    pipe.on('rtp', (packet) => this.receive(packet));
+    pipe.on('rtcp', (packet) =>
       visitRtcp(packet, {
         pli: (ssrc) => this.outgoing.get(PipeSsrc.index(ssrc))?.requestKeyFrame(),
         fir: (ssrc) => this.outgoing.get(PipeSsrc.index(ssrc))?.requestKeyFrame(),
-      });
+      }),
+    );
   }
 
   connect(remote: { address: string; port: number }, keys: PipeKeys): void {

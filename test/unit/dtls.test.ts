@@ -155,15 +155,15 @@ function stopClient(client: DtlsClient): void {
 
 function assertKeysCrosswise(server: SrtpKeyingMaterial, client: DtlsClient, keyLength: number, saltLength: number): void {
   const clientKeys = client.extractSessionKeys(keyLength, saltLength);
-  assert.equal(server.localKey.length, keyLength);
-  assert.equal(server.localSalt.length, saltLength);
-  assert.equal(server.remoteKey.length, keyLength);
-  assert.equal(server.remoteSalt.length, saltLength);
-  assert.deepEqual(server.remoteKey, clientKeys.localKey);
-  assert.deepEqual(server.remoteSalt, clientKeys.localSalt);
-  assert.deepEqual(server.localKey, clientKeys.remoteKey);
-  assert.deepEqual(server.localSalt, clientKeys.remoteSalt);
-  assert.notDeepEqual(server.localKey, server.remoteKey);
+  assert.equal(server.local.key.length, keyLength);
+  assert.equal(server.local.salt.length, saltLength);
+  assert.equal(server.remote.key.length, keyLength);
+  assert.equal(server.remote.salt.length, saltLength);
+  assert.deepEqual(server.remote.key, clientKeys.localKey);
+  assert.deepEqual(server.remote.salt, clientKeys.localSalt);
+  assert.deepEqual(server.local.key, clientKeys.remoteKey);
+  assert.deepEqual(server.local.salt, clientKeys.remoteSalt);
+  assert.notDeepEqual(server.local.key, server.remote.key);
 }
 
 async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -413,7 +413,7 @@ describe('DtlsServerSession handshake with werift DtlsClient', () => {
       assert.equal(pair.recorder.connected.length, 1);
       const keys = pair.recorder.connected[0]!;
       // The client listed CM_HMAC_SHA1_80 first; our preference wins.
-      assert.equal(keys.profile, SrtpProtectionProfile.AEAD_AES_128_GCM);
+      assert.equal(keys.profile.id, SrtpProtectionProfile.AEAD_AES_128_GCM);
       assert.equal(pair.session.srtpProfile, SrtpProtectionProfile.AEAD_AES_128_GCM);
       assert.equal(pair.client.srtp.srtpProfile, SrtpProtectionProfile.AEAD_AES_128_GCM);
       assertKeysCrosswise(keys, pair.client, 16, 12);
@@ -447,7 +447,7 @@ describe('DtlsServerSession handshake with werift DtlsClient', () => {
     await withDeadline(Promise.all([pair.clientConnected, pair.serverSettled]), 5000, 'handshake');
     try {
       const keys = pair.recorder.connected[0]!;
-      assert.equal(keys.profile, SrtpProtectionProfile.AES128_CM_HMAC_SHA1_80);
+      assert.equal(keys.profile.id, SrtpProtectionProfile.AES128_CM_HMAC_SHA1_80);
       assertKeysCrosswise(keys, pair.client, 16, 14);
     } finally {
       pair.session.close();
@@ -740,7 +740,7 @@ describe('DtlsServerSession over loopback UDP', () => {
     try {
       assert.deepEqual(recorder.errors, []);
       const keys = recorder.connected[0]!;
-      assert.equal(keys.profile, SrtpProtectionProfile.AEAD_AES_128_GCM);
+      assert.equal(keys.profile.id, SrtpProtectionProfile.AEAD_AES_128_GCM);
       assertKeysCrosswise(keys, client, 16, 12);
       t.diagnostic(`UDP loopback handshake: ${elapsed.toFixed(1)} ms end to end, ${session.handshakeDurationMs?.toFixed(1)} ms server side`);
     } finally {

@@ -23,15 +23,55 @@ export const rtp = {
   setSsrc: (p: Buffer, ssrc: number) => p.writeUInt32BE(ssrc >>> 0, 8),
 };
 
-/** Length of the fixed header, CSRCs and header extension; -1 if the packet is malformed. */
-export function rtpHeaderLength(p: Buffer): number {
-  if (p.length < 12 || p[0]! >> 6 !== 2) return -1;
+/**
+ * Length of the fixed header, CSRCs and header extension; -1 if the packet is malformed or the header
+ * leaves no room for `trailerLength` bytes after it (an SRTP authentication tag).
+ */
+export function rtpHeaderLength(p: Buffer, trailerLength = 0): number {
+  if (p.length < 12 + trailerLength || p[0]! >> 6 !== 2) return -1;
   let length = 12 + (p[0]! & 0x0f) * 4;
   if (p[0]! & 0x10) {
     if (p.length < length + 4) return -1;
     length += 4 + p.readUInt16BE(length + 2) * 4;
   }
-  return length <= p.length ? length : -1;
+  return length + trailerLength <= p.length ? length : -1;
+}
+
+/** RFC 8285 one-byte header extension profile. */
+const ONE_BYTE_EXTENSION_PROFILE = 0xbede;
+
+/**
+ * Writes an audio RTP packet into `out` (a reused scratch buffer) and returns its length: the fixed
+ * header, then, when `levelExtensionId` is not 0, a one-byte header extension (RFC 8285) with the
+ * RFC 6464 level of the payload in -dBov (a negative `level`, unknown, is written as 127: silence), then
+ * the payload. Allocates nothing; it runs for every listener every 20 ms.
+ */
+export function writeAudioRtpPacket(
+  out: Buffer,
+  payloadType: number,
+  sequence: number,
+  timestamp: number,
+  ssrc: number,
+  levelExtensionId: number,
+  level: number,
+  payload: Buffer,
+): number {
+  out[0] = levelExtensionId ? 0x90 : 0x80;
+  out[1] = payloadType & 0x7f;
+  out.writeUInt16BE(sequence & 0xffff, 2);
+  out.writeUInt32BE(timestamp >>> 0, 4);
+  out.writeUInt32BE(ssrc >>> 0, 8);
+  let offset = 12;
+  if (levelExtensionId) {
+    out.writeUInt16BE(ONE_BYTE_EXTENSION_PROFILE, 12);
+    out.writeUInt16BE(1, 14); // one 32-bit word: the element and two bytes of padding
+    out[16] = levelExtensionId << 4; // the element's length field is 0: one byte of data
+    out[17] = level < 0 ? 127 : level & 0x7f;
+    out[18] = 0;
+    out[19] = 0;
+    offset = 20;
+  }
+  return offset + payload.copy(out, offset);
 }
 
 /** Payload end, excluding RTP padding; -1 if malformed. */

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { MixerSink } from '../audio/audio-mixer.ts';
 import { FRAME_SAMPLES } from '../audio/audio-mixer.ts';
 import type { MediaRoom, RoomPeer } from './room.ts';
-import { AudioTimestamps, audioLevel, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp } from '../protocol/rtp.ts';
+import { AudioTimestamps, audioLevel, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../protocol/rtp.ts';
 import { buildAnswer, EXT, type AnswerMedia, type Codec, type Extension, type Offer, type OfferedMedia } from '../protocol/sdp.ts';
 import { VideoDownstream, VideoLayer } from './video-forwarding.ts';
 import type { WebRtcTransport } from '../transport/webrtc-transport.ts';
@@ -129,12 +129,12 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
   ) {
     super();
     room.peers.add(this);
-    transport.onRtp = (packet) => this.receiveRtp(packet);
-    transport.onRtcp = (packet) => visitRtcp(packet, this.rtcpVisitor);
-    transport.onStateChange = (connected) => {
+    transport.on('rtp', (packet) => this.receiveRtp(packet));
+    transport.on('rtcp', (packet) => visitRtcp(packet, this.rtcpVisitor));
+    transport.on('connectionChange', (connected) => {
       if (connected) for (const layer of this.layers) layer.requestKeyFrame();
       this.emit('connectionChange', connected);
-    };
+    });
     this.feedbackTimer = setInterval(() => this.sendPublisherFeedback(), 1000);
     this.feedbackTimer.unref();
   }
@@ -450,25 +450,9 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
       this.quietPackets = 0;
     }
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
-    const levelId = this.extensionIds.audioLevel;
-    audioScratch[0] = levelId ? 0x90 : 0x80;
-    audioScratch[1] = this.opusPayloadType;
-    audioScratch.writeUInt16BE(this.audioSeq, 2);
-    audioScratch.writeUInt32BE(audioTs, 4);
-    audioScratch.writeUInt32BE(this.audioOutSsrc, 8);
-    let offset = 12;
-    if (levelId) {
-      // RFC 6464 level of the mix this listener hears (the receiver's per-packet audio level).
-      audioScratch.writeUInt16BE(0xbede, 12);
-      audioScratch.writeUInt16BE(1, 14);
-      audioScratch[16] = levelId << 4;
-      audioScratch[17] = level < 0 ? 127 : level & 0x7f;
-      audioScratch[18] = 0;
-      audioScratch[19] = 0;
-      offset = 20;
-    }
-    payload.copy(audioScratch, offset);
-    this.transport.sendRtp(audioScratch.subarray(0, offset + payload.length));
+    // With the RFC 6464 level of the mix this listener hears (the receiver's per-packet audio level).
+    const length = writeAudioRtpPacket(audioScratch, this.opusPayloadType, this.audioSeq, audioTs, this.audioOutSsrc, this.extensionIds.audioLevel, level, payload);
+    this.transport.sendRtp(audioScratch.subarray(0, length));
   }
 
   private sendRtcp(packet: Buffer): void {

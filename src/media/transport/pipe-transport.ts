@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { isRtcp } from '../protocol/rtp.ts';
 import { SRTP_AEAD_AES_128_GCM, SrtpSession, type SrtpMasterKey } from '../protocol/srtp.ts';
+import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 
 /**
  * One end of a pipe between two rooms: RTP and RTCP over UDP to one fixed remote address, protected with SRTP
@@ -13,15 +13,12 @@ export interface PipeKeys {
   receive: SrtpMasterKey;
 }
 
-export class PipeTransport {
-  onRtp: (packet: Buffer) => void = () => undefined;
-  onRtcp: (packet: Buffer) => void = () => undefined;
-  private remote: { address: string; port: number } | undefined;
-  private srtp: SrtpSession | undefined;
-  private closed = false;
+export class PipeTransport extends SrtpTransport {
+  /** `rejected`: from another address, unauthentic or replayed, or failed in a listener. */
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, rejected: 0 };
 
   private constructor(private readonly socket: dgram.Socket) {
+    super();
     socket.on('message', (packet, from) => {
       try {
         this.receive(packet, from.address, from.port);
@@ -48,42 +45,26 @@ export class PipeTransport {
     return (this.socket.address() as AddressInfo).port;
   }
 
-  connect(remote: { address: string; port: number }, keys: PipeKeys): void {
+  connect(remote: RemoteAddress, keys: PipeKeys): void {
     this.remote = remote;
     this.srtp = new SrtpSession(SRTP_AEAD_AES_128_GCM, { local: keys.send, remote: keys.receive });
-  }
-
-  sendRtp(packet: Buffer): void {
-    if (!this.srtp || !this.remote || this.closed) return;
-    this.stats.rtpOut++;
-    this.socket.send(this.srtp.protectRtp(packet), this.remote.port, this.remote.address);
-  }
-
-  sendRtcp(packet: Buffer): void {
-    if (!this.srtp || !this.remote || this.closed) return;
-    this.stats.rtcpOut++;
-    this.socket.send(this.srtp.protectRtcp(packet), this.remote.port, this.remote.address);
-  }
-
-  private receive(packet: Buffer, address: string, port: number): void {
-    // Only the other end, and only what its keys protect.
-    if (!this.srtp || !this.remote || address !== this.remote.address || port !== this.remote.port) return void this.stats.rejected++;
-    if (isRtcp(packet)) {
-      const plain = this.srtp.unprotectRtcp(packet);
-      if (!plain) return void this.stats.rejected++;
-      this.stats.rtcpIn++;
-      this.onRtcp(plain);
-    } else {
-      const plain = this.srtp.unprotectRtp(packet);
-      if (!plain) return void this.stats.rejected++;
-      this.stats.rtpIn++;
-      this.onRtp(plain);
-    }
+    this.setConnected(!this.closed);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.socket.close();
+    this.setConnected(false);
+  }
+
+  protected transmit(datagram: Buffer, remote: RemoteAddress): void {
+    this.socket.send(datagram, remote.port, remote.address);
+  }
+
+  private receive(packet: Buffer, address: string, port: number): void {
+    // Only the other end, and only what its keys protect.
+    if (!this.remote || address !== this.remote.address || port !== this.remote.port) return void this.stats.rejected++;
+    if (!this.receiveSrtp(packet)) this.stats.rejected++;
   }
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdentity } from '../protocol/dtls.ts';
-import { isRtcp } from '../protocol/rtp.ts';
-import { SrtpSession, srtpProfileById } from '../protocol/srtp.ts';
+import { SrtpSession } from '../protocol/srtp.ts';
 import { answerBindingRequest, isStun } from '../protocol/stun.ts';
+import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 import type { MuxedTransport, UdpMux } from './udp-mux.ts';
 
 const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -22,22 +22,15 @@ function iceString(length: number): string {
  * (answer authenticated checks, follow the nominated address), DTLS as server, then SRTP.
  * RTP and RTCP are multiplexed on the one 5-tuple (BUNDLE, rtcp-mux).
  */
-export class WebRtcTransport implements MuxedTransport {
+export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   readonly iceUfrag = iceString(8);
   readonly icePwd = iceString(24);
   readonly boundAddresses = new Set<string>();
-  onRtp: (packet: Buffer) => void = () => undefined;
-  onRtcp: (packet: Buffer) => void = () => undefined;
-  onStateChange: (connected: boolean) => void = () => undefined;
-  connected = false;
-  private remote: { address: string; port: number } | undefined;
   private remoteFingerprint: DtlsFingerprint | undefined;
   private dtls: DtlsServerSession | undefined;
-  private srtp: SrtpSession | undefined;
   private lastConsentAt = 0;
   private readonly consentTimer: NodeJS.Timeout;
-  private closed = false;
-  /** Counters for metrics and tests. */
+  /** Counters for metrics and tests; `srtpErrors`: SRTP or SRTCP that did not unprotect. */
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, srtpErrors: 0 };
 
   constructor(
@@ -46,6 +39,7 @@ export class WebRtcTransport implements MuxedTransport {
     readonly candidates: { ip: string; port: number }[],
     private readonly logger: Logger,
   ) {
+    super();
     mux.register(this);
     this.consentTimer = setInterval(() => {
       if (this.connected && Date.now() - this.lastConsentAt > CONSENT_TIMEOUT_MS) this.setConnected(false);
@@ -80,30 +74,8 @@ export class WebRtcTransport implements MuxedTransport {
     if (isDtlsDatagram(packet)) {
       this.dtlsSession()?.handleDatagram(packet);
     } else if (first >= 128 && first <= 191 && this.srtp) {
-      if (isRtcp(packet)) {
-        const plain = this.srtp.unprotectRtcp(packet);
-        if (!plain) return void this.stats.srtpErrors++;
-        this.stats.rtcpIn++;
-        this.onRtcp(plain);
-      } else {
-        const plain = this.srtp.unprotectRtp(packet);
-        if (!plain) return void this.stats.srtpErrors++;
-        this.stats.rtpIn++;
-        this.onRtp(plain);
-      }
+      if (!this.receiveSrtp(packet)) this.stats.srtpErrors++;
     }
-  }
-
-  sendRtp(packet: Buffer): void {
-    if (!this.srtp || !this.remote) return;
-    this.stats.rtpOut++;
-    this.mux.send(this.srtp.protectRtp(packet), this.remote.address, this.remote.port);
-  }
-
-  sendRtcp(packet: Buffer): void {
-    if (!this.srtp || !this.remote) return;
-    this.stats.rtcpOut++;
-    this.mux.send(this.srtp.protectRtcp(packet), this.remote.address, this.remote.port);
   }
 
   close(): void {
@@ -142,13 +114,8 @@ export class WebRtcTransport implements MuxedTransport {
         if (this.remote) this.mux.send(datagram, this.remote.address, this.remote.port);
       },
       onConnected: (keys) => {
-        const profile = srtpProfileById(keys.profile);
-        if (!profile) return;
-        this.srtp = new SrtpSession(profile, {
-          local: { key: keys.localKey, salt: keys.localSalt },
-          remote: { key: keys.remoteKey, salt: keys.remoteSalt },
-        });
-        this.logger.debug({ profile: profile.name }, 'DTLS connected');
+        this.srtp = new SrtpSession(keys.profile, keys);
+        this.logger.debug({ profile: keys.profile.name }, 'DTLS connected');
         this.setConnected(true);
       },
       onError: (error) => this.logger.info({ err: error }, 'DTLS failed'),
@@ -161,9 +128,7 @@ export class WebRtcTransport implements MuxedTransport {
     return this.dtls;
   }
 
-  private setConnected(connected: boolean): void {
-    if (connected === this.connected) return;
-    this.connected = connected;
-    this.onStateChange(connected);
+  protected transmit(datagram: Buffer, remote: RemoteAddress): void {
+    this.mux.send(datagram, remote.address, remote.port);
   }
 }

@@ -1,0 +1,75 @@
+import { EventEmitter } from 'node:events';
+import { isRtcp } from '../protocol/rtp.ts';
+import type { SrtpSession } from '../protocol/srtp.ts';
+import type { MediaTransport, MediaTransportEvents, TransportCounters } from './media-transport.ts';
+
+export interface RemoteAddress {
+  address: string;
+  port: number;
+}
+
+/**
+ * What every SRTP transport shares: protect, count and transmit what goes out; unprotect, count and
+ * emit what comes in. Subclasses own the socket and decide when there are keys (`srtp`) and a peer
+ * address (`remote`).
+ *
+ * Received packets are events: with one listener, emit() costs some 10 ns more than calling a
+ * one-slot callback, against 1–3 µs for the SRTP unprotect before it (bench/replication/hop.ts
+ * shows no difference).
+ */
+export abstract class SrtpTransport extends EventEmitter<MediaTransportEvents> implements MediaTransport {
+  abstract readonly stats: TransportCounters;
+  protected srtp: SrtpSession | undefined;
+  protected remote: RemoteAddress | undefined;
+  protected closed = false;
+  private isConnected = false;
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  sendRtp(packet: Buffer): void {
+    if (!this.srtp || !this.remote || this.closed) return;
+    this.stats.rtpOut++;
+    this.transmit(this.srtp.protectRtp(packet), this.remote);
+  }
+
+  sendRtcp(packet: Buffer): void {
+    if (!this.srtp || !this.remote || this.closed) return;
+    this.stats.rtcpOut++;
+    this.transmit(this.srtp.protectRtcp(packet), this.remote);
+  }
+
+  abstract close(): void;
+
+  /** Sends one protected datagram to the other end. */
+  protected abstract transmit(datagram: Buffer, remote: RemoteAddress): void;
+
+  /**
+   * The one SRTP receive path: unprotects an SRTP or SRTCP packet (told apart by RFC 5761's payload
+   * type range), counts it and emits it. False when there are no keys yet or it did not unprotect
+   * (forged, replayed, malformed), for the subclass to count as it reports it.
+   */
+  protected receiveSrtp(packet: Buffer): boolean {
+    const srtp = this.srtp;
+    if (!srtp) return false;
+    if (isRtcp(packet)) {
+      const plain = srtp.unprotectRtcp(packet);
+      if (!plain) return false;
+      this.stats.rtcpIn++;
+      this.emit('rtcp', plain);
+    } else {
+      const plain = srtp.unprotectRtp(packet);
+      if (!plain) return false;
+      this.stats.rtpIn++;
+      this.emit('rtp', plain);
+    }
+    return true;
+  }
+
+  protected setConnected(connected: boolean): void {
+    if (connected === this.isConnected) return;
+    this.isConnected = connected;
+    this.emit('connectionChange', connected);
+  }
+}

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { audioLevel, rtp, rtpHeaderLength, rtpPayloadEnd, writeAudioRtpPacket } from '../../src/media/protocol/rtp.ts';
+
+const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
+
+describe('writeAudioRtpPacket', () => {
+  const payload = Buffer.from('opus frame');
+
+  test('writes the header, a one-byte level extension and the payload', () => {
+    const out = Buffer.alloc(1500, 0xee);
+    const length = writeAudioRtpPacket(out, 111, 0x1234, 0x89abcdef, 0x0a000001, 3, 42, payload);
+    assert.equal(length, 20 + payload.length);
+    const packet = out.subarray(0, length);
+    assert.deepEqual(packet.subarray(0, 20), hex('90 6f 1234 89abcdef 0a000001 bede 0001 30 2a 00 00'));
+    assert.deepEqual(packet.subarray(20), payload);
+    assert.equal(rtpHeaderLength(packet), 20);
+    assert.equal(rtpPayloadEnd(packet), length);
+    assert.equal(audioLevel(packet, 3), 42);
+    assert.equal(rtp.sequence(packet), 0x1234);
+    assert.equal(rtp.timestamp(packet), 0x89abcdef);
+    assert.equal(rtp.ssrc(packet), 0x0a000001);
+  });
+
+  test('an unknown level is sent as silence, and no extension id means no extension', () => {
+    const out = Buffer.alloc(1500);
+    const withUnknown = out.subarray(0, writeAudioRtpPacket(out, 111, 1, 960, 7, 1, -1, payload));
+    assert.equal(audioLevel(withUnknown, 1), 127);
+    const plain = Buffer.from(out.subarray(0, writeAudioRtpPacket(out, 109, 0x1ffff, 2 ** 32 + 5, 7, 0, 30, payload)));
+    assert.deepEqual(plain.subarray(0, 12), hex('80 6d ffff 00000005 00000007'), 'sequence and timestamp wrap');
+    assert.deepEqual(plain.subarray(12), payload);
+    assert.equal(audioLevel(plain, 1), -1);
+  });
+});
+
+describe('rtpHeaderLength', () => {
+  test('counts CSRCs and the extension, and leaves room for a trailer when asked', () => {
+    const packet = Buffer.concat([hex('92 6f 0001 00000000 00000001 00000002 00000003 bede 0001 10 05 00 00'), Buffer.alloc(10)]);
+    assert.equal(rtpHeaderLength(packet), 28);
+    assert.equal(rtpHeaderLength(packet, 10), 28);
+    assert.equal(rtpHeaderLength(packet, 11), -1);
+    assert.equal(rtpHeaderLength(packet.subarray(0, 26)), -1, 'the extension overruns');
+    assert.equal(rtpHeaderLength(hex('40 6f 0001 00000000 00000001')), -1, 'not version 2');
+  });
+});
