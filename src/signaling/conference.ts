@@ -260,7 +260,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
   updateCapabilities(attendee: AttendeeRecord): void {
     for (const session of this.sessions) {
       if (session.attendee.AttendeeId !== attendee.AttendeeId) continue;
-      session.attendee = attendee;
+      session.attendeeUpdated(attendee);
       const media = this.media.get(session);
       if (!media) continue;
       const caps = attendee.Capabilities;
@@ -297,7 +297,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
 
   /** The full roster of the meeting this session sees; presence relayed to it waits for this. */
   protected sendRoster(session: SignalingSession, presence: PresenceInfo[]): void {
-    session.rosterSent = true;
+    session.rosterDelivered();
     if (presence.length > 0) session.send({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: presence } });
   }
 

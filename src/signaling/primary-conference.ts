@@ -168,11 +168,12 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     clearTimeout(this.indexTimer);
     for (const participant of this.roster.all()) clearTimeout(participant.successorWait);
     const presence = this.roster.presence();
-    for (const [replica, link] of this.replicas) {
+    const links = [...this.replicas];
+    this.replicas.clear(); // first: a closing link's event then finds nothing to remove
+    for (const [replica, link] of links) {
       link.close();
       replica.primaryEnded(presence);
     }
-    this.replicas.clear();
     super.close();
   }
 
@@ -204,13 +205,21 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
       return false;
     }
     this.replicas.set(replica, link);
+    // A link closes on its own when a room at either end closes or its worker dies: the replica no longer holds
+    // this conference (it ends too, or links again when its clients reconnect).
+    link.once('closed', () => {
+      if (this.replicas.get(replica) !== link) return;
+      this.replicas.delete(replica);
+      this.closeIfIdle();
+    });
     link.setPrimaryStreams(this.roster.streams(replica));
     return true;
   }
 
   detachReplica(replica: ReplicaView): void {
-    this.replicas.get(replica)?.close();
+    const link = this.replicas.get(replica);
     this.replicas.delete(replica);
+    link?.close();
     this.closeIfIdle();
   }
 

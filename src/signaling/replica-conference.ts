@@ -198,6 +198,9 @@ export class ReplicaConference extends Conference implements ReplicaView {
   primaryEnded(removed: PresenceInfo[]): void {
     if (!this.primary) return;
     this.primary = undefined;
+    // Promotions end with the primary; their clients are told, and may ask again if it comes back.
+    for (const session of this.promotions.keys()) session.send({ type: FrameType.PRIMARY_MEETING_LEAVE, primaryMeetingLeave: {} });
+    this.promotions.clear();
     const removals = removed.map((p) => ({ audioStreamId: p.audioStreamId }));
     for (const session of this.sessions) {
       if (removals.length > 0) session.send({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: removals } });

@@ -50,11 +50,10 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   readonly joinToken: string;
   readonly connectedAt: number;
   state: SessionState = 'connected';
-  attendee: AttendeeRecord;
+  private current: AttendeeRecord;
   /** Set once the client has sent JOIN. */
   joinFlags = 0;
-  /** A replica viewer gets the primary's roster, and relayed presence, once it has subscribed. */
-  rosterSent = false;
+  private rosterSentFlag = false;
   private lastFrameAt: number;
   private framesThisSecond = 0;
   private secondStartedAt: number;
@@ -73,7 +72,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   ) {
     super();
     this.connectedAt = this.lastFrameAt = this.secondStartedAt = clock.now();
-    this.attendee = attendee;
+    this.current = attendee;
     this.attendeeId = attendee.AttendeeId + (content ? CONTENT_MODALITY : '');
     this.externalUserId = attendee.ExternalUserId;
     this.joinToken = attendee.JoinToken;
@@ -89,6 +88,26 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
       }
     }, 5_000);
     this.watchdog.unref();
+  }
+
+  /** Whether the client has its meeting's full roster; presence and volumes wait for it. */
+  get rosterSent(): boolean {
+    return this.rosterSentFlag;
+  }
+
+  /** The client got its meeting's full roster: presence and volumes may follow. */
+  rosterDelivered(): void {
+    this.rosterSentFlag = true;
+  }
+
+  /** UpdateAttendeeCapabilities: the attendee record this session acts as. */
+  attendeeUpdated(attendee: AttendeeRecord): void {
+    this.current = attendee;
+  }
+
+  /** The attendee record this session acts as (its capabilities change live). */
+  get attendee(): AttendeeRecord {
+    return this.current;
   }
 
   send(frame: OutgoingFrame): void {

@@ -234,6 +234,16 @@ describe('ReplicaConference', () => {
     assert.equal(reporter.count(primaryMeeting.MeetingId), 1);
     assert.equal(viewer.session.state, 'joined', 'the viewer stays in its replica');
 
+    // A pipe that closes on its own (its room or worker gone) no longer holds the primary.
+    const second = new ReplicaConference(await newMeeting(primaryMeeting.MeetingId), contextFor(() => primary), worker);
+    await connect(second, await newAttendee(second.meeting, 'second viewer'));
+    await settle();
+    assert.equal(primary.linkedReplicaIds().length, 2);
+    second.room.close();
+    await settle();
+    assert.deepEqual(primary.linkedReplicaIds(), [replicaMeeting.MeetingId]);
+    second.end(AudioStatus.MeetingEnded);
+
     viewer.socket.take(FrameType.AUDIO_STREAM_ID_INFO);
     primary.end(AudioStatus.MeetingEnded);
     const removals = presence(viewer.socket.take(FrameType.AUDIO_STREAM_ID_INFO));

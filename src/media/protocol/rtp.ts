@@ -41,10 +41,40 @@ export function rtpHeaderLength(p: Buffer, trailerLength = 0): number {
 const ONE_BYTE_EXTENSION_PROFILE = 0xbede;
 
 /**
- * Writes an audio RTP packet into `out` (a reused scratch buffer) and returns its length: the fixed
- * header, then, when `levelExtensionId` is not 0, a one-byte header extension (RFC 8285) with the
- * RFC 6464 level of the payload in -dBov (a negative `level`, unknown, is written as 127: silence), then
- * the payload. Allocates nothing; it runs for every listener every 20 ms.
+ * Writes an RTP header into `out` (a reused scratch buffer) and returns its length: the fixed header (version 2,
+ * `markerAndType` as the second byte), then, when `extensionId` is not 0, a one-byte header extension (RFC 8285)
+ * holding one element of `extensionLength` (1–3) bytes, the low bytes of `extensionValue`, padded to a word.
+ * Allocates nothing; it runs for every packet sent to a receiver.
+ */
+export function writeRtpHeader(
+  out: Buffer,
+  markerAndType: number,
+  sequence: number,
+  timestamp: number,
+  ssrc: number,
+  extensionId: number,
+  extensionValue: number,
+  extensionLength: 1 | 2 | 3,
+): number {
+  out[0] = extensionId ? 0x90 : 0x80;
+  out[1] = markerAndType;
+  out.writeUInt16BE(sequence & 0xffff, 2);
+  out.writeUInt32BE(timestamp >>> 0, 4);
+  out.writeUInt32BE(ssrc >>> 0, 8);
+  if (!extensionId) return 12;
+  out.writeUInt16BE(ONE_BYTE_EXTENSION_PROFILE, 12);
+  out.writeUInt16BE(1, 14); // one 32-bit word: the element and its padding
+  out[16] = (extensionId << 4) | (extensionLength - 1); // the length field counts bytes beyond the first
+  out[17] = extensionLength === 3 ? (extensionValue >> 16) & 0xff : extensionLength === 2 ? (extensionValue >> 8) & 0xff : extensionValue & 0xff;
+  out[18] = extensionLength === 3 ? (extensionValue >> 8) & 0xff : extensionLength === 2 ? extensionValue & 0xff : 0;
+  out[19] = extensionLength === 3 ? extensionValue & 0xff : 0;
+  return 20;
+}
+
+/**
+ * Writes an audio RTP packet into `out` and returns its length: the header, with the RFC 6464 level of the payload
+ * in -dBov as a one-byte extension when `levelExtensionId` is not 0 (a negative `level`, unknown, is written as 127:
+ * silence), then the payload. Allocates nothing; it runs for every listener every 20 ms.
  */
 export function writeAudioRtpPacket(
   out: Buffer,
@@ -56,21 +86,7 @@ export function writeAudioRtpPacket(
   level: number,
   payload: Buffer,
 ): number {
-  out[0] = levelExtensionId ? 0x90 : 0x80;
-  out[1] = payloadType & 0x7f;
-  out.writeUInt16BE(sequence & 0xffff, 2);
-  out.writeUInt32BE(timestamp >>> 0, 4);
-  out.writeUInt32BE(ssrc >>> 0, 8);
-  let offset = 12;
-  if (levelExtensionId) {
-    out.writeUInt16BE(ONE_BYTE_EXTENSION_PROFILE, 12);
-    out.writeUInt16BE(1, 14); // one 32-bit word: the element and two bytes of padding
-    out[16] = levelExtensionId << 4; // the element's length field is 0: one byte of data
-    out[17] = level < 0 ? 127 : level & 0x7f;
-    out[18] = 0;
-    out[19] = 0;
-    offset = 20;
-  }
+  const offset = writeRtpHeader(out, payloadType & 0x7f, sequence, timestamp, ssrc, levelExtensionId, level < 0 ? 127 : level & 0x7f, 1);
   return offset + payload.copy(out, offset);
 }
 
@@ -94,7 +110,7 @@ export function findExtension(p: Buffer, id: number): number {
   const end = start + 4 + p.readUInt16BE(start + 2) * 4;
   if (end > p.length) return -1;
   let offset = start + 4;
-  if (profile === 0xbede) {
+  if (profile === ONE_BYTE_EXTENSION_PROFILE) {
     while (offset < end) {
       const byte = p[offset]!;
       if (byte === 0) {

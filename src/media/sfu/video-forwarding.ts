@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { isVp8KeyFrame, rtp } from '../protocol/rtp.ts';
+import { isVp8KeyFrame, rtp, writeRtpHeader } from '../protocol/rtp.ts';
 
 /**
  * SFU video forwarding. A VideoLayer is one published stream (a camera, or one simulcast
@@ -199,22 +199,9 @@ export class VideoDownstream {
 
   private send(packet: Buffer, headerLength: number, payloadEnd: number, outSeq: number, outTs: number): void {
     const payloadLength = payloadEnd - headerLength;
-    let offset = 12;
-    scratch[0] = this.absSendTimeId ? 0x90 : 0x80;
-    scratch[1] = (packet[1]! & 0x80) | this.payloadType;
-    scratch.writeUInt16BE(outSeq, 2);
-    scratch.writeUInt32BE(outTs, 4);
-    scratch.writeUInt32BE(this.ssrc, 8);
-    if (this.absSendTimeId) {
-      const absSendTime = Math.floor((performance.timeOrigin + performance.now()) * 262.144) & 0xffffff; // 6.18 fixed-point seconds
-      scratch.writeUInt16BE(0xbede, 12);
-      scratch.writeUInt16BE(1, 14);
-      scratch[16] = (this.absSendTimeId << 4) | 2;
-      scratch[17] = absSendTime >> 16;
-      scratch[18] = (absSendTime >> 8) & 0xff;
-      scratch[19] = absSendTime & 0xff;
-      offset = 20;
-    }
+    // abs-send-time: 6.18 fixed-point seconds, in a 3-byte element.
+    const absSendTime = this.absSendTimeId ? Math.floor((performance.timeOrigin + performance.now()) * 262.144) & 0xffffff : 0;
+    const offset = writeRtpHeader(scratch, (packet[1]! & 0x80) | this.payloadType, outSeq, outTs, this.ssrc, this.absSendTimeId, absSendTime, 3);
     if (offset + payloadLength > scratch.length) return;
     packet.copy(scratch, offset, headerLength, payloadEnd);
     this.forwarded++;
