@@ -13,7 +13,7 @@ import { MeetingService } from './meetings/service.ts';
 import { MediaCluster } from './cluster/media-cluster.ts';
 import { SignalingGateway } from './signaling/gateway.ts';
 import { FileStore } from './store/file-store.ts';
-import type { MeetingStore } from './store/store.ts';
+import type { MeetingStore } from './meetings/meeting-store.ts';
 import { systemClock, type Clock } from './util/clock.ts';
 
 export interface StartOptions {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Topology } from '../cluster/topology.ts';
-import type { MeetingStore } from '../store/store.ts';
+import type { MeetingStore } from './meeting-store.ts';
 import type { Clock } from '../util/clock.ts';
 import { checkCapabilities, defaultCapabilities } from './capabilities.ts';
 import {

@@ -14,7 +14,7 @@ import { parseOffer, SdpError } from '../media/protocol/sdp.ts';
 import type { NegotiationResult } from '../media/sfu/peer.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
 import type { RoomHandle } from '../media/worker/room-handle.ts';
-import type { PrimaryHandle } from '../replication/primary-handle.ts';
+import type { PrimaryHandle } from './primary-handle.ts';
 import type { Clock } from '../util/clock.ts';
 import type { PostedData } from './data-messages.ts';
 import { AudioStatus, FrameType, SdkServerSideNetworkAdaption, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';

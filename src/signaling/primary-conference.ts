@@ -1,6 +1,6 @@
 import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
 import type { AttendeeRecord } from '../meetings/model.ts';
-import type { PrimaryHandle, Promotion, ReplicaView } from '../replication/primary-handle.ts';
+import type { PrimaryHandle, Promotion, ReplicaView } from './primary-handle.ts';
 import { ReplicaLink } from '../replication/replica-link.ts';
 import { Conference } from './conference.ts';
 import { DataMessageBoard, type DataAllowance, type DataSender, type PostedData } from './data-messages.ts';

@@ -1,5 +1,5 @@
 import type { ISdkDataMessagePayload, ISdkMeetingSessionCredentials, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
-import type { PrimaryHandle, Promotion, ReplicaView } from '../replication/primary-handle.ts';
+import type { PrimaryHandle, Promotion, ReplicaView } from './primary-handle.ts';
 import { Conference } from './conference.ts';
 import { refuseAll, type PostedData } from './data-messages.ts';
 import { FrameType, type OutgoingFrame } from './frames.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import { KeyedLock } from '../util/keyed-lock.ts';
 import { MemoryIndex, type JournalEntry } from './memory-index.ts';
-import type { AttendeePage, MeetingStore } from './store.ts';
+import type { AttendeePage, MeetingStore } from '../meetings/meeting-store.ts';
 
 const JOURNAL_FILE = 'meetings.journal';
 

@@ -1,5 +1,5 @@
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
-import type { AttendeePage } from './store.ts';
+import type { AttendeePage } from '../meetings/meeting-store.ts';
 
 /**
  * The in-memory state of the embedded store and its secondary indexes. Synchronous, so the

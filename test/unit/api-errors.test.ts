@@ -7,7 +7,7 @@ import {
   StartMeetingTranscriptionCommand,
   StopMeetingTranscriptionCommand,
 } from '@aws-sdk/client-chime-sdk-meetings';
-import type { MeetingStore } from '../../src/store/store.ts';
+import type { MeetingStore } from '../../src/meetings/meeting-store.ts';
 import { FileStore } from '../../src/store/file-store.ts';
 import { clientFor, errorOf, startTestAmphi, tempDataDir, type TestAmphi } from '../support/helpers.ts';
 import { rawRequest } from '../support/raw-request.ts';

@@ -1,11 +1,11 @@
 import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
 import type { AttendeeRecord } from '../meetings/model.ts';
 import type { RoomHandle } from '../media/worker/room-handle.ts';
-import type { DataAllowance, PostedData } from '../signaling/data-messages.ts';
-import type { OutgoingFrame } from '../signaling/frames.ts';
-import type { Publication } from '../signaling/publications.ts';
-import type { IndexRequest, Participant, PresenceInfo } from '../signaling/roster.ts';
-import type { SignalingSession } from '../signaling/session.ts';
+import type { DataAllowance, PostedData } from './data-messages.ts';
+import type { OutgoingFrame } from './frames.ts';
+import type { Publication } from './publications.ts';
+import type { IndexRequest, Participant, PresenceInfo } from './roster.ts';
+import type { SignalingSession } from './session.ts';
 
 /** A promotion: the replica session's participant in the primary meeting. */
 export type Promotion = Participant<ReplicaView>;

@@ -1,4 +1,4 @@
-import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
+import type { AttendeeRecord, MeetingRecord } from './model.ts';
 
 export interface AttendeePage {
   attendees: AttendeeRecord[];
