@@ -20,8 +20,9 @@ export const MAX_FRAME_BYTES = 256 * 1024;
 
 export class FrameError extends Error {}
 
-export function encodeFrame(frame: OutgoingFrame): Buffer {
-  const message = SdkSignalFrame.create({ timestampMs: Date.now(), ...frame } as ISdkSignalFrame);
+/** `timestampMs`: the frame's wall-clock time, from the sender's clock. */
+export function encodeFrame(frame: OutgoingFrame, timestampMs: number): Buffer {
+  const message = SdkSignalFrame.create({ timestampMs, ...frame } as ISdkSignalFrame);
   const body = SdkSignalFrame.encode(message).finish();
   const out = Buffer.allocUnsafe(body.length + 1);
   out[0] = FRAME_TYPE_RTC;

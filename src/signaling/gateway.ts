@@ -129,7 +129,7 @@ export class SignalingGateway {
       const revocation = await this.meetings.revocationOf(baseToken);
       // A token that never existed is refused at the handshake; a revoked one gets the precise status.
       if (!revocation) return refuse(socket, 403, 'Forbidden');
-      return this.wss.handleUpgrade(request, socket, head, (ws) => endRevoked(ws, revocation));
+      return this.wss.handleUpgrade(request, socket, head, (ws) => endRevoked(ws, revocation, this.clock.now()));
     }
     // Another node holds this meeting's media; until nodes forward to each other, say so plainly.
     if (!this.isServedHere(meeting)) return refuse(socket, 421, 'Misdirected Request');
@@ -207,9 +207,9 @@ export class SignalingGateway {
 }
 
 /** Ends a client whose credentials were revoked, with the status its SDK maps to a terminal one. */
-function endRevoked(ws: WebSocket, reason: RevocationReason): void {
+function endRevoked(ws: WebSocket, reason: RevocationReason, now: number): void {
   const meetingEnded = reason === 'meetingEnded';
-  ws.send(encodeFrame({ type: FrameType.AUDIO_STATUS, audioStatus: { audioStatus: meetingEnded ? AudioStatus.MeetingEnded : AudioStatus.AttendeeRemoved } }));
+  ws.send(encodeFrame({ type: FrameType.AUDIO_STATUS, audioStatus: { audioStatus: meetingEnded ? AudioStatus.MeetingEnded : AudioStatus.AttendeeRemoved } }, now));
   ws.close(meetingEnded ? CloseCode.MeetingEnded : CloseCode.Normal, meetingEnded ? 'meeting ended' : 'attendee removed');
 }
 

@@ -112,7 +112,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
 
   send(frame: OutgoingFrame): void {
     if (this.state === 'closed' || this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(encodeFrame(frame));
+    this.ws.send(encodeFrame(frame, this.clock.now()));
   }
 
   /** Ends the session with an AUDIO_STATUS the client maps to a terminal status, then closes. */

@@ -19,7 +19,7 @@ export class RawClient {
     });
   }
   send(frame: OutgoingFrame): void {
-    this.ws.send(encodeFrame(frame));
+    this.ws.send(encodeFrame(frame, Date.now()));
   }
   async next(type: number, timeoutMs = 5000): Promise<ReturnType<typeof decodeFrame>> {
     const deadline = Date.now() + timeoutMs;

@@ -49,7 +49,7 @@ class MemorySocket extends EventEmitter {
   }
   /** The client's frame. */
   deliver(frame: OutgoingFrame): void {
-    this.emit('message', encodeFrame(frame), true);
+    this.emit('message', encodeFrame(frame, Date.now()), true);
   }
   /** The client's connection drops. */
   drop(): void {

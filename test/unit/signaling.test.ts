@@ -30,7 +30,7 @@ after(() => server.stop());
 
 describe('frame codec', () => {
   test('round-trips a frame and refuses malformed bytes with FrameError', () => {
-    const frame = decodeFrame(encodeFrame({ type: FrameType.JOIN_ACK, joinack: { videoSubscriptionLimit: 25 } }));
+    const frame = decodeFrame(encodeFrame({ type: FrameType.JOIN_ACK, joinack: { videoSubscriptionLimit: 25 } }, Date.now()));
     assert.equal(frame.type, FrameType.JOIN_ACK);
     assert.equal(frame.joinack?.videoSubscriptionLimit, 25);
     const garbage = [Buffer.alloc(0), Buffer.from([5]), Buffer.from([9, 1, 2, 3]), Buffer.from([5, 0xff, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([5, 8])];
@@ -115,7 +115,7 @@ describe('hostile input', () => {
   test('a flood of frames closes only the flooder', async () => {
     const bystander = await RawClient.connect(url(), (await attendee('calm')).JoinToken!);
     const flooder = await RawClient.connect(url(), (await attendee('flooder')).JoinToken!);
-    const ping = encodeFrame({ type: FrameType.PING_PONG, pingPong: { type: SdkPingPongType.PING, pingId: 7 } });
+    const ping = encodeFrame({ type: FrameType.PING_PONG, pingPong: { type: SdkPingPongType.PING, pingId: 7 } }, Date.now());
     for (let i = 0; i < 1000; i++) flooder.ws.send(ping);
     assert.notEqual(await flooder.closed(), -1, 'the flooder is cut off');
     assert.ok(await bystander.ping(9));
