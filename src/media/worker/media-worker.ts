@@ -36,7 +36,7 @@ export interface MediaWorkerStats {
 export class MediaWorker {
   private readonly rooms = new Set<MediaRoom>();
   /** Drives every mixer of this worker, one frame each per 20 ms. */
-  private readonly clock: FrameClock;
+  private readonly clock = new FrameClock();
   private readonly codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
   private readonly failureLog = new BurstLimiter();
   private mixerRebuilds = 0;
@@ -47,7 +47,7 @@ export class MediaWorker {
     private readonly announcedIp: string,
     private readonly logger: Logger,
   ) {
-    this.clock = new FrameClock({ onListenerError: (_listener, error) => this.reportFailure('frame', error) });
+    this.clock.on('listenerError', (_listener, error) => this.reportFailure('frame', error));
     this.clock.start();
     logger.info({ backend: this.codecs.backend.name }, 'opus codec loaded');
   }
