@@ -37,7 +37,7 @@ export class MediaRoom<Hub extends AudioHub = AudioHub> extends EventEmitter<Med
     super();
   }
 
-  /** An attendee's media in this room over `transport`, which the peer owns from now on. */
+  /** An attendee's media in this room over `transport`, which the peer owns from now on (closed at once if refused). */
   createPeer(id: string, attendeeId: string, transport: WebRtcTransport): MediaPeer {
     if (this.closed) {
       transport.close();
