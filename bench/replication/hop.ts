@@ -38,7 +38,9 @@ const up = { key: randomBytes(16), salt: randomBytes(12) };
 primaryPipe.connect({ address: '127.0.0.1', port: replicaPipe.port }, { send: down, receive: up });
 replicaPipe.connect({ address: '127.0.0.1', port: primaryPipe.port }, { send: up, receive: down });
 const primaryEnd = new PrimaryPipeEnd(primaryRoom, primaryPipe);
+primaryRoom.adopt('pipe', primaryEnd);
 const replicaEnd = new ReplicaPipeEnd(replicaRoom, replicaPipe);
+replicaRoom.adopt('pipe', replicaEnd);
 replicaEnd.on('demand', (streamIds) => primaryEnd.sendStreams(streamIds));
 
 // The primary's camera as a layer of the primary room; the replica learns of it and a viewer subscribes.

@@ -57,7 +57,10 @@ const payloadOf = (packet: Buffer): [number, number] | undefined => {
 
 type StreamRef = { streamId: number; groupId: number };
 
-/** What both ends do alike: their transport's part. A room closing closes its ends (they are its peers). */
+/**
+ * What both ends do alike: their transport's part. Whoever builds an end hands it to its room
+ * (`MediaRoom.adopt`), which tells it of new layers and closes it with itself.
+ */
 export interface PipeEnd extends RoomPeer {
   /** The other end's address and this pipe's keys; nothing crosses before. */
   connect(remote: { address: string; port: number }, keys: PipeKeys): void;
@@ -136,7 +139,6 @@ export class PrimaryPipeEnd extends EventEmitter<PipeEndEvents> implements PipeE
     this.shared = new PipeAudioStream(pipe, PipeSsrc.sharedMix);
     this.sharedSink = { deliver: (payload, level, timestamp) => this.shared.send(payload, level, timestamp) };
     room.mixer.addSink(this.sharedSink);
-    room.peers.add(this);
     pipe.on('rtp', (packet) => this.receive(packet));
     pipe.on('rtcp', (packet) =>
       visitRtcp(packet, {
@@ -205,7 +207,6 @@ export class PrimaryPipeEnd extends EventEmitter<PipeEndEvents> implements PipeE
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.room.peers.delete(this);
     this.room.mixer.removeSink(this.sharedSink);
     for (const slot of [...this.promoted.keys()]) this.demote(slot);
     for (const downstream of this.outgoing.values()) downstream.detach();
@@ -241,7 +242,6 @@ export class ReplicaPipeEnd extends EventEmitter<ReplicaPipeEndEvents> implement
   ) {
     super();
     room.mixer.attachUplink(this.uplink);
-    room.peers.add(this);
     pipe.on('rtp', (packet) => this.receive(packet));
     pipe.on('rtcp', (packet) =>
       visitRtcp(packet, {
@@ -317,7 +317,6 @@ export class ReplicaPipeEnd extends EventEmitter<ReplicaPipeEndEvents> implement
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.room.peers.delete(this);
     this.room.mixer.detachUplink(this.uplink);
     this.promoted.clear();
     for (const downstream of this.outgoing.values()) downstream.detach();

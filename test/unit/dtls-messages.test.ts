@@ -300,9 +300,8 @@ describe('malformed hellos at the session', () => {
       identity: server,
       expectedRemoteFingerprint: client.fingerprint,
       send: (datagram) => sent.push(datagram),
-      onConnected: () => {},
-      onError: (error) => errors.push(error),
     });
+    session.on('failed', (error) => errors.push(error));
     try {
       const valid = encodeClientHello(browserLikeHello());
       const hello = (body: Buffer, recordSeq: number) =>
@@ -311,7 +310,7 @@ describe('malformed hellos at the session', () => {
       let recordSeq = 0;
       for (const body of [valid.subarray(0, 45), Buffer.concat([valid, hex('00')]), Buffer.concat([valid.subarray(0, valid.length - 3), hex('ffff')])]) {
         // A fresh session state per attempt: message_seq 0 is consumed by the reassembler once complete.
-        const attempt = new DtlsServerSession({ identity: server, expectedRemoteFingerprint: client.fingerprint, send: (d) => sent.push(d), onConnected: () => {} });
+        const attempt = new DtlsServerSession({ identity: server, expectedRemoteFingerprint: client.fingerprint, send: (d) => sent.push(d) });
         assert.doesNotThrow(() => attempt.handleDatagram(hello(body, recordSeq++)));
         assert.equal(attempt.state, 'new', `attempt ${recordSeq}`);
         assert.equal(attempt.droppedRecordCount, 1);

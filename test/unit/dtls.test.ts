@@ -21,7 +21,6 @@ import {
   type DtlsCloseReason,
   type DtlsFingerprint,
   type DtlsIdentity,
-  type DtlsServerSessionOptions,
   type SrtpKeyingMaterial,
 } from '../../src/media/protocol/dtls.ts';
 
@@ -58,13 +57,13 @@ function newRecorder(): Recorder {
   return { connected: [], errors: [], closed: [], applicationData: [], sent: [] };
 }
 
-function sessionCallbacks(recorder: Recorder): Pick<DtlsServerSessionOptions, 'onConnected' | 'onError' | 'onClosed' | 'onApplicationData'> {
-  return {
-    onConnected: (keys) => recorder.connected.push(keys),
-    onError: (error) => recorder.errors.push(error),
-    onClosed: (reason) => recorder.closed.push(reason),
-    onApplicationData: (data) => recorder.applicationData.push(data),
-  };
+/** Records what the session tells its owner; answers the session. */
+function recordEvents(session: DtlsServerSession, recorder: Recorder): DtlsServerSession {
+  session.on('connected', (keys) => recorder.connected.push(keys));
+  session.on('failed', (error) => recorder.errors.push(error));
+  session.on('closed', (reason) => recorder.closed.push(reason));
+  session.on('applicationData', (data) => recorder.applicationData.push(data));
+  return session;
 }
 
 interface Pair {
@@ -73,7 +72,7 @@ interface Pair {
   recorder: Recorder;
   /** Resolves when the werift client reports connected. */
   clientConnected: Promise<void>;
-  /** Resolves at the first of the server's onConnected / onError. */
+  /** Resolves at the first of the server's `connected` / `failed`. */
   serverSettled: Promise<void>;
   startedAt: number;
 }
@@ -107,7 +106,6 @@ function connectInMemory(options: PairOptions = {}): Pair {
     },
     close: async () => {},
   };
-  const callbacks = sessionCallbacks(recorder);
   const session: DtlsServerSession = new DtlsServerSession({
     identity: serverIdentity,
     expectedRemoteFingerprint: options.expectedRemoteFingerprint ?? clientIdentity.fingerprint,
@@ -118,16 +116,10 @@ function connectInMemory(options: PairOptions = {}): Pair {
       recorder.sent.push(datagram);
       for (const out of toClient(datagram)) setImmediate(() => clientTransport.onData(out, PEER_ADDRESS));
     },
-    ...callbacks,
-    onConnected: (keys) => {
-      callbacks.onConnected(keys);
-      settleServer();
-    },
-    onError: (error) => {
-      callbacks.onError?.(error);
-      settleServer();
-    },
   });
+  recordEvents(session, recorder);
+  session.on('connected', () => settleServer());
+  session.on('failed', () => settleServer());
 
   const certificate = options.clientCertificate ?? clientIdentity;
   const client = new DtlsClient({
@@ -279,7 +271,6 @@ describe('DTLS identity', () => {
           identity: serverIdentity,
           expectedRemoteFingerprint: { algorithm: 'md5', value: 'AA' },
           send: () => {},
-          onConnected: () => {},
         }),
       (error: unknown) => error instanceof DtlsError && error.code === 'unsupported-fingerprint',
     );
@@ -291,13 +282,15 @@ describe('DtlsServerSession timers', () => {
   test('retransmits flight 4 until answered and leaves no timer behind on close', async () => {
     const recorder = newRecorder();
     const baseline = activeTimeouts();
-    const session = new DtlsServerSession({
-      identity: serverIdentity,
-      expectedRemoteFingerprint: clientIdentity.fingerprint,
-      send: (datagram) => recorder.sent.push(datagram),
-      retransmitTimeoutMs: 20,
-      ...sessionCallbacks(recorder),
-    });
+    const session = recordEvents(
+      new DtlsServerSession({
+        identity: serverIdentity,
+        expectedRemoteFingerprint: clientIdentity.fingerprint,
+        send: (datagram) => recorder.sent.push(datagram),
+        retransmitTimeoutMs: 20,
+      }),
+      recorder,
+    );
     assert.equal(session.state, 'new');
     const hello = clientHelloRecord(Buffer.alloc(0), new DtlsRandom(), 0);
     session.handleDatagram(hello);
@@ -332,13 +325,15 @@ describe('DtlsServerSession timers', () => {
 
   test('cookieExchange answers first hellos with a HelloVerifyRequest and no state', () => {
     const recorder = newRecorder();
-    const session = new DtlsServerSession({
-      identity: serverIdentity,
-      expectedRemoteFingerprint: clientIdentity.fingerprint,
-      send: (datagram) => recorder.sent.push(datagram),
-      cookieExchange: true,
-      ...sessionCallbacks(recorder),
-    });
+    const session = recordEvents(
+      new DtlsServerSession({
+        identity: serverIdentity,
+        expectedRemoteFingerprint: clientIdentity.fingerprint,
+        send: (datagram) => recorder.sent.push(datagram),
+        cookieExchange: true,
+      }),
+      recorder,
+    );
     const random = new DtlsRandom();
     session.handleDatagram(clientHelloRecord(Buffer.alloc(0), random, 0));
     session.handleDatagram(clientHelloRecord(Buffer.alloc(0), random, 0));
@@ -370,18 +365,20 @@ describe('DtlsServerSession timers', () => {
           sendCalls++;
           throw new Error('socket closed');
         },
-        onConnected: () => {},
-        onError: () => {
-          throw new Error('a buggy onError');
-        },
         handshakeTimeoutMs: 20,
       });
+      session.on('failed', () => {
+        throw new Error('a buggy failed listener');
+      });
+      const heardFailure: string[] = [];
+      session.on('failed', (error) => heardFailure.push(error.code));
       assert.doesNotThrow(() => session.handleDatagram(clientHelloRecord(Buffer.alloc(0), new DtlsRandom(), 0)));
       assert.equal(sendCalls, 1);
       assert.equal(session.state, 'connecting');
       await delay(60);
       assert.equal(session.state, 'failed');
-      assert.ok(warnings.some((warning) => warning.message === 'a buggy onError'));
+      assert.ok(warnings.some((warning) => warning.message === 'a buggy failed listener'));
+      assert.deepEqual(heardFailure, ['handshake-timeout'], 'the next listener heard it all the same');
     } finally {
       process.off('warning', onWarning);
     }
@@ -389,13 +386,15 @@ describe('DtlsServerSession timers', () => {
 
   test('a silent client fails the handshake after handshakeTimeoutMs', async () => {
     const recorder = newRecorder();
-    const session = new DtlsServerSession({
-      identity: serverIdentity,
-      expectedRemoteFingerprint: clientIdentity.fingerprint,
-      send: (datagram) => recorder.sent.push(datagram),
-      handshakeTimeoutMs: 30,
-      ...sessionCallbacks(recorder),
-    });
+    const session = recordEvents(
+      new DtlsServerSession({
+        identity: serverIdentity,
+        expectedRemoteFingerprint: clientIdentity.fingerprint,
+        send: (datagram) => recorder.sent.push(datagram),
+        handshakeTimeoutMs: 30,
+      }),
+      recorder,
+    );
     await delay(80);
     assert.equal(session.state, 'failed');
     assert.deepEqual(recorder.errors.map((error) => error.code), ['handshake-timeout']);
@@ -566,7 +565,7 @@ describe('DtlsServerSession handshake with werift DtlsClient', () => {
     await withDeadline(Promise.all([pair.clientConnected, pair.serverSettled]), 5000, 'handshake');
     try {
       assert.ok(dropped);
-      assert.equal(pair.recorder.connected.length, 1, 'onConnected once');
+      assert.equal(pair.recorder.connected.length, 1, 'connected once');
       assertKeysCrosswise(pair.recorder.connected[0]!, pair.client, 16, 12);
     } finally {
       pair.session.close();
@@ -699,16 +698,10 @@ describe('DtlsServerSession over loopback UDP', () => {
       identity: serverIdentity,
       expectedRemoteFingerprint: clientIdentity.fingerprint,
       send: (datagram) => serverSocket.send(datagram, clientPort, '127.0.0.1'),
-      ...sessionCallbacks(recorder),
-      onConnected: (keys) => {
-        recorder.connected.push(keys);
-        settle();
-      },
-      onError: (error) => {
-        recorder.errors.push(error);
-        settle();
-      },
     });
+    recordEvents(session, recorder);
+    session.on('connected', () => settle());
+    session.on('failed', () => settle());
     // The media worker's demultiplexing, reduced to one peer.
     serverSocket.on('message', (datagram, from) => {
       if (from.port === clientPort && isDtlsDatagram(datagram)) session.handleDatagram(datagram);

@@ -40,7 +40,8 @@ describe('the media clock', () => {
   test('a listener that throws does not stop the others', () => {
     let now = 0;
     const errors: unknown[] = [];
-    const clock = new FrameClock({ now: () => now, onListenerError: (_l, error) => errors.push(error) });
+    const clock = new FrameClock({ now: () => now });
+    clock.on('listenerError', (_listener, error) => errors.push(error));
     const frames: number[] = [];
     clock.add({
       produce() {

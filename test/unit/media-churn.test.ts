@@ -55,7 +55,9 @@ async function primaryWithReplica(id: string) {
   down.connect({ address: '127.0.0.1', port: up.port }, { send: keys.down, receive: keys.up });
   up.connect({ address: '127.0.0.1', port: down.port }, { send: keys.up, receive: keys.down });
   const primaryEnd = new PrimaryPipeEnd(primary, down);
+  primary.adopt(`${id}-pipe`, primaryEnd);
   const replicaEnd = new ReplicaPipeEnd(replica, up);
+  replica.adopt(`${id}-pipe`, replicaEnd);
   return {
     primary,
     replica,

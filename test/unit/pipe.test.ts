@@ -53,7 +53,9 @@ before(async () => {
   primaryPipe.connect({ address: '127.0.0.1', port: replicaPipe.port }, { send: down, receive: up });
   replicaPipe.connect({ address: '127.0.0.1', port: primaryPipe.port }, { send: up, receive: down });
   primaryEnd = new PrimaryPipeEnd(primaryRoom, primaryPipe);
+  primaryRoom.adopt('pipe', primaryEnd);
   replicaEnd = new ReplicaPipeEnd(replicaRoom, replicaPipe);
+  replicaRoom.adopt('pipe', replicaEnd);
   replicaEnd.on('demand', (streamIds) => {
     demands.push(streamIds);
     primaryEnd.sendStreams(streamIds);

@@ -18,7 +18,7 @@ let worker: MediaWorker;
 let room: MediaRoom;
 const peers: MediaPeer[] = [];
 const newPeer = (id: string) => {
-  const peer = worker.createPeer(room, id);
+  const peer = worker.createPeer(room, `peer-${peers.length}`, id);
   peers.push(peer);
   return peer;
 };

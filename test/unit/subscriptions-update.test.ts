@@ -28,7 +28,7 @@ before(async () => {
   worker = await MediaWorker.start({ listenIp: '127.0.0.1', port: 0, announcedIp: '127.0.0.1', logger: pino({ level: 'silent' }) });
   room = worker.createRoom('subscriptions-update');
   for (const layer of [low, high, other]) room.addLayer(layer);
-  viewer = worker.createPeer(room, 'viewer');
+  viewer = worker.createPeer(room, 'viewer-peer', 'viewer');
 });
 after(() => worker.close());
 

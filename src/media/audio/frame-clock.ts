@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+
 export const FRAME_MS = 20;
 
 /** Something driven once per 20 ms audio frame; `frame` numbers increase by one per frame. */
@@ -22,8 +24,11 @@ export interface FrameClockOptions {
   now?: () => number;
   /** Frames produced back to back after a late wake-up; older ones are skipped. */
   maxCatchUp?: number;
-  /** Called when a listener throws; the clock goes on with the others. */
-  onListenerError?: (listener: FrameListener, error: unknown) => void;
+}
+
+export interface FrameClockEvents {
+  /** A listener threw while producing a frame; the clock goes on with the others. */
+  listenerError: [listener: FrameListener, error: unknown];
 }
 
 const LATENESS_WINDOW = 500;
@@ -37,11 +42,10 @@ const LATENESS_WINDOW = 500;
  * buffers grow for many seconds. Each wake-up defers the work to the event loop's check phase,
  * so the packets that arrived while the thread was late are read first.
  */
-export class FrameClock {
-  private readonly listeners = new Set<FrameListener>();
+export class FrameClock extends EventEmitter<FrameClockEvents> {
+  private readonly frameListeners = new Set<FrameListener>();
   private readonly now: () => number;
   private readonly maxCatchUp: number;
-  private readonly onListenerError: (listener: FrameListener, error: unknown) => void;
   private epoch = 0;
   private nextFrame = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -55,17 +59,17 @@ export class FrameClock {
   private window = { startedAt: 0, frames: 0, framesPerSecond: 0 };
 
   constructor(options: FrameClockOptions = {}) {
+    super();
     this.now = options.now ?? (() => performance.now());
     this.maxCatchUp = options.maxCatchUp ?? 10;
-    this.onListenerError = options.onListenerError ?? (() => undefined);
   }
 
   add(listener: FrameListener): void {
-    this.listeners.add(listener);
+    this.frameListeners.add(listener);
   }
 
   remove(listener: FrameListener): void {
-    this.listeners.delete(listener);
+    this.frameListeners.delete(listener);
   }
 
   start(): void {
@@ -97,11 +101,11 @@ export class FrameClock {
     for (; this.nextFrame <= due; this.nextFrame++) {
       this.frames++;
       if (this.nextFrame < due) this.late++;
-      for (const listener of this.listeners) {
+      for (const listener of this.frameListeners) {
         try {
           listener.produce(this.nextFrame, this.nextFrame < due);
         } catch (error) {
-          this.onListenerError(listener, error);
+          this.emit('listenerError', listener, error);
         }
       }
     }

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { MixerSink } from '../audio/audio-mixer.ts';
 import { FRAME_SAMPLES } from '../audio/audio-mixer.ts';
-import type { MediaRoom, RoomPeer } from './room.ts';
+import type { PeerRoom, RoomPeer } from './room-peer.ts';
 import { AudioTimestamps, audioLevel, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../protocol/rtp.ts';
 import { buildAnswer, EXT, type AnswerMedia, type Codec, type Extension, type Offer, type OfferedMedia } from '../protocol/sdp.ts';
 import { VideoDownstream, VideoLayer } from './video-forwarding.ts';
@@ -122,13 +122,13 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     },
   };
 
+  /** Made by its room (`MediaRoom.createPeer`), which closes it with itself. */
   constructor(
-    private readonly room: MediaRoom,
+    private readonly room: PeerRoom,
     readonly attendeeId: string,
     readonly transport: WebRtcTransport,
   ) {
     super();
-    room.peers.add(this);
     transport.on('rtp', (packet) => this.receiveRtp(packet));
     transport.on('rtcp', (packet) => visitRtcp(packet, this.rtcpVisitor));
     transport.on('connectionChange', (connected) => {
@@ -388,7 +388,6 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     this.room.mixer.removeSource(this.attendeeId);
     this.unpublish();
     for (const [mid, subscription] of this.subscriptions) this.dropSubscription(mid, subscription);
-    this.room.peers.delete(this);
     this.transport.close();
     this.emit('closed');
   }

@@ -107,25 +107,26 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
 
   private dtlsSession(): DtlsServerSession | undefined {
     if (this.dtls || !this.remoteFingerprint) return this.dtls;
-    this.dtls = new DtlsServerSession({
+    const dtls = new DtlsServerSession({
       identity: this.identity,
       expectedRemoteFingerprint: this.remoteFingerprint,
       send: (datagram) => {
         if (this.remote) this.mux.send(datagram, this.remote.address, this.remote.port);
       },
-      onConnected: (keys) => {
-        this.srtp = new SrtpSession(keys.profile, keys);
-        this.logger.debug({ profile: keys.profile.name }, 'DTLS connected');
-        this.setConnected(true);
-      },
-      onError: (error) => this.logger.info({ err: error }, 'DTLS failed'),
-      onClosed: () => {
-        this.srtp = undefined;
-        this.dtls = undefined;
-        this.setConnected(false);
-      },
     });
-    return this.dtls;
+    dtls.once('connected', (keys) => {
+      this.srtp = new SrtpSession(keys.profile, keys);
+      this.logger.debug({ profile: keys.profile.name }, 'DTLS connected');
+      this.setConnected(true);
+    });
+    dtls.once('failed', (error) => this.logger.info({ err: error }, 'DTLS failed'));
+    dtls.once('closed', () => {
+      this.srtp = undefined;
+      this.dtls = undefined;
+      this.setConnected(false);
+    });
+    this.dtls = dtls;
+    return dtls;
   }
 
   protected transmit(datagram: Buffer, remote: RemoteAddress): void {

@@ -6,8 +6,8 @@ import { getDtlsIdentity, type DtlsIdentity } from '../protocol/dtls.ts';
 import { FrameClock, type FrameClockStats } from '../audio/frame-clock.ts';
 import { loadOpusBackend } from '../audio/opus/backend.ts';
 import { OpusCodecPool, type CodecPoolStats } from '../audio/opus/codec-pool.ts';
-import { MediaPeer } from '../sfu/peer.ts';
-import { MediaRoom } from '../sfu/room.ts';
+import type { MediaPeer } from '../sfu/peer.ts';
+import { MediaRoom, type RoomPeer } from '../sfu/room.ts';
 import { UdpMux } from '../transport/udp-mux.ts';
 import { WebRtcTransport } from '../transport/webrtc-transport.ts';
 
@@ -31,12 +31,13 @@ export interface MediaWorkerStats {
 
 /**
  * A media worker: one UDP port and DTLS identity shared by all the meetings it serves. Rooms
- * and peers are created by signaling as clients join.
+ * and peers are created by signaling as clients join. The worker is the one registry of its
+ * rooms by id, and each room of its peers and pipe ends by id.
  */
 export class MediaWorker {
-  private readonly rooms = new Set<MediaRoom>();
+  private readonly rooms = new Map<string, MediaRoom>();
   /** Drives every mixer of this worker, one frame each per 20 ms. */
-  private readonly clock: FrameClock;
+  private readonly clock = new FrameClock();
   private readonly codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
   private readonly failureLog = new BurstLimiter();
   private mixerRebuilds = 0;
@@ -47,7 +48,7 @@ export class MediaWorker {
     private readonly announcedIp: string,
     private readonly logger: Logger,
   ) {
-    this.clock = new FrameClock({ onListenerError: (_listener, error) => this.reportFailure('frame', error) });
+    this.clock.on('listenerError', (_listener, error) => this.reportFailure('frame', error));
     this.clock.start();
     logger.info({ backend: this.codecs.backend.name }, 'opus codec loaded');
   }
@@ -65,26 +66,62 @@ export class MediaWorker {
   }
 
   /** A room that mixes its own audio, with this worker's codecs, on this worker's clock. */
-  createRoom(meetingId: string): MediaRoom<AudioMixer> {
+  createRoom(id: string): MediaRoom<AudioMixer> {
+    this.refuseTaken(id);
     const mixer = new AudioMixer({ codecs: this.codecs });
     mixer.on('failure', (error, rebuilt) => {
       if (rebuilt) this.mixerRebuilds++;
-      this.reportFailure(`mixer ${meetingId}`, error);
+      this.reportFailure(`mixer ${id}`, error);
     });
     this.clock.add(mixer);
-    const room = this.adopt(new MediaRoom(meetingId, mixer));
+    const room = this.register(new MediaRoom(id, mixer));
     room.once('closed', () => this.clock.remove(mixer));
     return room;
   }
 
   /** A room whose audio comes from elsewhere through `hub` (a replica's relay of its primary's mix). */
-  createRelayedRoom<Hub extends AudioHub>(meetingId: string, hub: Hub): MediaRoom<Hub> {
-    return this.adopt(new MediaRoom(meetingId, hub));
+  createRelayedRoom<Hub extends AudioHub>(id: string, hub: Hub): MediaRoom<Hub> {
+    this.refuseTaken(id);
+    return this.register(new MediaRoom(id, hub));
   }
 
-  private adopt<Hub extends AudioHub>(room: MediaRoom<Hub>): MediaRoom<Hub> {
-    this.rooms.add(room);
-    room.once('closed', () => this.rooms.delete(room));
+  /** The open room of that id. */
+  room(id: string): MediaRoom | undefined {
+    return this.rooms.get(id);
+  }
+
+  /** Every open room, for the periodic reports. */
+  openRooms(): IterableIterator<MediaRoom> {
+    return this.rooms.values();
+  }
+
+  /** An attendee's peer of any room, by the id its room knows it by (ids are unique on a worker). */
+  findPeer(peerId: string): MediaPeer | undefined {
+    for (const room of this.rooms.values()) {
+      const peer = room.peer(peerId);
+      if (peer) return peer;
+    }
+    return undefined;
+  }
+
+  /** A child adopted by any room (a pipe end), by its id. */
+  findAdoptedPeer(id: string): RoomPeer | undefined {
+    for (const room of this.rooms.values()) {
+      const child = room.adoptedPeer(id);
+      if (child) return child;
+    }
+    return undefined;
+  }
+
+  private refuseTaken(id: string): void {
+    if (this.rooms.has(id)) throw new Error(`room ${id} exists`);
+  }
+
+  private register<Hub extends AudioHub>(room: MediaRoom<Hub>): MediaRoom<Hub> {
+    this.rooms.set(room.id, room);
+    room.once('closed', () => {
+      if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
+    });
     return room;
   }
 
@@ -104,17 +141,19 @@ export class MediaWorker {
   }
 
   closeRoom(room: MediaRoom): void {
-    if (this.rooms.has(room)) room.close();
+    if (this.rooms.get(room.id) === room) room.close();
   }
 
-  createPeer(room: MediaRoom, attendeeId: string): MediaPeer {
+  /** An attendee's peer in `room` under `peerId`, over a new WebRTC transport on this worker's port. */
+  createPeer(room: MediaRoom, peerId: string, attendeeId: string): MediaPeer {
+    if (this.findPeer(peerId)) throw new Error(`peer ${peerId} exists`);
     const transport = new WebRtcTransport(this.mux, this.identity, [{ ip: this.announcedIp, port: this.mux.port }], this.logger.child({ attendeeId }));
-    return new MediaPeer(room, attendeeId, transport);
+    return room.createPeer(peerId, attendeeId, transport);
   }
 
   close(): void {
     this.clock.stop();
-    for (const room of [...this.rooms]) room.close();
+    for (const room of [...this.rooms.values()]) room.close();
     this.mux.close();
   }
 }

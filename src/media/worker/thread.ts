@@ -13,73 +13,89 @@ import type { WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './pr
  * the main thread (API, signaling) never competes with forwarding and mixing.
  *
  * This file is the thread's composition root: it builds a replica's room with a relay and its
- * pipe ends, and finds each object by the id the main thread gave it. Objects leave these maps
- * when they close, whoever closed them (a room closes its peers and pipe ends).
+ * pipe ends, and hands each to its parent. It keeps no index of its own: the worker finds rooms
+ * by the id the main thread gave them, and rooms their peers and pipe ends (which leave them when
+ * they close, whoever closed them).
  */
 const options = workerData.options as WorkerOptions;
 const logger = pino({ level: options.logLevel, base: { worker: options.name } });
 const worker = await MediaWorker.start({ listenIp: options.listenIp, port: options.port, announcedIp: options.announcedIp, logger });
-/** Rooms that mix their own audio, and replica rooms that relay their primary's. */
-const rooms = new Map<string, MediaRoom>();
-const replicaRooms = new Map<string, MediaRoom<AudioRelay>>();
-const peers = new Map<string, { peer: MediaPeer; roomId: string }>();
-const primaryEnds = new Map<string, PrimaryPipeEnd>();
-const replicaEnds = new Map<string, ReplicaPipeEnd>();
 const port = parentPort!;
 const post = (event: WorkerEvent) => port.postMessage(event);
 
-const find = <T>(map: Map<string, T>, id: string, what: string): T => {
-  const found = map.get(id);
-  if (found === undefined) throw new Error(`no ${what} ${id}`);
+/** A replica's room relays its primary's mix; every other room mixes its own. */
+const isReplicaRoom = (candidate: MediaRoom): candidate is MediaRoom<AudioRelay> => candidate.mixer instanceof AudioRelay;
+const roomById = (roomId: string): MediaRoom => {
+  const found = worker.room(roomId);
+  if (!found) throw new Error(`no room ${roomId}`);
   return found;
 };
-const roomOf = (roomId: string): MediaRoom => rooms.get(roomId) ?? find(replicaRooms, roomId, 'room');
-const peer = (peerId: string) => find(peers, peerId, 'peer').peer;
-const pipeEnd = (pipeId: string): PipeEnd => primaryEnds.get(pipeId) ?? find(replicaEnds, pipeId, 'pipe');
-/** Keeps `item` in `map` under `id` until it closes. */
-const register = <T extends { once(event: 'closed', listener: () => void): unknown }>(map: Map<string, T>, id: string, item: T): T => {
-  map.set(id, item);
-  item.once('closed', () => {
-    if (map.get(id) === item) map.delete(id);
-  });
-  return item;
+const primaryRoom = (roomId: string): MediaRoom => {
+  const found = roomById(roomId);
+  if (isReplicaRoom(found)) throw new Error(`room ${roomId} is a replica's: it has no primary pipe end`);
+  return found;
+};
+const replicaRoom = (roomId: string): MediaRoom<AudioRelay> => {
+  const found = roomById(roomId);
+  if (!isReplicaRoom(found)) throw new Error(`room ${roomId} mixes its own audio: it has no replica pipe end`);
+  return found;
+};
+const peer = (peerId: string): MediaPeer => {
+  const found = worker.findPeer(peerId);
+  if (!found) throw new Error(`no peer ${peerId}`);
+  return found;
+};
+/** A pipe end of the given kind, as its room adopted it. */
+const pipeEnd = <End extends PipeEnd>(pipeId: string, kind: abstract new (...args: never[]) => End, what: string): End => {
+  const found = worker.findAdoptedPeer(pipeId);
+  if (!(found instanceof kind)) throw new Error(`no ${what} ${pipeId}`);
+  return found;
+};
+const anyPipeEnd = (pipeId: string): PipeEnd | undefined => {
+  const found = worker.findAdoptedPeer(pipeId);
+  return found instanceof PrimaryPipeEnd || found instanceof ReplicaPipeEnd ? found : undefined;
 };
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const toBuffers = (key: { key: Uint8Array; salt: Uint8Array }) => ({ key: Buffer.from(key.key), salt: Buffer.from(key.salt) });
 
-/** Binds the pipe's socket (the asynchronous part), then builds the end if its room is still there. */
-async function openPipe<Room, End>(
-  roomsOfKind: Map<string, Room>,
-  roomId: string,
+/**
+ * Binds the pipe's socket (the asynchronous part), then builds the end and hands it to its room
+ * if the room is still open.
+ */
+async function openPipe<Room extends MediaRoom, End extends PipeEnd>(
+  opened: Room,
+  pipeId: string,
   build: (room: Room, transport: PipeTransport) => End,
 ): Promise<{ end: End; port: number }> {
-  find(roomsOfKind, roomId, 'room of that kind');
   const transport = await PipeTransport.open(options.listenIp);
-  const room = roomsOfKind.get(roomId);
-  if (!room) {
+  if (worker.room(opened.id) !== opened) {
     transport.close();
-    throw new Error(`room ${roomId} closed while its pipe opened`);
+    throw new Error(`room ${opened.id} closed while its pipe opened`);
   }
-  return { end: build(room, transport), port: transport.port };
+  const end = build(opened, transport);
+  try {
+    opened.adopt(pipeId, end);
+  } catch (error) {
+    end.close();
+    throw error;
+  }
+  return { end, port: transport.port };
 }
 
 const methods: WorkerMethods = {
   createRoom(roomId, replica) {
-    if (rooms.has(roomId) || replicaRooms.has(roomId)) throw new Error(`room ${roomId} exists`);
-    if (replica) register(replicaRooms, roomId, worker.createRelayedRoom(roomId, new AudioRelay()));
-    else register(rooms, roomId, worker.createRoom(roomId));
+    if (replica) worker.createRelayedRoom(roomId, new AudioRelay());
+    else worker.createRoom(roomId);
   },
   closeRoom(roomId) {
-    (rooms.get(roomId) ?? replicaRooms.get(roomId))?.close();
+    worker.room(roomId)?.close();
   },
   createPeer(roomId, peerId, attendeeId) {
-    const created = worker.createPeer(roomOf(roomId), attendeeId);
+    const created = worker.createPeer(roomById(roomId), peerId, attendeeId);
     created.on('connectionChange', (connected) => post({ type: 'peerConnection', roomId, peerId, connected }));
-    peers.set(peerId, { peer: created, roomId });
-    created.once('closed', () => peers.delete(peerId));
   },
   closePeer(peerId) {
-    peers.get(peerId)?.peer.close();
+    worker.findPeer(peerId)?.close();
   },
   negotiate: (peerId, input) => peer(peerId).negotiate(input),
   updateSubscriptions: (peerId, update) => peer(peerId).updateSubscriptions(update),
@@ -87,31 +103,33 @@ const methods: WorkerMethods = {
   setPaused: (peerId, streamIds, paused) => peer(peerId).setPaused(streamIds, paused),
   applyCapabilities: (peerId, capabilities) => peer(peerId).applyCapabilities(capabilities),
   unpublish: (peerId) => peer(peerId).unpublish(),
-  peerStats: (peerId) => peers.get(peerId)?.peer.stats(),
+  peerStats: (peerId) => worker.findPeer(peerId)?.stats(),
   async openPrimaryPipe(roomId, pipeId) {
-    const { end, port } = await openPipe(rooms, roomId, (room, transport) => new PrimaryPipeEnd(room, transport));
-    register(primaryEnds, pipeId, end);
+    const { port } = await openPipe(primaryRoom(roomId), pipeId, (opened, transport) => new PrimaryPipeEnd(opened, transport));
     return port;
   },
   async openReplicaPipe(roomId, pipeId) {
-    const { end, port } = await openPipe(replicaRooms, roomId, (room, transport) => new ReplicaPipeEnd(room, transport));
-    register(replicaEnds, pipeId, end);
+    const { end, port } = await openPipe(replicaRoom(roomId), pipeId, (opened, transport) => new ReplicaPipeEnd(opened, transport));
     end.on('demand', (streamIds) => post({ type: 'pipeDemand', roomId, pipeId, streamIds }));
     return port;
   },
-  connectPipe: (pipeId, remote, keys) => pipeEnd(pipeId).connect(remote, { send: toBuffers(keys.send), receive: toBuffers(keys.receive) }),
-  closePipe(pipeId) {
-    (primaryEnds.get(pipeId) ?? replicaEnds.get(pipeId))?.close();
+  connectPipe(pipeId, remote, keys) {
+    const end = anyPipeEnd(pipeId);
+    if (!end) throw new Error(`no pipe ${pipeId}`);
+    end.connect(remote, { send: toBuffers(keys.send), receive: toBuffers(keys.receive) });
   },
-  pipeStats: (pipeId) => (primaryEnds.get(pipeId) ?? replicaEnds.get(pipeId))?.stats(),
-  primaryPipeSendStreams: (pipeId, streamIds) => find(primaryEnds, pipeId, 'primary pipe').sendStreams(streamIds),
-  primaryPipeReceiveStreams: (pipeId, streams) => find(primaryEnds, pipeId, 'primary pipe').receiveStreams(streams),
-  primaryPipePromote: (pipeId, slot, primaryAttendeeId) => find(primaryEnds, pipeId, 'primary pipe').promote(slot, primaryAttendeeId),
-  primaryPipeDemote: (pipeId, slot) => find(primaryEnds, pipeId, 'primary pipe').demote(slot),
-  replicaPipeSetStreams: (pipeId, streams) => find(replicaEnds, pipeId, 'replica pipe').setStreams(streams),
-  replicaPipeSendStreams: (pipeId, streamIds) => find(replicaEnds, pipeId, 'replica pipe').sendStreams(streamIds),
-  replicaPipePromote: (pipeId, slot, attendeeId) => find(replicaEnds, pipeId, 'replica pipe').promote(slot, attendeeId),
-  replicaPipeDemote: (pipeId, attendeeId) => find(replicaEnds, pipeId, 'replica pipe').demote(attendeeId),
+  closePipe(pipeId) {
+    anyPipeEnd(pipeId)?.close();
+  },
+  pipeStats: (pipeId) => anyPipeEnd(pipeId)?.stats(),
+  primaryPipeSendStreams: (pipeId, streamIds) => pipeEnd(pipeId, PrimaryPipeEnd, 'primary pipe').sendStreams(streamIds),
+  primaryPipeReceiveStreams: (pipeId, streams) => pipeEnd(pipeId, PrimaryPipeEnd, 'primary pipe').receiveStreams(streams),
+  primaryPipePromote: (pipeId, slot, primaryAttendeeId) => pipeEnd(pipeId, PrimaryPipeEnd, 'primary pipe').promote(slot, primaryAttendeeId),
+  primaryPipeDemote: (pipeId, slot) => pipeEnd(pipeId, PrimaryPipeEnd, 'primary pipe').demote(slot),
+  replicaPipeSetStreams: (pipeId, streams) => pipeEnd(pipeId, ReplicaPipeEnd, 'replica pipe').setStreams(streams),
+  replicaPipeSendStreams: (pipeId, streamIds) => pipeEnd(pipeId, ReplicaPipeEnd, 'replica pipe').sendStreams(streamIds),
+  replicaPipePromote: (pipeId, slot, attendeeId) => pipeEnd(pipeId, ReplicaPipeEnd, 'replica pipe').promote(slot, attendeeId),
+  replicaPipeDemote: (pipeId, attendeeId) => pipeEnd(pipeId, ReplicaPipeEnd, 'replica pipe').demote(attendeeId),
   workerStats: () => worker.stats(),
   exit(exitCode) {
     setImmediate(() => {
@@ -140,14 +158,10 @@ port.on('message', (call: WorkerCall) => {
 });
 
 setInterval(() => {
-  for (const [roomId, room] of [...rooms, ...replicaRooms]) post({ type: 'levels', roomId, levels: [...room.audioLevels()] });
+  for (const open of worker.openRooms()) post({ type: 'levels', roomId: open.id, levels: [...open.audioLevels()] });
 }, 200).unref();
 setInterval(() => {
-  for (const [roomId, room] of [...rooms, ...replicaRooms]) {
-    const downlinks: [string, number][] = [];
-    for (const [peerId, entry] of peers) if (entry.roomId === roomId) downlinks.push([peerId, entry.peer.estimatedDownlinkBps()]);
-    post({ type: 'rates', roomId, bitrates: room.layerBitrates(), downlinks });
-  }
+  for (const open of worker.openRooms()) post({ type: 'rates', roomId: open.id, bitrates: open.layerBitrates(), downlinks: open.downlinkEstimates() });
 }, 1000).unref();
 
 // The last line of defence: whatever escapes a handler is logged (once per burst), and the

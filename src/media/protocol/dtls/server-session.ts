@@ -7,6 +7,7 @@
  * every timer it starts is cancelled by close() or by the end of the handshake, and no input, however
  * malformed, throws out of handleDatagram.
  */
+import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { SRTP_PROFILES, srtpProfileById, type SrtpProfile, type SrtpProtectionProfile } from '../srtp/profiles.ts';
 import { DtlsError, describe } from './errors.ts';
@@ -32,14 +33,6 @@ export interface DtlsServerSessionOptions {
    * reply back into handleDatagram synchronously.
    */
   send: (datagram: Buffer) => void;
-  /** Once, when the handshake completed and the peer is authenticated. */
-  onConnected: (keys: SrtpKeyingMaterial) => void;
-  /** A fatal failure; `onClosed('error')` follows. */
-  onError?: (error: DtlsError) => void;
-  /** Once, whatever ended the session (our close(), the peer's close_notify, an error). */
-  onClosed?: (reason: DtlsCloseReason) => void;
-  /** Decrypted DTLS application data (SCTP, should data channels ever be terminated here). */
-  onApplicationData?: (data: Buffer) => void;
   /** Preference order, first wins. Default: AEAD_AES_128_GCM, then AES128_CM_HMAC_SHA1_80. */
   srtpProfiles?: readonly SrtpProtectionProfile[];
   /**
@@ -54,7 +47,22 @@ export interface DtlsServerSessionOptions {
   retransmitTimeoutMs?: number;
 }
 
-export class DtlsServerSession {
+/**
+ * What a session tells its owner. A listener that throws is reported as a process warning
+ * (`DtlsCallbackWarning`) and neither stops the other listeners nor derails the handshake.
+ */
+export interface DtlsServerSessionEvents {
+  /** Once, when the handshake completed and the peer is authenticated. */
+  connected: [keys: SrtpKeyingMaterial];
+  /** A fatal failure; `closed` with reason 'error' follows. (Not `error`: nobody has to listen.) */
+  failed: [error: DtlsError];
+  /** Once, whatever ended the session (our close(), the peer's close_notify, an error). */
+  closed: [reason: DtlsCloseReason];
+  /** Decrypted DTLS application data (SCTP, should data channels ever be terminated here). */
+  applicationData: [data: Buffer];
+}
+
+export class DtlsServerSession extends EventEmitter<DtlsServerSessionEvents> {
   private readonly options: DtlsServerSessionOptions;
   private readonly writer: RecordWriter;
   private readonly handshake: ServerHandshake;
@@ -65,6 +73,7 @@ export class DtlsServerSession {
   private droppedRecords = 0;
 
   constructor(options: DtlsServerSessionOptions) {
+    super();
     this.options = options;
     const { algorithm, value } = options.expectedRemoteFingerprint;
     if (!isSupportedFingerprintAlgorithm(algorithm)) {
@@ -131,7 +140,7 @@ export class DtlsServerSession {
     return this.droppedRecords;
   }
 
-  /** Callbacks and earlier records of the same datagram may have ended the session. */
+  /** Listeners and earlier records of the same datagram may have ended the session. */
   private get ended(): boolean {
     return this.endState !== undefined;
   }
@@ -163,7 +172,7 @@ export class DtlsServerSession {
     if (this.ended) return;
     if (this.handshake.connected) this.writer.sendAlert(AlertLevel.warning, AlertDescription.closeNotify);
     this.end('closed');
-    this.emit(() => this.options.onClosed?.('local'));
+    this.notify('closed', 'local');
   }
 
   // -- records ----------------------------------------------------------------------------------
@@ -218,7 +227,7 @@ export class DtlsServerSession {
     const description = body.readUInt8(1);
     if (description === AlertDescription.closeNotify) {
       this.end('closed');
-      this.emit(() => this.options.onClosed?.('peer'));
+      this.notify('closed', 'peer');
     } else if (level === AlertLevel.fatal) {
       this.fail(new DtlsError('peer-alert', `the peer sent fatal alert ${alertName(description)}`));
     }
@@ -230,7 +239,7 @@ export class DtlsServerSession {
       this.droppedRecords++;
       return;
     }
-    this.emit(() => this.options.onApplicationData?.(data));
+    this.notify('applicationData', data);
   }
 
   // -- lifecycle --------------------------------------------------------------------------------
@@ -239,15 +248,15 @@ export class DtlsServerSession {
     this.clearHandshakeTimer();
     const startedAt = this.handshake.handshakeStartedAt;
     if (startedAt !== undefined) this.handshakeDuration = performance.now() - startedAt;
-    this.emit(() => this.options.onConnected(keys));
+    this.notify('connected', keys);
   }
 
   private fail(error: DtlsError, alert?: number): void {
     if (this.ended) return;
     if (alert !== undefined) this.writer.sendAlert(AlertLevel.fatal, alert);
     this.end('failed');
-    this.emit(() => this.options.onError?.(error));
-    this.emit(() => this.options.onClosed?.('error'));
+    this.notify('failed', error);
+    this.notify('closed', 'error');
   }
 
   private end(state: 'closed' | 'failed'): void {
@@ -261,12 +270,18 @@ export class DtlsServerSession {
     this.handshakeTimer = undefined;
   }
 
-  /** Callbacks belong to the caller; their exceptions must not derail the DTLS state machine. */
-  private emit(callback: () => void): void {
-    try {
-      callback();
-    } catch (error) {
-      process.emitWarning(error instanceof Error ? error : new Error(String(error)), 'DtlsCallbackWarning');
+  /**
+   * Emits `event` to each listener in turn: listeners belong to the owner, and their exceptions
+   * must neither derail the DTLS state machine nor keep the other listeners from hearing it.
+   */
+  private notify<K extends keyof DtlsServerSessionEvents>(event: K, ...args: DtlsServerSessionEvents[K]): void {
+    // Raw listeners, so that `once` listeners remove themselves as they are called.
+    for (const listener of this.rawListeners(event) as ((...values: DtlsServerSessionEvents[K]) => void)[]) {
+      try {
+        listener(...args);
+      } catch (error) {
+        process.emitWarning(error instanceof Error ? error : new Error(String(error)), 'DtlsCallbackWarning');
+      }
     }
   }
 }
