@@ -196,7 +196,7 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
 
 async function spawnWorker(options: WorkerOptions): Promise<{ thread: Worker; port: number }> {
   const thread = new Worker(new URL('./bootstrap.mjs', import.meta.url), {
-    workerData: { entry: new URL('./thread.ts', import.meta.url).href, options },
+    workerData: { entry: new URL('../../media-thread.ts', import.meta.url).href, options },
   });
   const port = await new Promise<number>((resolve, reject) => {
     const onExit = (code: number) => reject(new Error(`media worker exited (${code}) before it was ready`));

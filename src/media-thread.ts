@@ -1,12 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
-import { AudioRelay } from '../../replication/audio-relay.ts';
-import { PrimaryPipeEnd, ReplicaPipeEnd, type PipeEnd } from '../../replication/pipe-ends.ts';
-import type { MediaPeer } from '../sfu/peer.ts';
-import type { MediaRoom } from '../sfu/room.ts';
-import { PipeTransport } from '../transport/pipe-transport.ts';
-import { MediaWorker } from './media-worker.ts';
-import type { WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './protocol.ts';
+import { AudioRelay } from './replication/audio-relay.ts';
+import { PrimaryPipeEnd, ReplicaPipeEnd, type PipeEnd } from './replication/pipe-ends.ts';
+import type { MediaPeer } from './media/sfu/peer.ts';
+import type { MediaRoom } from './media/sfu/room.ts';
+import { PipeTransport } from './media/transport/pipe-transport.ts';
+import { MediaWorker } from './media/worker/media-worker.ts';
+import type { WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './media/worker/protocol.ts';
 
 /**
  * A media worker thread: its own UDP port, rooms and peers. It runs every per-packet path, so
