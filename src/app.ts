@@ -29,6 +29,8 @@ export interface StartOptions {
 export interface Amphi {
   /** Where the API listens, e.g. http://127.0.0.1:8080 */
   url: string;
+  /** The address the API is bound to: 127.0.0.1 with development keys unless a host was given. */
+  listenAddress: string;
   publicUrl: string;
   accessKeys: AccessKey[];
   generatedKeys: boolean;
@@ -50,6 +52,8 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'amphi' } });
   const { keys, generated } = resolveAccessKeys(config);
+  // Development keys are for this machine: unless told otherwise, so is the listening address.
+  const host = config.host ?? (generated ? '127.0.0.1' : '0.0.0.0');
   const store = options.store ?? (await FileStore.open(config.dataDir));
   // The public URL may depend on the port actually bound (port 0), so it is filled in after listen.
   const topology = options.topology ?? Topology.singleNode(config.publicUrl ?? 'http://127.0.0.1');
@@ -75,7 +79,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     logger,
     health: () => ({ node: topology.localNodeId, sessions: signaling.sessionCount }),
   });
-  const listenIp = config.host === '::' ? '0.0.0.0' : config.host;
+  const listenIp = host === '::' ? '0.0.0.0' : host;
   const media = await MediaCluster.start(
     { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel },
     logger.child({ component: 'media' }),
@@ -92,9 +96,9 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     pipeAddress,
   });
   signaling.attach(api.server);
-  await api.listen({ host: config.host, port: config.port });
-  const { port } = api.server.address() as AddressInfo;
-  const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  await api.listen({ host, port: config.port });
+  const { port, address: listenAddress } = api.server.address() as AddressInfo;
+  const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   const publicUrl = (config.publicUrl ?? url).replace(/\/+$/, '');
   topology.setLocalPublicUrl(publicUrl);
@@ -103,6 +107,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
   let closing: Promise<void> | undefined;
   return {
     url,
+    listenAddress,
     publicUrl,
     accessKeys: keys,
     generatedKeys: generated,

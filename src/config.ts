@@ -6,7 +6,12 @@ import { z } from 'zod';
  * are part of Amphi's interface: deployment scripts rely on them.
  */
 export const SETTINGS = {
-  host: { flag: 'host', env: 'AMPHI_HOST', help: 'Address the HTTP API and signaling listen on', default: '0.0.0.0' },
+  host: {
+    flag: 'host',
+    env: 'AMPHI_HOST',
+    help: 'Address the HTTP API and signaling listen on',
+    default: '(127.0.0.1 with development keys, else 0.0.0.0)',
+  },
   port: { flag: 'port', env: 'AMPHI_PORT', help: 'Port of the HTTP API and signaling WebSocket', default: '8080' },
   publicUrl: {
     flag: 'public-url',
@@ -67,7 +72,7 @@ export type SettingName = keyof typeof SETTINGS;
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const configSchema = z.object({
-  host: z.string().min(1),
+  host: z.string().min(1).optional(),
   port: int(0, 65535),
   publicUrl: z.url({ protocol: /^https?$/ }).optional(),
   accessKeyId: z.string().optional(),

@@ -5,6 +5,8 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { CreateMeetingCommand } from '@aws-sdk/client-chime-sdk-meetings';
+import pino from 'pino';
+import { startAmphi } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { clientFor, tempDataDir } from '../support/helpers.ts';
 
@@ -21,7 +23,7 @@ async function freePort(): Promise<number> {
 describe('configuration', () => {
   test('defaults, environment variables and flags (flags win)', () => {
     const defaults = loadConfig([], {});
-    assert.equal(defaults.host, '0.0.0.0');
+    assert.equal(defaults.host, undefined, 'chosen at start: 127.0.0.1 with development keys, else 0.0.0.0');
     assert.equal(defaults.port, 8080);
     assert.equal(defaults.dataDir, './data');
     assert.equal(defaults.maxReplicasPerPrimary, 4);
@@ -67,6 +69,12 @@ describe('amphi serve', () => {
       assert.ok(existsSync(keysFile));
       const key = JSON.parse(readFileSync(keysFile, 'utf8'));
       assert.ok(output.includes(key.accessKeyId), 'the generated key is printed at start');
+      assert.ok(
+        output.includes(`export AWS_ACCESS_KEY_ID=${key.accessKeyId} AWS_SECRET_ACCESS_KEY=${key.secretAccessKey} AWS_REGION=us-east-1`),
+        'a line to paste into a shell',
+      );
+      assert.match(output, /aws chime-sdk-meetings create-meeting --endpoint-url https:\/\/amphi\.example\.com /, 'a first AWS CLI call');
+      assert.match(output, /deleted after 5 minutes/);
       const lines = output.trim().split('\n').filter((line) => line.startsWith('{'));
       assert.ok(lines.every((line) => JSON.parse(line).level !== undefined), 'structured logs');
 
@@ -82,6 +90,35 @@ describe('amphi serve', () => {
     }
     assert.equal(await exited, 0, output);
     assert.match(output, /"msg":"stopped"/);
+  });
+
+  test('--version prints the package version', async () => {
+    const child = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), '--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    assert.equal(await new Promise<number | null>((resolve) => child.on('exit', resolve)), 0);
+    const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(stdout.trim(), `amphi ${version}`);
+  });
+
+  test('with development keys and no --host it listens on this machine only; with configured keys on every address', async () => {
+    const base = { AMPHI_PORT: '0', AMPHI_RTC_PORT: '0', AMPHI_LOG_LEVEL: 'silent', AMPHI_MEDIA_WORKERS: '1' };
+    const dataDir = tempDataDir();
+    const local = await startAmphi(loadConfig([], { ...base, AMPHI_DATA_DIR: dataDir }), { logger: pino({ level: 'silent' }) });
+    try {
+      assert.equal(local.generatedKeys, true);
+      assert.equal(local.listenAddress, '127.0.0.1');
+    } finally {
+      await local.close();
+    }
+    const keyed = await startAmphi(loadConfig([], { ...base, AMPHI_DATA_DIR: dataDir, AMPHI_ACCESS_KEY_ID: 'AKIDCLITEST000000001', AMPHI_SECRET_ACCESS_KEY: 'secret' }), {
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      assert.equal(keyed.listenAddress, '0.0.0.0');
+    } finally {
+      await keyed.close();
+    }
   });
 
   test('an invalid setting stops it at once with a clear message', async () => {
