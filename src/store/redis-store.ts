@@ -148,10 +148,7 @@ export class RedisMeetingStore implements MeetingStore {
   }
 
   async putAttendees(attendees: AttendeeRecord[]): Promise<void> {
-    if (attendees.length === 0) {
-      if (this.closed) throw new Error('store is closed');
-      return;
-    }
+    if (attendees.length === 0) return;
     const args: string[] = [this.prefix];
     for (const attendee of attendees) {
       args.push(attendee.MeetingId, attendee.AttendeeId, attendee.ExternalUserId, attendee.JoinToken, JSON.stringify(attendee));

@@ -355,3 +355,213 @@ for (const [kind, openSubject] of Object.entries(kinds)) {
     });
   });
 }
+
+describe('RedisMeetingStore: the lock across nodes', () => {
+  const nodes: RedisMeetingStore[] = [];
+  const node = async (options: { lockTtlMs?: number } = {}) => {
+    const opened = await RedisMeetingStore.open(redis.url, { keyPrefix: 'nodes:', ...options });
+    nodes.push(opened);
+    return opened;
+  };
+  afterEach(async () => {
+    for (const opened of nodes.splice(0)) await opened.close();
+  });
+
+  test('two nodes: sections on one key never overlap', async () => {
+    const [a, b] = [await node(), await node()];
+    let inside = 0;
+    let most = 0;
+    let runs = 0;
+    const section = async () => {
+      inside++;
+      most = Math.max(most, inside);
+      await sleep(3);
+      runs++;
+      inside--;
+    };
+    await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).withLock('meeting:shared', section)));
+    assert.equal(runs, 20);
+    assert.equal(most, 1, 'two sections on one key overlapped');
+  });
+
+  test('two nodes: sections on different keys run at the same time; one key waits for the other node', async () => {
+    const [a, b] = [await node(), await node()];
+    const held = gate();
+    const holding = a.withLock('meeting:x', () => held.opened);
+    await sleep(20);
+    assert.equal(await b.withLock('meeting:y', async () => 'ran'), 'ran', 'meeting:y did not wait for meeting:x');
+    let waited = false;
+    const waiting = b.withLock('meeting:x', async () => {
+      waited = true;
+    });
+    await sleep(100);
+    assert.equal(waited, false, 'the second node took meeting:x while the first held it');
+    held.open();
+    await holding;
+    await waiting;
+    assert.equal(waited, true);
+  });
+
+  test('a section longer than the TTL keeps its lock (renewed), and it is released at once after', async () => {
+    const [a, b] = [await node({ lockTtlMs: 300 }), await node({ lockTtlMs: 300 })];
+    let bTookItAt = 0;
+    let aLeftAt = 0;
+    const holding = a.withLock('meeting:long', async () => {
+      await sleep(1_000);
+      aLeftAt = Date.now();
+    });
+    await sleep(20);
+    await b.withLock('meeting:long', async () => {
+      bTookItAt = Date.now();
+    });
+    await holding;
+    assert.ok(bTookItAt >= aLeftAt, 'the lock expired under a live holder');
+    assert.ok(bTookItAt - aLeftAt < 300, `the waiter took ${bTookItAt - aLeftAt} ms to notice the release`);
+  });
+
+  test('a holder that dies (its process killed, its connection gone) frees the lock within its TTL', async () => {
+    const ttl = 1_000;
+    const storeModule = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/store/redis-store.ts');
+    const script = `
+      const { RedisMeetingStore } = await import(${JSON.stringify(storeModule)});
+      const store = await RedisMeetingStore.open(${JSON.stringify(redis.url)}, { keyPrefix: 'nodes:', lockTtlMs: ${ttl} });
+      store.withLock('meeting:dies', () => { console.log('held'); return new Promise(() => {}); });
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('held') && resolve());
+        child.once('exit', (code) => reject(new Error(`the holder exited (${code}) before it held the lock`)));
+      });
+      const b = await node({ lockTtlMs: ttl });
+      let took = false;
+      const waiting = b.withLock('meeting:dies', async () => {
+        took = true;
+      });
+      await sleep(2 * ttl);
+      assert.equal(took, false, 'a live holder lost its lock (not renewed?)');
+      const killedAt = Date.now();
+      child.kill('SIGKILL');
+      await waiting;
+      const freedAfter = Date.now() - killedAt;
+      assert.ok(freedAfter <= ttl + 300, `the lock was freed ${freedAfter} ms after its holder died`);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  test('a holder whose lease runs out (Redis unreachable) is told so after its section', async () => {
+    const a = await node({ lockTtlMs: 200 });
+    const b = await node({ lockTtlMs: 200 });
+    const held = gate();
+    const holding = a.withLock('meeting:lost', () => held.opened);
+    await sleep(20);
+    // Another holder takes over as if the lease had expired (what a long partition from Redis would allow).
+    await redis.client.set('nodes:lock:meeting:lost', 'someone-else', 'PX', 10_000);
+    await sleep(250);
+    held.open();
+    await assert.rejects(holding, LockLostError);
+    assert.equal(await redis.client.get('nodes:lock:meeting:lost'), 'someone-else', 'the old holder released a lock it no longer held');
+    await redis.client.del('nodes:lock:meeting:lost');
+    assert.equal(await b.withLock('meeting:lost', async () => 'free'), 'free');
+  });
+});
+
+describe('RedisMeetingStore: keys and malformed values', () => {
+  let store: RedisMeetingStore;
+  const prefix = 'shape:';
+  before(async () => {
+    store = await RedisMeetingStore.open(redis.url, { keyPrefix: prefix });
+  });
+  after(async () => {
+    await store.close();
+  });
+
+  test('every key is under the prefix, and deleting everything leaves only the sequence counter', async () => {
+    const primary = meeting();
+    const replica = meeting({ PrimaryMeetingId: primary.MeetingId });
+    await store.putMeeting(primary);
+    await store.putMeeting(replica);
+    await store.putAttendees([attendee(primary.MeetingId), attendee(replica.MeetingId), attendee(replica.MeetingId)]);
+    await store.withLock('meetings', async () => undefined);
+    const keys = await redis.client.keys('*');
+    const naming = keys.filter((key) => key.includes(primary.MeetingId) || key.includes(replica.MeetingId));
+    assert.ok(naming.length > 0 && naming.every((key) => key.startsWith(prefix)), naming.join(' '));
+    assert.ok(keys.includes(`${prefix}meetings`) && keys.includes(`${prefix}join-tokens`), keys.join(' '));
+    await store.deleteMeeting(replica.MeetingId);
+    await store.deleteMeeting(primary.MeetingId);
+    assert.deepEqual(await redis.client.keys(`${prefix}*`), [`${prefix}sequence`]);
+  });
+
+  test('a malformed meeting is an error naming its key, not a crash; a deletion that meets it changes nothing', async () => {
+    const m = meeting();
+    await store.putMeeting(m);
+    const a = attendee(m.MeetingId);
+    await store.putAttendee(a);
+    await redis.client.hset(`${prefix}meetings`, m.MeetingId, '{"MeetingId": 42');
+    await assert.rejects(store.getMeeting(m.MeetingId), (error: Error) => error instanceof MalformedRecordError && error.message.includes(`${prefix}meetings[${m.MeetingId}]`));
+    await assert.rejects(store.listMeetings(), MalformedRecordError);
+    await assert.rejects(store.findMeetingByRequestToken(m.ClientRequestToken), MalformedRecordError);
+    await assert.rejects(store.deleteMeeting(m.MeetingId), (error: Error) => error instanceof MalformedRecordError && /malformed meeting record/.test(error.message));
+    assert.deepEqual(await store.getAttendee(m.MeetingId, a.AttendeeId), a, 'the failed deletion removed nothing');
+    assert.deepEqual(await store.findAttendeeByJoinToken(a.JoinToken), a);
+    await redis.client.hset(`${prefix}meetings`, m.MeetingId, JSON.stringify(m));
+    assert.deepEqual(await store.deleteMeeting(m.MeetingId), [a]);
+  });
+
+  test('a malformed attendee is an error naming its key; replacing or deleting it is refused whole', async () => {
+    const m = meeting();
+    await store.putMeeting(m);
+    const [a, b] = [attendee(m.MeetingId), attendee(m.MeetingId)];
+    await store.putAttendees([a, b]);
+    const hash = `${prefix}attendees:${m.MeetingId}`;
+    await redis.client.hset(hash, a.AttendeeId, '[]');
+    await assert.rejects(store.getAttendee(m.MeetingId, a.AttendeeId), (error: Error) => error instanceof MalformedRecordError && error.message.includes(`${hash}[${a.AttendeeId}]`));
+    await assert.rejects(store.listAllAttendees(m.MeetingId), MalformedRecordError);
+    await assert.rejects(store.listAttendees(m.MeetingId, 10), MalformedRecordError);
+    await assert.rejects(store.findAttendeeByExternalUserId(m.MeetingId, a.ExternalUserId), MalformedRecordError);
+    await assert.rejects(store.deleteAttendee(m.MeetingId, a.AttendeeId), MalformedRecordError);
+    const c = attendee(m.MeetingId);
+    await assert.rejects(store.putAttendees([c, { ...a, JoinToken: 'new' }]), MalformedRecordError);
+    assert.equal(await store.getAttendee(m.MeetingId, c.AttendeeId), undefined, 'the refused batch wrote nothing');
+    await assert.rejects(store.deleteMeeting(m.MeetingId), MalformedRecordError);
+    assert.deepEqual(await store.getMeeting(m.MeetingId), m);
+    assert.deepEqual(await store.getAttendee(m.MeetingId, b.AttendeeId), b);
+    await redis.client.hset(`${prefix}join-tokens`, 'broken', 'not json');
+    await assert.rejects(store.findAttendeeByJoinToken('broken'), /malformed JoinToken index record/);
+    await redis.client.hset(hash, a.AttendeeId, JSON.stringify(a));
+    assert.deepEqual(await store.deleteMeeting(m.MeetingId), [a, b]);
+  });
+
+  test('a reader on another connection never sees half of a deletion', async () => {
+    const reader = await RedisMeetingStore.open(redis.url, { keyPrefix: prefix });
+    try {
+      for (let round = 0; round < 20; round++) {
+        const m = meeting();
+        await store.putMeeting(m);
+        const attendees = Array.from({ length: 20 }, () => attendee(m.MeetingId));
+        await store.putAttendees(attendees);
+        const deleting = store.deleteMeeting(m.MeetingId);
+        const seen = await Promise.all([reader.countAttendees(m.MeetingId), reader.listAllAttendees(m.MeetingId)]);
+        await deleting;
+        assert.ok(seen[0] === 0 || seen[0] === 20, `saw ${seen[0]} attendees`);
+        assert.ok(seen[1].length === 0 || seen[1].length === 20, `listed ${seen[1].length} attendees`);
+      }
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('close() disconnects: later calls reject instead of hanging', async () => {
+    const closing = await RedisMeetingStore.open(redis.url, { keyPrefix: prefix });
+    await closing.close();
+    await assert.rejects(closing.putMeeting(meeting()), /closed/);
+    await assert.rejects(closing.withLock('meetings', async () => undefined), /closed/);
+    await assert.rejects(closing.getMeeting('x'));
+    await closing.close();
+  });
+
+  test('open() rejects when Redis cannot be reached', async () => {
+    await assert.rejects(RedisMeetingStore.open('redis://127.0.0.1:1', { redis: { retryStrategy: () => null } }));
+  });
+});
