@@ -402,6 +402,25 @@ describe('RedisMeetingStore: the lock across nodes', () => {
     assert.equal(waited, true);
   });
 
+  test('check-then-write under the lock holds a limit across nodes: 3 nodes race 300 additions, exactly 250 land', async () => {
+    const nodesInRace = [await node(), await node(), await node()];
+    const m = meeting();
+    await nodesInRace[0]!.putMeeting(m);
+    const outcomes = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => {
+        const store = nodesInRace[i % 3]!;
+        return store.withLock(`meeting:${m.MeetingId}`, async () => {
+          if ((await store.countAttendees(m.MeetingId)) >= 250) return false;
+          await store.putAttendee(attendee(m.MeetingId));
+          return true;
+        });
+      }),
+    );
+    assert.equal(outcomes.filter(Boolean).length, 250);
+    assert.equal(await nodesInRace[1]!.countAttendees(m.MeetingId), 250);
+    await nodesInRace[2]!.deleteMeeting(m.MeetingId);
+  });
+
   test('a section longer than the TTL keeps its lock (renewed), and it is released at once after', async () => {
     const [a, b] = [await node({ lockTtlMs: 300 }), await node({ lockTtlMs: 300 })];
     let bTookItAt = 0;
