@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { badRequest, ServiceError, serviceFailure, serviceUnavailable, throttled } from '../meetings/errors.ts';
+import { StoreUnavailableError } from '../meetings/meeting-store.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import { parseQuery, type SigV4Verifier } from './sigv4.ts';
 import type { Throttle } from './throttle.ts';
@@ -215,6 +216,10 @@ function parseJson(body: Buffer): unknown {
 
 function toServiceError(error: unknown, request: FastifyRequest): ServiceError {
   if (error instanceof ServiceError) return error;
+  if (error instanceof StoreUnavailableError) {
+    request.log.warn({ err: error }, 'the store is unavailable');
+    return serviceUnavailable('The service is temporarily unavailable. Try again.', 1);
+  }
   const fastifyError = error as { statusCode?: number; code?: string; message?: string };
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return new ServiceError('BadRequestException', 'BadRequest', 413, `The request body is larger than ${MAX_BODY_BYTES} bytes`);

@@ -44,3 +44,11 @@ export interface MeetingStore {
   /** Flushes pending writes and releases files or connections. */
   close(): Promise<void>;
 }
+
+/**
+ * The store can't be reached now (a networked store lost its server, or a lock stayed held too long): nothing was
+ * changed by the call that got it, and the same call may succeed when retried. The API answers 503.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}

@@ -21,6 +21,11 @@ export class LockTimeoutError extends Error {
   override name = 'LockTimeoutError';
 }
 
+/** The lock could not be asked for: Redis did not answer (the section did not run). */
+export class LockUnavailableError extends Error {
+  override name = 'LockUnavailableError';
+}
+
 const FIRST_RETRY_MS = 2;
 const LAST_RETRY_MS = 50;
 
@@ -94,7 +99,13 @@ export class RedisLock {
     for (;;) {
       if (this.closed) throw new Error('store is closed');
       const attemptedAt = Date.now();
-      if ((await this.redis.set(lockKey, token, 'PX', this.options.ttlMs, 'NX')) === 'OK') return attemptedAt;
+      let taken: string | null;
+      try {
+        taken = await this.redis.set(lockKey, token, 'PX', this.options.ttlMs, 'NX');
+      } catch (error) {
+        throw new LockUnavailableError(`The lock ${lockKey} could not be asked for: ${(error as Error).message}`, { cause: error });
+      }
+      if (taken === 'OK') return attemptedAt;
       if (attemptedAt >= deadline) {
         throw new LockTimeoutError(`The lock ${lockKey} stayed held for more than ${this.options.waitMs} ms`);
       }

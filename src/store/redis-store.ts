@@ -21,8 +21,8 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
-import type { AttendeePage, MeetingStore } from '../meetings/meeting-store.ts';
-import { RedisLock } from './redis-lock.ts';
+import { StoreUnavailableError, type AttendeePage, type MeetingStore } from '../meetings/meeting-store.ts';
+import { LockTimeoutError, LockUnavailableError, RedisLock } from './redis-lock.ts';
 import {
   DELETE_ATTENDEE,
   DELETE_MEETING,
@@ -35,7 +35,7 @@ import {
   type LuaScript,
 } from './redis-scripts.ts';
 
-export { LockLostError, LockTimeoutError } from './redis-lock.ts';
+export { LockLostError, LockTimeoutError, LockUnavailableError } from './redis-lock.ts';
 
 export interface RedisStoreOptions {
   /** Prefix of every key the store uses; default `amphi:`. */
@@ -73,7 +73,17 @@ export class RedisMeetingStore implements MeetingStore {
 
   /** Connects to `url` (e.g. `redis://127.0.0.1:6379`); rejects if Redis cannot be reached. */
   static async open(url: string, options: RedisStoreOptions = {}): Promise<RedisMeetingStore> {
-    const redis = new Redis(url, { ...options.redis, lazyConnect: true });
+    // While Redis is unreachable calls fail at once (no offline queue, one try, short timeouts), so the API answers
+    // 503 instead of hanging; the connection keeps reconnecting in the background and calls work again after.
+    const redis = new Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      commandTimeout: 2_000,
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+      ...options.redis,
+      lazyConnect: true,
+    });
     // ioredis reports connection trouble as events; the calls that meet it reject on their own.
     redis.on('error', () => undefined);
     try {
@@ -87,13 +97,17 @@ export class RedisMeetingStore implements MeetingStore {
 
   withLock<T>(key: string, section: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    return this.lock.run(key, section);
+    // Only the lock's own failures mean unavailability; the section's errors (the service's rules) pass unchanged.
+    return this.lock.run(key, section).catch((error: unknown) => {
+      if (error instanceof LockTimeoutError || error instanceof LockUnavailableError) throw new StoreUnavailableError(error.message, { cause: error });
+      throw error;
+    });
   }
 
   // ---- meetings ----
 
   async getMeeting(meetingId: string) {
-    const json = await this.redis.hget(this.key('meetings'), meetingId);
+    const json = await this.command(() => this.redis.hget(this.key('meetings'), meetingId));
     return json === null ? undefined : this.meeting(json, `${this.key('meetings')}[${meetingId}]`);
   }
 
@@ -123,7 +137,7 @@ export class RedisMeetingStore implements MeetingStore {
   }
 
   countMeetings(): Promise<number> {
-    return this.redis.hlen(this.key('meetings'));
+    return this.command(() => this.redis.hlen(this.key('meetings')));
   }
 
   async findMeetingByRequestToken(clientRequestToken: string) {
@@ -132,14 +146,14 @@ export class RedisMeetingStore implements MeetingStore {
   }
 
   listReplicaIds(primaryMeetingId: string): Promise<string[]> {
-    return this.redis.zrange(this.key('replicas:', primaryMeetingId), 0, -1);
+    return this.command(() => this.redis.zrange(this.key('replicas:', primaryMeetingId), 0, -1));
   }
 
   // ---- attendees ----
 
   async getAttendee(meetingId: string, attendeeId: string) {
     const hash = this.key('attendees:', meetingId);
-    const json = await this.redis.hget(hash, attendeeId);
+    const json = await this.command(() => this.redis.hget(hash, attendeeId));
     return json === null ? undefined : this.attendee(json, `${hash}[${attendeeId}]`);
   }
 
@@ -164,7 +178,7 @@ export class RedisMeetingStore implements MeetingStore {
   }
 
   countAttendees(meetingId: string): Promise<number> {
-    return this.redis.hlen(this.key('attendees:', meetingId));
+    return this.command(() => this.redis.hlen(this.key('attendees:', meetingId)));
   }
 
   async listAttendees(meetingId: string, limit: number, afterAttendeeId?: string): Promise<AttendeePage> {
@@ -222,7 +236,16 @@ export class RedisMeetingStore implements MeetingStore {
       if (error instanceof Error && error.message.startsWith(`${MALFORMED_REPLY} `)) {
         throw new MalformedRecordError(`Redis holds a malformed ${error.message.slice(MALFORMED_REPLY.length + 1)}`);
       }
-      throw error;
+      throw unavailableIfDisconnected(error);
+    }
+  }
+
+  private async command<T>(call: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('store is closed');
+    try {
+      return await call();
+    } catch (error) {
+      throw unavailableIfDisconnected(error);
     }
   }
 
@@ -237,6 +260,14 @@ export class RedisMeetingStore implements MeetingStore {
   private attendees(values: unknown, where: string): AttendeeRecord[] {
     return strings(values).map((json) => this.attendee(json, where));
   }
+}
+
+/** Redis's answers to a command are its own; anything else (no connection, a timeout, Redis loading) is unavailability. */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
+function unavailableIfDisconnected(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof MalformedRecordError || error instanceof StoreUnavailableError) return error;
+  if (error.name === 'ReplyError' && !TRANSIENT_REPLY.test(error.message)) return error;
+  return new StoreUnavailableError(`Redis is unavailable: ${error.message}`, { cause: error });
 }
 
 function parseRecord(json: string, members: readonly string[], kind: string, where: string): Record<string, unknown> {
