@@ -61,7 +61,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
   constructor(
     readonly meeting: MeetingRecord,
     protected readonly context: ConferenceContext,
-    private readonly worker: MediaWorkerClient,
+    worker: MediaWorkerClient,
   ) {
     super();
     this.log = context.logger.child({ meetingId: meeting.MeetingId });

@@ -52,10 +52,6 @@ export class Roster<Via> {
     return this.byAttendee.get(attendeeId);
   }
 
-  has(attendeeId: string): boolean {
-    return this.byAttendee.has(attendeeId);
-  }
-
   all(): IterableIterator<Participant<Via>> {
     return this.byAttendee.values();
   }

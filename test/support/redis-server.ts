@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from './helpers.ts';
 
 /** A real redis-server (Debian's) for one test file: its own port and data directory, append-only persistence on. */
 export interface TestRedis {
@@ -17,16 +17,6 @@ export interface TestRedis {
   startServer(): Promise<void>;
   stop(): Promise<void>;
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 export async function startTestRedis(): Promise<TestRedis> {
   const dir = mkdtempSync(path.join(tmpdir(), 'amphi-redis-'));

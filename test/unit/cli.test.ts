@@ -1,24 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { CreateMeetingCommand } from '@aws-sdk/client-chime-sdk-meetings';
 import pino from 'pino';
 import { startAmphi } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { clientFor, tempDataDir } from '../support/helpers.ts';
+import { clientFor, freePort, tempDataDir } from '../support/helpers.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('configuration', () => {
   test('defaults, environment variables and flags (flags win)', () => {
