@@ -1,10 +1,34 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { PrimaryPipeEndHandle, ReplicaPipeEndHandle } from '../media/worker/pipe-end-handles.ts';
-import type { PipeStats, StreamRef } from '../media/worker/protocol.ts';
+import type { PrimaryPipeEndHandle, ReplicaPipeEndHandleEvents } from '../media/worker/pipe-end-handles.ts';
+import type { PipeKeysWire, PipeStats, StreamRef } from '../media/worker/protocol.ts';
 import type { RoomHandle } from '../media/worker/room-handle.ts';
 
 const masterKey = () => ({ key: randomBytes(16), salt: randomBytes(12) });
+
+/**
+ * The replica's end of a pipe as the link drives it: the handle on a replica room of this node's workers, or its
+ * stand-in for a replica room on another node. `port`: where the primary's end sends to.
+ */
+export interface ReplicaPipeEnd {
+  readonly port: number;
+  readonly closed: boolean;
+  connect(remote: { address: string; port: number }, keys: PipeKeysWire): Promise<void>;
+  setStreams(streams: StreamRef[]): void;
+  sendStreams(streamIds: number[]): void;
+  promote(slot: number, attendeeId: string): void;
+  demote(attendeeId: string): void;
+  stats(): Promise<PipeStats | undefined>;
+  close(): void;
+  on<E extends keyof ReplicaPipeEndHandleEvents>(event: E, listener: (...args: ReplicaPipeEndHandleEvents[E]) => void): unknown;
+  once<E extends keyof ReplicaPipeEndHandleEvents>(event: E, listener: (...args: ReplicaPipeEndHandleEvents[E]) => void): unknown;
+}
+
+export interface OpenedReplicaEnd {
+  end: ReplicaPipeEnd;
+  /** The address of the node whose worker holds it. */
+  address: string;
+}
 
 export interface ReplicaLinkEvents {
   /** The link closed: by `close()`, or because one of its ends closed (its room closed, its worker died). */
@@ -12,9 +36,9 @@ export interface ReplicaLinkEvents {
 }
 
 /**
- * One primary → replica pipe, as the main thread orchestrates it: both ends live in media
- * workers (possibly the same one, possibly other machines later); this object opens them as
- * handles it owns, hands them each other's address and fresh SRTP keys, and carries the control
+ * One primary → replica pipe, as the primary's node orchestrates it: both ends live in media
+ * workers (possibly the same one, possibly another node's); this object opens the primary's end,
+ * takes the replica's, hands them each other's address and fresh SRTP keys, and carries the control
  * that goes with the media: the replica's viewers' demand (from the replica end's `demand`
  * events to the primary end), and the slots of promoted attendees.
  */
@@ -26,7 +50,7 @@ export class ReplicaLink extends EventEmitter<ReplicaLinkEvents> {
 
   private constructor(
     private readonly primaryEnd: PrimaryPipeEndHandle,
-    private readonly replicaEnd: ReplicaPipeEndHandle,
+    private readonly replicaEnd: ReplicaPipeEnd,
   ) {
     super();
     replicaEnd.on('demand', (streamIds) => primaryEnd.sendStreams(streamIds));
@@ -34,10 +58,15 @@ export class ReplicaLink extends EventEmitter<ReplicaLinkEvents> {
     replicaEnd.once('closed', () => this.close());
   }
 
-  static async open(primaryRoom: RoomHandle, replicaRoom: RoomHandle, announcedIp: string): Promise<ReplicaLink> {
-    const [primaryOpened, replicaOpened] = await Promise.allSettled([primaryRoom.createPrimaryPipeEnd(), replicaRoom.createReplicaPipeEnd()]);
+  /**
+   * `primaryAddress`: where the replica's end reaches this node's workers; `openReplicaEnd` makes the far end and
+   * says where it is reached.
+   */
+  static async open(primaryRoom: RoomHandle, primaryAddress: string, openReplicaEnd: () => Promise<OpenedReplicaEnd>): Promise<ReplicaLink> {
+    const [primaryOpened, replicaOpened] = await Promise.allSettled([primaryRoom.createPrimaryPipeEnd(), openReplicaEnd()]);
     const primaryEnd = primaryOpened.status === 'fulfilled' ? primaryOpened.value : undefined;
-    const replicaEnd = replicaOpened.status === 'fulfilled' ? replicaOpened.value : undefined;
+    const replicaEnd = replicaOpened.status === 'fulfilled' ? replicaOpened.value.end : undefined;
+    const replicaAddress = replicaOpened.status === 'fulfilled' ? replicaOpened.value.address : '';
     if (!primaryEnd || !replicaEnd || primaryEnd.closed || replicaEnd.closed) {
       primaryEnd?.close();
       replicaEnd?.close();
@@ -48,8 +77,8 @@ export class ReplicaLink extends EventEmitter<ReplicaLinkEvents> {
     const link = new ReplicaLink(primaryEnd, replicaEnd);
     try {
       await Promise.all([
-        primaryEnd.connect({ address: announcedIp, port: replicaEnd.port }, { send: down, receive: up }),
-        replicaEnd.connect({ address: announcedIp, port: primaryEnd.port }, { send: up, receive: down }),
+        primaryEnd.connect({ address: replicaAddress, port: replicaEnd.port }, { send: down, receive: up }),
+        replicaEnd.connect({ address: primaryAddress, port: primaryEnd.port }, { send: up, receive: down }),
       ]);
     } catch (error) {
       // A room went away while the pipe opened: close whatever end was made.

@@ -82,12 +82,12 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
   /** Data messages still alive, for a client that joins now. */
   protected abstract liveData(now: number): ISdkDataMessagePayload[];
   /** The session's video allocated in the meeting it publishes in (undefined: it may not publish). */
-  protected abstract allocatePublication(session: SignalingSession, descriptors: ISdkStreamDescriptor[]): Publication | undefined;
+  protected abstract allocatePublication(session: SignalingSession, descriptors: ISdkStreamDescriptor[]): Promise<Publication | undefined>;
   /** After a SUBSCRIBE_ACK: presence, roster and publication follow. */
   protected abstract subscribed(session: SignalingSession, publication: Publication | undefined, audioMuted: boolean): void;
   protected abstract groupOf(streamId: number): number | undefined;
   protected abstract participantMuted(session: SignalingSession, muted: boolean): void;
-  protected abstract postData(session: SignalingSession, media: SessionMedia, messages: ISdkDataMessagePayload[], now: number): PostedData;
+  protected abstract postData(session: SignalingSession, media: SessionMedia, messages: ISdkDataMessagePayload[], now: number): Promise<PostedData>;
   protected abstract bitrates(): { sourceStreamId: number; avgBitrateBps: number }[];
   /** Received bitrate of a published stream of the meeting this one's clients see. */
   protected abstract bitrateOf(streamId: number): number;
@@ -178,7 +178,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     const offer = parseOffer(sub.sdpOffer ?? '');
     const videoDescriptors = (sub.sendStreams ?? []).filter((s) => s.mediaType === SdkStreamMediaType.VIDEO);
     const wantsToPublish = (sub.duplex === SdkStreamServiceType.TX || sub.duplex === SdkStreamServiceType.DUPLEX) && videoDescriptors.length > 0;
-    const publication = wantsToPublish ? this.allocatePublication(session, videoDescriptors) : undefined;
+    const publication = wantsToPublish ? await this.allocatePublication(session, videoDescriptors) : undefined;
     const subscriptions = (sub.receiveStreamIds ?? []).filter((id) => id !== 0);
     media.audioMuted = sub.audioMuted === true;
     const result = await media.serially(() => media.negotiate(session.attendee.Capabilities, offer, publication?.layers ?? [], subscriptions));
@@ -209,8 +209,13 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
   dataMessage(session: SignalingSession, messages: ISdkDataMessagePayload[]): void {
     const media = this.media.get(session);
     if (!media) return;
-    const { refused } = this.postData(session, media, messages, this.context.clock.now());
-    if (refused.length > 0) session.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: refused } });
+    // A promoted viewer's messages are posted in a primary that may be on another node: answered later, in order.
+    this.postData(session, media, messages, this.context.clock.now()).then(
+      ({ refused }) => {
+        if (refused.length > 0 && this.media.has(session)) session.send({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: refused } });
+      },
+      (error: unknown) => session.log.warn({ err: error }, 'data messages could not be posted'),
+    );
   }
 
   pauseResume(session: SignalingSession, pause: boolean, streamIds: number[]): void {

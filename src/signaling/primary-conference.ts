@@ -1,12 +1,12 @@
 import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
 import type { AttendeeRecord } from '../meetings/model.ts';
-import type { PrimaryHandle, Promotion, ReplicaView } from './primary-handle.ts';
+import type { PrimaryHandle, Promotion, PromotionRefusal, ReplicaView } from './primary-handle.ts';
 import { ReplicaLink } from '../replication/replica-link.ts';
 import { Conference } from './conference.ts';
 import { DataMessageBoard, type DataAllowance, type DataSender, type PostedData } from './data-messages.ts';
 import { AudioStatus, FrameType, type OutgoingFrame } from './frames.ts';
 import { MAX_VIDEO_SOURCES, samePublication, StreamAllocator, type Publication } from './publications.ts';
-import { presenceInfo, Roster, type IndexRequest, type Participant, type PresenceInfo } from './roster.ts';
+import { presenceInfo, Roster, type IndexRequest, type Participant, type PresenceInfo, type SessionRef } from './roster.ts';
 import { sends, type SessionMedia } from './session-media.ts';
 import type { SignalingSession } from './session.ts';
 
@@ -75,7 +75,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     return this.roster.get(session.attendeeId);
   }
 
-  protected allocatePublication(session: SignalingSession, descriptors: ISdkStreamDescriptor[]): Publication | undefined {
+  protected async allocatePublication(session: SignalingSession, descriptors: ISdkStreamDescriptor[]): Promise<Publication | undefined> {
     const publisher = this.presenceOf(session);
     if (!sends((publisher?.attendee ?? session.attendee).Capabilities.Video)) return undefined;
     return this.allocateFor(publisher, descriptors);
@@ -98,7 +98,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     if (participant) this.setParticipantMuted(participant, muted);
   }
 
-  protected postData(session: SignalingSession, media: SessionMedia, messages: ISdkDataMessagePayload[], now: number): PostedData {
+  protected async postData(session: SignalingSession, media: SessionMedia, messages: ISdkDataMessagePayload[], now: number): Promise<PostedData> {
     const sender = this.roster.get(session.attendeeId) ?? { attendeeId: session.attendeeId, externalUserId: session.externalUserId };
     return this.post(sender, session, messages, media.dataAllowance, now);
   }
@@ -119,7 +119,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
 
   protected sessionLeaving(session: SignalingSession, dropped: boolean): void {
     const participant = this.roster.get(session.attendeeId);
-    if (!participant || participant.via || this.sessions.has(participant.session)) return;
+    if (!participant || participant.via || this.hasSession(participant.session)) return;
     // Pushed out by a new connection of the same attendee, it stays present until that one is: clients learn of
     // the new audio stream before the old one's removal, and show no leave and join. Otherwise it goes now.
     if ([...this.sessions].some((other) => other.attendeeId === session.attendeeId)) this.awaitSuccessor(participant);
@@ -193,7 +193,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     this.pendingReplicas++;
     let link: ReplicaLink;
     try {
-      link = await ReplicaLink.open(this.room, replica.room, this.context.pipeAddress);
+      link = await ReplicaLink.open(this.room, this.context.pipeAddress, () => replica.openPipeEnd());
     } catch (error) {
       this.pendingReplicas--;
       this.closeIfIdle();
@@ -231,7 +231,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     return this.roster.index(request, (streamId) => this.room.bitrateOf(streamId));
   }
 
-  promote(replica: ReplicaView, session: SignalingSession, attendee: AttendeeRecord): Promotion | { status: number; description: string } {
+  async promote(replica: ReplicaView, session: SessionRef, attendee: AttendeeRecord): Promise<Promotion | PromotionRefusal> {
     if (this.closed) return { status: 503, description: 'the primary meeting is not available' };
     const cap = this.context.meetings.attendeeCapOf(this.meeting.MeetingFeatures);
     if (this.roster.seatsTaken() >= cap) return { status: 409, description: 'the primary meeting is at capacity' };
@@ -251,7 +251,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     this.context.connections.attendeeDisconnected(this.meetingId, promotion.attendeeId);
   }
 
-  allocatePromotedVideo(promotion: Promotion, descriptors: ISdkStreamDescriptor[]): Publication | undefined {
+  async allocatePromotedVideo(promotion: Promotion, descriptors: ISdkStreamDescriptor[]): Promise<Publication | undefined> {
     return this.allocateFor(promotion, descriptors);
   }
 
@@ -266,11 +266,16 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     this.setParticipantMuted(promotion, muted);
   }
 
-  postPromotedData(promotion: Promotion, session: SignalingSession, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): PostedData {
+  async postPromotedData(promotion: Promotion, session: SessionRef, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): Promise<PostedData> {
     return this.post(promotion, session, messages, allowance, now);
   }
 
   // ---- the roster ----
+
+  /** Whether `session` is one of this meeting's own connections (not a promoted viewer). */
+  private hasSession(session: SessionRef): boolean {
+    return (this.sessions as ReadonlySet<SessionRef>).has(session);
+  }
 
   /** The participant a direct session is present as; not the one of a connection it replaced. */
   private presenceOf(session: SignalingSession): PrimaryParticipant | undefined {
@@ -278,9 +283,9 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     return participant?.session === session ? participant : undefined;
   }
 
-  private markPresent(session: SignalingSession, attendee: AttendeeRecord, muted: boolean, via?: ReplicaView): PrimaryParticipant {
+  private markPresent(session: SessionRef, attendee: AttendeeRecord, muted: boolean, via?: ReplicaView): PrimaryParticipant {
     const { participant, replaced } = this.roster.add(session, attendee, muted, via);
-    if (!via) this.sendRoster(session, this.roster.presence());
+    if (!via) this.sendRoster(session as SignalingSession, this.roster.presence());
     this.broadcast({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: [presenceInfo(participant)] } }, via ? undefined : session);
     // A replaced connection's stream goes after the new one is announced (its roster never had it).
     if (replaced) this.announceRemoval(replaced, false, session);
@@ -305,7 +310,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     this.presenceChanged();
   }
 
-  private announceRemoval(participant: PrimaryParticipant, dropped: boolean, except?: SignalingSession): void {
+  private announceRemoval(participant: PrimaryParticipant, dropped: boolean, except?: SessionRef): void {
     clearTimeout(participant.successorWait);
     // A removal is an entry with only the stream id; `dropped` tells clients the connection failed (no LEAVE).
     const removal = { audioStreamId: participant.audioStreamId, ...(dropped ? { dropped } : {}) };
@@ -333,7 +338,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
     this.indexChanged();
   }
 
-  private post(sender: DataSender, session: SignalingSession, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): PostedData {
+  private post(sender: DataSender, session: SessionRef, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): PostedData {
     const posted = this.data.post(messages, sender, allowance, now);
     if (posted.delivered.length > 0) this.broadcast({ type: FrameType.DATA_MESSAGE, dataMessage: { messages: posted.delivered } }, session);
     return posted;
@@ -366,7 +371,7 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
   }
 
   /** To this meeting's clients and every replica's viewers. */
-  private broadcast(frame: OutgoingFrame, except?: SignalingSession): void {
+  private broadcast(frame: OutgoingFrame, except?: SessionRef): void {
     // Presence and volumes wait for the session's full roster: a reconnected client takes its first
     // AUDIO_STREAM_ID_INFO as the whole roster (and drops everyone else).
     const needsRoster = frame.type === FrameType.AUDIO_STREAM_ID_INFO || frame.type === FrameType.AUDIO_METADATA;

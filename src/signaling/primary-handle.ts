@@ -1,19 +1,24 @@
 import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
 import type { AttendeeRecord } from '../meetings/model.ts';
-import type { RoomHandle } from '../media/worker/room-handle.ts';
+import type { OpenedReplicaEnd } from '../replication/replica-link.ts';
 import type { DataAllowance, PostedData } from './data-messages.ts';
 import type { OutgoingFrame } from './frames.ts';
 import type { Publication } from './publications.ts';
-import type { IndexRequest, Participant, PresenceInfo } from './roster.ts';
-import type { SignalingSession } from './session.ts';
+import type { IndexRequest, Participant, PresenceInfo, SessionRef } from './roster.ts';
 
 /** A promotion: the replica session's participant in the primary meeting. */
 export type Promotion = Participant<ReplicaView>;
 
+/** Why a promotion was refused: the status and description PRIMARY_MEETING_JOIN_ACK carries. */
+export interface PromotionRefusal {
+  status: number;
+  description: string;
+}
+
 /**
  * A replica meeting's view of its primary: the primary's state its viewers are shown, and the requests a promoted
- * viewer makes of it. The primary's conference on this node is the only implementation for now; a primary on
- * another node would implement it over the network, with the same calls.
+ * viewer makes of it. The primary's conference implements it on its own node; a bridge to another node's primary
+ * implements it over the network, answering the queries from a copy of the primary's state kept up to date.
  */
 export interface PrimaryHandle {
   readonly meetingId: string;
@@ -32,31 +37,31 @@ export interface PrimaryHandle {
   liveData(now: number): ISdkDataMessagePayload[];
 
   /** Makes a replica session a participant of the primary as `attendee`, or says why not (status, description). */
-  promote(replica: ReplicaView, session: SignalingSession, attendee: AttendeeRecord): Promotion | { status: number; description: string };
+  promote(replica: ReplicaView, session: SessionRef, attendee: AttendeeRecord): Promise<Promotion | PromotionRefusal>;
   /** Ends a promotion the replica decided to end (the client left it, or its connection ended). */
   endPromotion(replica: ReplicaView, promotion: Promotion, dropped: boolean): void;
   /** A promoted participant's video, allocated in the primary's stream ids (undefined: over the meeting's limit). */
-  allocatePromotedVideo(promotion: Promotion, descriptors: ISdkStreamDescriptor[]): Publication | undefined;
+  allocatePromotedVideo(promotion: Promotion, descriptors: ISdkStreamDescriptor[]): Promise<Publication | undefined>;
   /** A promoted participant now publishes `publication` (undefined: nothing) up its replica's pipe. */
   publishPromoted(replica: ReplicaView, promotion: Promotion, publication: Publication | undefined): void;
   mutePromoted(promotion: Promotion, muted: boolean): void;
   /** Data messages of a promoted participant, checked against the session's allowance and sent to the primary's clients. */
-  postPromotedData(promotion: Promotion, session: SignalingSession, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): PostedData;
+  postPromotedData(promotion: Promotion, session: SessionRef, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): Promise<PostedData>;
 }
 
 /** What a primary needs of a replica it feeds. */
 export interface ReplicaView {
   readonly meetingId: string;
-  /** The replica's room, the far end of the pipe. */
-  readonly room: RoomHandle;
+  /** Opens the far end of the pipe in the replica's room. */
+  openPipeEnd(): Promise<OpenedReplicaEnd>;
   /** Presence, volumes and data messages of the primary, for the replica's viewers. */
-  relay(frame: OutgoingFrame, except?: SignalingSession): void;
+  relay(frame: OutgoingFrame, except?: SessionRef): void;
   /** The primary's roster or publications changed: every viewer's INDEX again. */
   refreshIndex(): void;
   /** The primary ends a promotion (the attendee was deleted, or joined the primary elsewhere); the client is told. */
-  revokePromotion(session: SignalingSession): void;
+  revokePromotion(session: SessionRef): void;
   /** A promoted viewer may no longer send video (its primary attendee's capabilities changed). */
-  stopPublishing(session: SignalingSession): void;
+  stopPublishing(session: SessionRef): void;
   /** The primary ended; the viewers see an empty meeting until the replica ends too. */
   primaryEnded(removed: PresenceInfo[]): void;
 }

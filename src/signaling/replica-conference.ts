@@ -4,7 +4,8 @@ import { Conference } from './conference.ts';
 import { refuseAll, type PostedData } from './data-messages.ts';
 import { FrameType, type OutgoingFrame } from './frames.ts';
 import type { Publication } from './publications.ts';
-import type { PresenceInfo } from './roster.ts';
+import type { OpenedReplicaEnd } from '../replication/replica-link.ts';
+import type { PresenceInfo, SessionRef } from './roster.ts';
 import { sends, type SessionMedia } from './session-media.ts';
 import type { SignalingSession } from './session.ts';
 
@@ -68,7 +69,7 @@ export class ReplicaConference extends Conference implements ReplicaView {
     return this.promotions.get(session);
   }
 
-  protected allocatePublication(session: SignalingSession, descriptors: ISdkStreamDescriptor[]): Publication | undefined {
+  protected async allocatePublication(session: SignalingSession, descriptors: ISdkStreamDescriptor[]): Promise<Publication | undefined> {
     // A viewer may only publish once promoted, and then as the primary attendee.
     const promotion = this.promotions.get(session);
     if (!promotion || !this.primary || !sends(promotion.attendee.Capabilities.Video)) return undefined;
@@ -93,7 +94,7 @@ export class ReplicaConference extends Conference implements ReplicaView {
     if (promotion) this.primary?.mutePromoted(promotion, muted);
   }
 
-  protected postData(session: SignalingSession, media: SessionMedia, messages: ISdkDataMessagePayload[], now: number): PostedData {
+  protected async postData(session: SignalingSession, media: SessionMedia, messages: ISdkDataMessagePayload[], now: number): Promise<PostedData> {
     const promotion = this.promotions.get(session);
     if (promotion && this.primary) return this.primary.postPromotedData(promotion, session, messages, media.dataAllowance, now);
     // A viewer's messages reach nobody: no one may learn of replica attendees. They come back refused.
@@ -154,8 +155,13 @@ export class ReplicaConference extends Conference implements ReplicaView {
     await this.linking;
     const primary = this.primary;
     if (!primary || !this.media.has(session)) return refuse(503, 'the primary meeting is not available');
-    const promotion = primary.promote(this, session, attendee);
+    const promotion = await primary.promote(this, session, attendee);
     if ('status' in promotion) return refuse(promotion.status, promotion.description);
+    if (!this.media.has(session) || this.primary !== primary) {
+      // The viewer left, or the primary ended, while the primary said yes.
+      primary.endPromotion(this, promotion, true);
+      return;
+    }
     this.promotions.set(session, promotion);
     session.log.info({ primaryAttendeeId: attendee.AttendeeId }, 'promoted to the primary meeting');
     session.send({ type: FrameType.PRIMARY_MEETING_JOIN_ACK, primaryMeetingJoinAck: {} });
@@ -179,7 +185,11 @@ export class ReplicaConference extends Conference implements ReplicaView {
 
   // ---- the primary's side (ReplicaView) ----
 
-  relay(frame: OutgoingFrame, except?: SignalingSession): void {
+  async openPipeEnd(): Promise<OpenedReplicaEnd> {
+    return { end: await this.room.createReplicaPipeEnd(), address: this.context.pipeAddress };
+  }
+
+  relay(frame: OutgoingFrame, except?: SessionRef): void {
     for (const session of this.sessions) if (session !== except && session.state === 'joined' && session.rosterSent) session.send(frame);
   }
 
@@ -187,12 +197,19 @@ export class ReplicaConference extends Conference implements ReplicaView {
     this.broadcastIndex();
   }
 
-  revokePromotion(session: SignalingSession): void {
-    this.demote(session, true);
+  revokePromotion(session: SessionRef): void {
+    const own = this.ownSession(session);
+    if (own) this.demote(own, true);
   }
 
-  stopPublishing(session: SignalingSession): void {
-    this.media.get(session)?.peer.unpublish();
+  stopPublishing(session: SessionRef): void {
+    const own = this.ownSession(session);
+    if (own) this.media.get(own)?.peer.unpublish();
+  }
+
+  /** The primary names viewers by the sessions it was given: this conference's own. */
+  private ownSession(session: SessionRef): SignalingSession | undefined {
+    return (this.sessions as ReadonlySet<SessionRef>).has(session) ? (session as SignalingSession) : undefined;
   }
 
   primaryEnded(removed: PresenceInfo[]): void {

@@ -2,7 +2,16 @@ import type { ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingpr
 import type { AttendeeRecord } from '../meetings/model.ts';
 import { FrameType, SdkStreamMediaType, type OutgoingFrame } from './frames.ts';
 import { MAX_VIDEO_SOURCES, streamRefs, type Publication, type StreamRef } from './publications.ts';
-import type { SignalingSession } from './session.ts';
+
+/**
+ * Whom a participant is connected as: a signaling session of this node, or the stand-in of a viewer of a replica on
+ * another node. Compared by identity.
+ */
+export interface SessionRef {
+  /** The attendee as the connection's meeting knows it (`#content` appended for a content share). */
+  readonly attendeeId: string;
+  readonly content: boolean;
+}
 
 /**
  * Someone present in a primary meeting: a direct session, or a replica attendee promoted into it as one of the
@@ -16,7 +25,7 @@ export interface Participant<Via = unknown> {
   muted: boolean;
   /** Whose capabilities apply: the session's own attendee, or the primary attendee it was promoted as. */
   attendee: AttendeeRecord;
-  readonly session: SignalingSession;
+  readonly session: SessionRef;
   publication?: Publication;
   /** Set for a promoted replica attendee: the replica it sits in. */
   readonly via?: Via;
@@ -57,7 +66,7 @@ export class Roster<Via> {
   }
 
   /** Adds a participant; returns the one of the same attendee it replaces, if any. */
-  add(session: SignalingSession, attendee: AttendeeRecord, muted: boolean, via?: Via): { participant: Participant<Via>; replaced: Participant<Via> | undefined } {
+  add(session: SessionRef, attendee: AttendeeRecord, muted: boolean, via?: Via): { participant: Participant<Via>; replaced: Participant<Via> | undefined } {
     const participant: Participant<Via> = {
       audioStreamId: this.nextAudioStreamId++,
       attendeeId: via ? attendee.AttendeeId : session.attendeeId,

@@ -89,7 +89,7 @@ describe('media worker handles', () => {
   test('a link closes with either room, and closes the other end', async () => {
     const primary = worker.createRoom('m4', false);
     const replica = worker.createRoom('m4-replica', true);
-    const link = await ReplicaLink.open(primary, replica, '127.0.0.1');
+    const link = await ReplicaLink.open(primary, '127.0.0.1', async () => ({ end: await replica.createReplicaPipeEnd(), address: '127.0.0.1' }));
     assert.ok((await link.stats()).primary, 'both ends are open');
     const closed = new Promise<void>((resolve) => link.once('closed', resolve));
     replica.close();
