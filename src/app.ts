@@ -1,6 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { buildApi } from './api/server.ts';
+import { BridgeConnector } from './bridge/bridge-connector.ts';
+import { BridgeServer } from './bridge/bridge-server.ts';
 import { SigV4Verifier, type AccessKey } from './api/sigv4.ts';
 import { Throttle } from './api/throttle.ts';
 import { Topology } from './cluster/topology.ts';
@@ -85,6 +87,16 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     logger.child({ component: 'media' }),
   );
   const pipeAddress = listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp;
+  // Nodes prove themselves to each other with the secret of the access keys they share.
+  const clusterSecret = keys[0]!.secretAccessKey;
+  const remotePrimaries = new BridgeConnector({
+    localNodeId: topology.localNodeId,
+    secret: clusterSecret,
+    mediaAddress: config.rtcAnnouncedIp,
+    nodes: { internalUrlOf: async (nodeId) => topology.node(nodeId)?.publicUrl },
+    clock: systemClock,
+    logger: logger.child({ component: 'bridge' }),
+  });
   const signaling = new SignalingGateway({
     meetings: service,
     connections: lifecycle,
@@ -94,8 +106,17 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     clock: systemClock,
     logger: logger.child({ component: 'signaling' }),
     pipeAddress,
+    remotePrimaries,
   });
-  signaling.attach(api.server);
+  const bridges = new BridgeServer(
+    { meetings: service, clock: systemClock, openPrimary: (meetingId) => signaling.openLocalPrimary(meetingId) },
+    clusterSecret,
+    logger.child({ component: 'bridge' }),
+  );
+  api.server.on('upgrade', (request, socket, head) => {
+    if (bridges.handles(request)) bridges.upgrade(request, socket, head);
+    else signaling.handleUpgrade(request, socket, head);
+  });
   await api.listen({ host, port: config.port });
   const { port, address: listenAddress } = api.server.address() as AddressInfo;
   const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
@@ -123,6 +144,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
       (closing ??= (async () => {
         state.draining = true;
         lifecycle.stop();
+        bridges.close();
         signaling.close();
         await api.close();
         await media.close();

@@ -36,8 +36,8 @@ export interface ConferenceContext {
   clock: Clock;
   /** Where this node's media workers reach each other's pipe ports. */
   pipeAddress: string;
-  /** The primary meeting's conference, created if nobody is connected to it yet. */
-  primaryFor(primaryMeetingId: string): Promise<PrimaryHandle | undefined>;
+  /** The primary meeting of the replica `replicaMeetingId` here: its conference, created if nobody is connected to it yet, or a bridge to the node hosting it. */
+  primaryFor(primaryMeetingId: string, replicaMeetingId: string): Promise<PrimaryHandle | undefined>;
 }
 
 export interface ConferenceEvents {

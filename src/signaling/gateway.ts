@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -11,6 +11,7 @@ import type { Topology } from '../cluster/topology.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Conference, ConferenceContext } from './conference.ts';
+import type { LocalPrimary, RemotePrimaries } from './primary-handle.ts';
 import { PrimaryConference } from './primary-conference.ts';
 import { ReplicaConference } from './replica-conference.ts';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
@@ -30,6 +31,8 @@ export interface GatewayParts {
   logger: Logger;
   /** Where this node's media workers reach each other's pipe ports. */
   pipeAddress: string;
+  /** Primaries hosted on other nodes (none in a single node). */
+  remotePrimaries?: RemotePrimaries;
 }
 
 /**
@@ -67,11 +70,11 @@ export class SignalingGateway {
       logger,
       clock: parts.clock,
       pipeAddress,
-      primaryFor: async (primaryMeetingId) => {
+      primaryFor: async (primaryMeetingId, replicaMeetingId) => {
         const meeting = await meetings.meeting(primaryMeetingId);
-        if (!meeting || !this.isServedHere(meeting)) return undefined;
-        const conference = this.conferenceFor(meeting);
-        return conference instanceof PrimaryConference ? conference : undefined;
+        if (!meeting) return undefined;
+        if (!this.topology.isLocal(meeting.MediaNodeId)) return parts.remotePrimaries?.connect(meeting, replicaMeetingId);
+        return this.openLocalPrimary(primaryMeetingId);
       },
     };
     this.unsubscribes = [
@@ -84,13 +87,20 @@ export class SignalingGateway {
     for (const worker of media.workers) worker.on('exited', () => this.onWorkerExited(worker));
   }
 
-  attach(server: Server): void {
-    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.upgrade(request, socket, head).catch((error: unknown) => {
-        this.logger.error({ err: error }, 'signaling upgrade failed');
-        refuse(socket, 500, 'Internal Server Error');
-      });
+  /** A WebSocket upgrade request for signaling. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.upgrade(request, socket, head).catch((error: unknown) => {
+      this.logger.error({ err: error }, 'signaling upgrade failed');
+      refuse(socket, 500, 'Internal Server Error');
     });
+  }
+
+  /** A primary meeting hosted on this node, its conference created if nobody is connected to it yet. */
+  async openLocalPrimary(meetingId: string): Promise<LocalPrimary | undefined> {
+    const meeting = await this.meetings.meeting(meetingId);
+    if (!meeting || meeting.PrimaryMeetingId !== undefined || !this.isServedHere(meeting)) return undefined;
+    const conference = this.conferenceFor(meeting);
+    return conference instanceof PrimaryConference ? conference : undefined;
   }
 
   conference(meetingId: string): Conference | undefined {

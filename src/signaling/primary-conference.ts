@@ -1,6 +1,6 @@
 import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
 import type { AttendeeRecord } from '../meetings/model.ts';
-import type { PrimaryHandle, Promotion, PromotionRefusal, ReplicaView } from './primary-handle.ts';
+import type { LocalPrimary, Promotion, PromotionRefusal, ReplicaView } from './primary-handle.ts';
 import { ReplicaLink } from '../replication/replica-link.ts';
 import { Conference } from './conference.ts';
 import { DataMessageBoard, type DataAllowance, type DataSender, type PostedData } from './data-messages.ts';
@@ -27,7 +27,7 @@ type PrimaryParticipant = Participant<ReplicaView>;
  * the published video, data messages, volumes and INDEX, kept in step on every client here and relayed to the
  * viewers of every replica it feeds through a pipe from its room.
  */
-export class PrimaryConference extends Conference implements PrimaryHandle {
+export class PrimaryConference extends Conference implements LocalPrimary {
   private readonly roster = new Roster<ReplicaView>();
   private readonly streams = new StreamAllocator();
   private readonly data = new DataMessageBoard();
@@ -225,6 +225,10 @@ export class PrimaryConference extends Conference implements PrimaryHandle {
 
   presence(): PresenceInfo[] {
     return this.roster.presence();
+  }
+
+  participants(): PrimaryParticipant[] {
+    return [...this.roster.all()];
   }
 
   index(request: IndexRequest): OutgoingFrame {

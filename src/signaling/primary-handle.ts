@@ -1,5 +1,5 @@
 import type { ISdkDataMessagePayload, ISdkStreamDescriptor } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
-import type { AttendeeRecord } from '../meetings/model.ts';
+import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import type { OpenedReplicaEnd } from '../replication/replica-link.ts';
 import type { DataAllowance, PostedData } from './data-messages.ts';
 import type { OutgoingFrame } from './frames.ts';
@@ -47,6 +47,18 @@ export interface PrimaryHandle {
   mutePromoted(promotion: Promotion, muted: boolean): void;
   /** Data messages of a promoted participant, checked against the session's allowance and sent to the primary's clients. */
   postPromotedData(promotion: Promotion, session: SessionRef, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): Promise<PostedData>;
+}
+
+/** A primary on this node, as a bridge to a replica on another node reads it. */
+export interface LocalPrimary extends PrimaryHandle {
+  /** Everyone present, with their publications and the replica each promoted one sits in. */
+  participants(): Participant<ReplicaView>[];
+}
+
+/** Primaries hosted on other nodes, reached over the network. */
+export interface RemotePrimaries {
+  /** The primary, for the replica `replicaMeetingId` here; undefined if its node can't be reached. */
+  connect(primary: MeetingRecord, replicaMeetingId: string): Promise<PrimaryHandle | undefined>;
 }
 
 /** What a primary needs of a replica it feeds. */

@@ -29,7 +29,7 @@ export class ReplicaConference extends Conference implements ReplicaView {
   }
 
   private async linkToPrimary(): Promise<void> {
-    const primary = await this.context.primaryFor(this.meeting.PrimaryMeetingId!);
+    const primary = await this.context.primaryFor(this.meeting.PrimaryMeetingId!, this.meetingId);
     if (!primary) return;
     if (this.closed) return primary.detachReplica(this);
     if (!(await primary.attachReplica(this))) return;

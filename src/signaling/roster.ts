@@ -123,48 +123,76 @@ export class Roster<Via> {
 
   /** The group (source) of a published stream. */
   groupOf(streamId: number): number | undefined {
-    for (const participant of this.byAttendee.values()) {
-      const layer = participant.publication?.layers.find((l) => l.streamId === streamId);
-      if (layer) return layer.groupId;
-    }
-    return undefined;
+    return groupIn(this.byAttendee.values(), streamId);
   }
 
   presence(): PresenceInfo[] {
     return [...this.byAttendee.values()].map(presenceInfo);
   }
 
-  index({ self, mayPublish, countReceiver }: IndexRequest, bitrateOf: (streamId: number) => number): OutgoingFrame {
-    const sources: ISdkStreamDescriptor[] = [];
-    for (const participant of this.byAttendee.values()) {
-      if (participant === self || !participant.publication) continue;
-      const simulcast = participant.publication.layers.length > 1;
-      for (const layer of participant.publication.layers) {
-        if (simulcast && layer.maxBitrateKbps === 0) continue; // a paused simulcast layer
-        sources.push({
-          streamId: layer.streamId,
-          groupId: layer.groupId,
-          attendeeId: participant.attendeeId,
-          externalUserId: participant.externalUserId,
-          mediaType: SdkStreamMediaType.VIDEO,
-          trackLabel: layer.trackLabel,
-          maxBitrateKbps: layer.maxBitrateKbps,
-          avgBitrateBps: bitrateOf(layer.streamId),
-          ...(layer.width ? { width: layer.width, height: layer.height } : {}),
-          ...(layer.framerate ? { framerate: layer.framerate } : {}),
-        });
-      }
-    }
-    const atCapacity = !mayPublish || (!self?.publication && this.publishingCount() >= MAX_VIDEO_SOURCES);
-    return { type: FrameType.INDEX, index: { atCapacity, sources, numParticipants: this.size + (countReceiver ? 1 : 0) } };
+  index(request: IndexRequest, bitrateOf: (streamId: number) => number): OutgoingFrame {
+    return indexFrame([...this.byAttendee.values()], request, bitrateOf);
   }
 
   /** Each published layer's received bitrate, for BITRATES. */
   bitrates(bitrateOf: (streamId: number) => number): { sourceStreamId: number; avgBitrateBps: number }[] {
-    const bitrates = [];
-    for (const participant of this.byAttendee.values()) {
-      for (const layer of participant.publication?.layers ?? []) bitrates.push({ sourceStreamId: layer.streamId, avgBitrateBps: bitrateOf(layer.streamId) });
-    }
-    return bitrates;
+    return publishedBitrates(this.byAttendee.values(), bitrateOf);
   }
+}
+
+/** What the derived facts below need of a participant (a roster's, or a copy of another node's). */
+export interface PublishingParticipant {
+  readonly attendeeId: string;
+  readonly externalUserId: string;
+  readonly publication?: Publication | undefined;
+}
+
+/** The group (source) of a published stream. */
+export function groupIn(participants: Iterable<PublishingParticipant>, streamId: number): number | undefined {
+  for (const participant of participants) {
+    const layer = participant.publication?.layers.find((l) => l.streamId === streamId);
+    if (layer) return layer.groupId;
+  }
+  return undefined;
+}
+
+/** Each published layer's received bitrate, for BITRATES. */
+export function publishedBitrates(participants: Iterable<PublishingParticipant>, bitrateOf: (streamId: number) => number): { sourceStreamId: number; avgBitrateBps: number }[] {
+  const bitrates = [];
+  for (const participant of participants) {
+    for (const layer of participant.publication?.layers ?? []) bitrates.push({ sourceStreamId: layer.streamId, avgBitrateBps: bitrateOf(layer.streamId) });
+  }
+  return bitrates;
+}
+
+/** The INDEX of a meeting with these participants; `request.self` is one of them (by identity) or none. */
+export function indexFrame(
+  participants: readonly PublishingParticipant[],
+  { self, mayPublish, countReceiver }: { self: PublishingParticipant | undefined; mayPublish: boolean; countReceiver: boolean },
+  bitrateOf: (streamId: number) => number,
+): OutgoingFrame {
+  const sources: ISdkStreamDescriptor[] = [];
+  let publishing = 0;
+  for (const participant of participants) {
+    if (participant.publication) publishing++;
+    if (participant === self || !participant.publication) continue;
+    const simulcast = participant.publication.layers.length > 1;
+    for (const layer of participant.publication.layers) {
+      if (simulcast && layer.maxBitrateKbps === 0) continue; // a paused simulcast layer
+      sources.push({
+        streamId: layer.streamId,
+        groupId: layer.groupId,
+        attendeeId: participant.attendeeId,
+        externalUserId: participant.externalUserId,
+        mediaType: SdkStreamMediaType.VIDEO,
+        trackLabel: layer.trackLabel,
+        maxBitrateKbps: layer.maxBitrateKbps,
+        avgBitrateBps: bitrateOf(layer.streamId),
+        ...(layer.width ? { width: layer.width, height: layer.height } : {}),
+        ...(layer.framerate ? { framerate: layer.framerate } : {}),
+      });
+    }
+  }
+  const atCapacity = !mayPublish || (!self?.publication && publishing >= MAX_VIDEO_SOURCES);
+  return { type: FrameType.INDEX, index: { atCapacity, sources, numParticipants: participants.length + (countReceiver ? 1 : 0) } };
 }

@@ -1,0 +1,65 @@
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import type { MeetingRecord } from '../meetings/model.ts';
+import type { PrimaryHandle, RemotePrimaries } from '../signaling/primary-handle.ts';
+import type { Clock } from '../util/clock.ts';
+import { bridgePath } from './bridge-server.ts';
+import { BridgeChannel } from './channel.ts';
+import { toReplica, type ToPrimary, type ToReplica } from './messages.ts';
+import { NODE_AUTH_HEADER, signNodeCall } from './node-auth.ts';
+import { RemotePrimary } from './remote-primary.ts';
+
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** Where another node is reached, by its id. */
+export interface NodeLocator {
+  /** Base URL other nodes reach the node's API at (undefined: unknown or dead). */
+  internalUrlOf(nodeId: string): Promise<string | undefined>;
+}
+
+export interface BridgeConnectorOptions {
+  localNodeId: string;
+  secret: string;
+  /** Where other nodes reach this node's media workers. */
+  mediaAddress: string;
+  nodes: NodeLocator;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * The replica's side of bridges: for a replica whose primary is hosted on another node, opens a bridge to that
+ * node and hands back the primary as a PrimaryHandle.
+ */
+export class BridgeConnector implements RemotePrimaries {
+  constructor(private readonly options: BridgeConnectorOptions) {}
+
+  async connect(primary: MeetingRecord, replicaMeetingId: string): Promise<PrimaryHandle | undefined> {
+    const { localNodeId, secret, nodes, mediaAddress, clock, logger } = this.options;
+    const log = logger.child({ meetingId: replicaMeetingId, primaryMeetingId: primary.MeetingId, primaryNode: primary.MediaNodeId });
+    const base = await nodes.internalUrlOf(primary.MediaNodeId);
+    if (!base) {
+      log.warn('the primary meeting is on a node that is not alive');
+      return undefined;
+    }
+    const path = bridgePath(primary.MeetingId, replicaMeetingId);
+    const ws = new WebSocket(base.replace(/^http/, 'ws').replace(/\/+$/, '') + path, {
+      headers: { [NODE_AUTH_HEADER]: signNodeCall(secret, localNodeId, path) },
+      handshakeTimeout: CONNECT_TIMEOUT_MS,
+      perMessageDeflate: false,
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_request, response) => reject(new Error(`the primary node answered ${response.statusCode}`)));
+      });
+    } catch (error) {
+      ws.terminate();
+      log.warn({ err: error }, 'could not open a bridge to the primary node');
+      return undefined;
+    }
+    const channel = new BridgeChannel<ToReplica, ToPrimary>(ws, toReplica, (problem) => log.warn({ problem }, 'bridge message dropped'));
+    return new RemotePrimary(primary.MeetingId, channel, mediaAddress, clock, log);
+  }
+}
