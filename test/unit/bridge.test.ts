@@ -81,7 +81,7 @@ describe('a replica on another node than its primary', () => {
     const presenter = await connect(nodeA, primary, 'presenter');
     const viewer = await connect(nodeB, replica, 'viewer');
     const other = await connect(nodeB, replica, 'other-viewer');
-    await waitFor(() => presentIds(viewer.client.frames).includes(presenter.attendee.AttendeeId), 'the viewer sees the presenter');
+    await waitFor(() => presentIds(viewer.client.frames).includes(presenter.attendee.AttendeeId!), 'the viewer sees the presenter');
     assert.deepEqual(presentIds(other.client.frames), [presenter.attendee.AttendeeId], 'only primary attendees');
     assert.deepEqual(presentIds(presenter.client.frames), [presenter.attendee.AttendeeId], 'the presenter never hears of the viewers');
     const links = nodeA.amphi.signaling.primaryConference(primary.MeetingId!)!.replicaLinks();
@@ -106,8 +106,8 @@ describe('a replica on another node than its primary', () => {
     viewer.client.send({ type: FrameType.PRIMARY_MEETING_JOIN, primaryMeetingJoin: { credentials: { attendeeId: stage.AttendeeId, joinToken: stage.JoinToken } } });
     const ack = await viewer.client.next(FrameType.PRIMARY_MEETING_JOIN_ACK);
     assert.equal(ack.error?.status ?? 200, 200);
-    await waitFor(() => presentIds(presenter.client.frames).includes(stage.AttendeeId), 'the presenter sees the promoted attendee');
-    await waitFor(() => presentIds(other.client.frames).includes(stage.AttendeeId), 'the other viewers see it too');
+    await waitFor(() => presentIds(presenter.client.frames).includes(stage.AttendeeId!), 'the presenter sees the promoted attendee');
+    await waitFor(() => presentIds(other.client.frames).includes(stage.AttendeeId!), 'the other viewers see it too');
     const replicaStats = await nodeB.amphi.signaling.conference(replica.MeetingId!)!.stats();
     assert.equal(replicaStats.find((s) => s.externalUserId === 'viewer')?.promotedAs, stage.AttendeeId);
 
@@ -119,8 +119,8 @@ describe('a replica on another node than its primary', () => {
 
     // Demotion: the viewer leaves the primary, everyone sees it go, and it stays in its replica.
     viewer.client.send({ type: FrameType.PRIMARY_MEETING_LEAVE, primaryMeetingLeave: {} });
-    await waitFor(() => !presentIds(presenter.client.frames).includes(stage.AttendeeId), 'the presenter sees the promoted attendee leave');
-    await waitFor(() => !presentIds(other.client.frames).includes(stage.AttendeeId), 'so do the viewers');
+    await waitFor(() => !presentIds(presenter.client.frames).includes(stage.AttendeeId!), 'the presenter sees the promoted attendee leave');
+    await waitFor(() => !presentIds(other.client.frames).includes(stage.AttendeeId!), 'so do the viewers');
     assert.ok(!viewer.client.frames.some((f) => f.type === FrameType.DATA_MESSAGE && Buffer.from(f.dataMessage?.messages?.[0]?.data ?? []).toString() === 'from the stage'), 'the sender does not get its own message');
 
     // Capacity and refusals are the primary's: a token of another meeting is refused at A.
