@@ -36,6 +36,8 @@ const interfacePattern = /^at(\d+)-[0-9a-z]+[bv]\d*$/;
 const NODE_INTERFACE = 'eth0';
 
 let labsMade = 0;
+/** Subnets of this process's labs: two made at once must not pick the same before either has its bridge. */
+const subnetsTaken = new Set<string>();
 let detectedMode: ImpairmentMode | undefined;
 
 /** Why this process can't build a lab (undefined when it can): tests skip with this reason. */
@@ -110,6 +112,7 @@ export class NetnsLab {
       for (const veth of veths) await ip('link', 'del', veth).catch(() => undefined);
       for (const ns of created) await ip('netns', 'del', ns).catch(() => undefined);
       await ip('link', 'del', bridge).catch(() => undefined);
+      subnetsTaken.delete(subnet);
       throw error;
     }
   }
@@ -198,6 +201,7 @@ export class NetnsLab {
       for (const veth of this.veths) await ip('link', 'del', veth).catch(() => undefined);
       for (const ns of this.namespaces) await ip('netns', 'del', ns).catch(() => undefined);
       await ip('link', 'del', this.bridge).catch(() => undefined);
+      subnetsTaken.delete(this.bridgeAddress.replace(/\.1$/, ''));
     })();
     return this.destroyed;
   }
@@ -252,7 +256,9 @@ async function freeSubnet(): Promise<string> {
   const used = addresses + routes;
   for (let i = 0; i < 250; i++) {
     const subnet = `10.213.${(process.pid + i) % 250}`;
-    if (!used.includes(`${subnet}.`)) return subnet;
+    if (used.includes(`${subnet}.`) || subnetsTaken.has(subnet)) continue;
+    subnetsTaken.add(subnet);
+    return subnet;
   }
   throw new Error('no free 10.213.x.0/24 for a lab');
 }

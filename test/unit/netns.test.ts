@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -151,6 +151,25 @@ describe('the network-namespace lab', { skip: netnsUnavailable() }, () => {
     assert.ok(lossPercent > 0 && lossPercent < 5, `${lossPercent} % lost`);
     route.close();
     echo.child.kill();
+  });
+
+  test("a new lab removes what a dead process's lab left behind, and keeps clear of a live lab's network", async () => {
+    const deadPid = spawnSync('true').pid!;
+    const leftovers = { namespaces: [`amphi-t-${deadPid}-0-0`], interfaces: [`at${deadPid}-0b`] };
+    spawnSync('ip', ['netns', 'add', leftovers.namespaces[0]!]);
+    spawnSync('ip', ['link', 'add', leftovers.interfaces[0]!, 'type', 'bridge']);
+    const before = await listLabResources();
+    assert.ok(before.namespaces.includes(leftovers.namespaces[0]!) && before.interfaces.includes(leftovers.interfaces[0]!));
+    const second = await NetnsLab.create(1);
+    try {
+      const now = await listLabResources();
+      assert.ok(!now.namespaces.includes(leftovers.namespaces[0]!), 'the dead lab’s namespace is gone');
+      assert.ok(!now.interfaces.includes(leftovers.interfaces[0]!), 'the dead lab’s bridge is gone');
+      assert.ok(now.namespaces.includes(first), 'the live lab is untouched');
+      assert.notEqual(second.bridgeAddress, lab.bridgeAddress);
+    } finally {
+      await second.destroy();
+    }
   });
 
   test('destroy kills what runs inside and leaves no namespace or interface; it can be called again', async () => {
