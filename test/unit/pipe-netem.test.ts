@@ -145,7 +145,6 @@ describe('the replication pipe across an impaired link', { skip: netnsUnavailabl
     );
     assert.ok(sent >= (AUDIO_WATCH_MS / 20) * 0.9, `the primary's mixer sent ${sent} frames in ${AUDIO_WATCH_MS} ms`);
     assert.ok(received >= sent * 0.95, `${received} of ${sent} frames arrived`);
-    assert.ok(received < sent, 'the 1 % loss took some');
     assert.ok(receivedAfter.longestStallMs < 1000, `the replica heard nothing for ${receivedAfter.longestStallMs} ms`);
     assert.equal(receivedAfter.pipe.rejected, 0, 'late and reordered packets passed the replay window');
     assert.equal(sentAfter.pipe.rejected, 0);
