@@ -55,7 +55,7 @@ export const SETTINGS = {
   mediaWorkers: {
     flag: 'media-workers',
     env: 'AMPHI_MEDIA_WORKERS',
-    help: 'Media worker threads, each with its own UDP port; regions are spread over them',
+    help: 'Media worker threads, each with its own UDP port; each new meeting goes to the least loaded',
     default: '2',
   },
   rtcAnnouncedIp: {

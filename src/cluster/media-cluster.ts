@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { MediaWorkerClient } from '../media/worker/client.ts';
+import type { WorkerChannel } from '../media/worker/protocol.ts';
 
 export interface MediaClusterOptions {
   workers: number;
@@ -11,14 +12,11 @@ export interface MediaClusterOptions {
 }
 
 /**
- * This node's media workers, each a thread with its own UDP port. Regions are given workers in
- * the order they are first used, so that meetings of different regions (a primary and its
- * replicas abroad) run on different workers while there are workers to spare.
+ * This node's media workers, each a thread with its own UDP port. A new meeting's room goes to the
+ * worker with the fewest rooms, so that meetings (a primary and its replicas among them) spread over
+ * every core.
  */
 export class MediaCluster {
-  private readonly byRegion = new Map<string, MediaWorkerClient>();
-  private nextWorker = 0;
-
   private constructor(readonly workers: MediaWorkerClient[]) {}
 
   static async start(options: MediaClusterOptions, logger: Logger): Promise<MediaCluster> {
@@ -40,16 +38,19 @@ export class MediaCluster {
     return new MediaCluster(workers);
   }
 
-  workerFor(region: string): MediaWorkerClient {
-    let worker = this.byRegion.get(region);
-    if (!worker?.available) {
-      // A worker that could not be started again gets no more meetings; its regions move on.
-      const available = this.workers.filter((w) => w.available);
-      const pool = available.length > 0 ? available : this.workers;
-      worker = pool[this.nextWorker++ % pool.length]!;
-      this.byRegion.set(region, worker);
-    }
-    return worker;
+  /**
+   * The worker for a new room: the least loaded; on a tie, not `apart` (a replica's primary's worker, so
+   * the pipe's two ends use two cores), then the first. A worker that could not be started again gets no
+   * more rooms.
+   */
+  workerFor(apart?: WorkerChannel): MediaWorkerClient {
+    const available = this.workers.filter((w) => w.available);
+    const pool = available.length > 0 ? available : this.workers;
+    return pool.reduce((best, worker) => {
+      const difference = worker.roomCount - best.roomCount;
+      if (difference !== 0) return difference < 0 ? worker : best;
+      return best === apart && worker !== apart ? worker : best;
+    });
   }
 
   async close(): Promise<void> {

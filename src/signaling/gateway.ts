@@ -156,7 +156,8 @@ export class SignalingGateway {
   private conferenceFor(meeting: MeetingRecord): Conference {
     let conference = this.conferences.get(meeting.MeetingId);
     if (conference) return conference;
-    const worker = this.media.workerFor(meeting.MediaRegion);
+    const primary = meeting.PrimaryMeetingId === undefined ? undefined : this.conferences.get(meeting.PrimaryMeetingId);
+    const worker = this.media.workerFor(primary?.room.worker);
     const created = meeting.PrimaryMeetingId === undefined ? new PrimaryConference(meeting, this.context, worker) : new ReplicaConference(meeting, this.context, worker);
     this.conferences.set(meeting.MeetingId, created);
     created.on('empty', () => {

@@ -62,7 +62,7 @@ describe('replicated meetings in Chromium', () => {
       await x.join({ meeting: { Meeting: r1 }, attendee: { Attendee: who.x } });
       await v2.join({ meeting: { Meeting: r2 }, attendee: { Attendee: who.v2 } });
       const signaling = server.amphi.signaling;
-      assert.notEqual(signaling.conference(primary.MeetingId!)!.room.worker, signaling.conference(r2.MeetingId!)!.room.worker, 'another region, another worker');
+      assert.notEqual(signaling.conference(primary.MeetingId!)!.room.worker, signaling.conference(r2.MeetingId!)!.room.worker, 'a replica on another worker than its primary while loads tie');
     }));
 
   test("replica viewers hear the primary's mix and decode its video", () =>

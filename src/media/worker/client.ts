@@ -60,6 +60,11 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
     return this.restarts;
   }
 
+  /** Rooms open on this worker: its load, for placing new meetings. */
+  get roomCount(): number {
+    return this.rooms.size;
+  }
+
   /** False once the thread died and could not be started again: place nothing here. */
   get available(): boolean {
     return !this.stopped && !this.closing;
