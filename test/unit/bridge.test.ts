@@ -130,6 +130,19 @@ describe('a replica on another node than its primary', () => {
     for (const { client } of [presenter, viewer, other, late]) client.ws.close();
   });
 
+  test("the replica's last viewer leaving closes the bridge and the pipe on both nodes", async () => {
+    const primary = (await nodeA.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'bridge-close' }))).Meeting!;
+    const replica = (await nodeB.client.send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'bridge-close-r', PrimaryMeetingId: primary.MeetingId }))).Meeting!;
+    const presenter = await connect(nodeA, primary, 'presenter');
+    const viewer = await connect(nodeB, replica, 'viewer');
+    const conference = nodeA.amphi.signaling.primaryConference(primary.MeetingId!)!;
+    await waitFor(() => conference.replicaLinks().length === 1, 'the pipe to B');
+    viewer.client.ws.close();
+    await waitFor(() => conference.replicaLinks().length === 0, 'the pipe closed on A');
+    await waitFor(() => !nodeB.amphi.signaling.conference(replica.MeetingId!), "the replica's conference closed on B");
+    presenter.client.ws.close();
+  });
+
   test('a bridge without the cluster secret is refused', async () => {
     const path = `/_amphi/bridge/${crypto.randomUUID()}/${crypto.randomUUID()}`;
     const statusOf = (headers: Record<string, string>) =>
@@ -142,5 +155,18 @@ describe('a replica on another node than its primary', () => {
     assert.equal(await statusOf({}), 401);
     assert.equal(await statusOf({ [NODE_AUTH_HEADER]: signNodeCall('not the secret', 'intruder', path) }), 401);
     assert.equal(await statusOf({ [NODE_AUTH_HEADER]: signNodeCall(TEST_KEY.secretAccessKey, 'b', path, Date.now() - 3_600_000) }), 401, 'too old');
+  });
+
+  test("the primary's node going away leaves the replica's viewers an empty meeting", async () => {
+    const primary = (await nodeA.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'bridge-loss' }))).Meeting!;
+    const replica = (await nodeB.client.send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'bridge-loss-r', PrimaryMeetingId: primary.MeetingId }))).Meeting!;
+    const presenter = await connect(nodeA, primary, 'presenter');
+    const viewer = await connect(nodeB, replica, 'viewer');
+    await waitFor(() => presentIds(viewer.client.frames).includes(presenter.attendee.AttendeeId!), 'the viewer sees the presenter');
+    await nodeA.stop();
+    await waitFor(() => presentIds(viewer.client.frames).length === 0, 'the presenter is gone from the roster', 15_000);
+    await waitFor(() => (viewer.client.frames.filter((f) => f.type === FrameType.INDEX).at(-1)?.index?.numParticipants ?? 0) === 0, 'an INDEX of nobody');
+    assert.equal(viewer.client.ws.readyState, WebSocket.OPEN, 'the viewer stays connected to B');
+    viewer.client.ws.close();
   });
 });
