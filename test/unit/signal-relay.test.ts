@@ -7,10 +7,12 @@ import type { Duplex } from 'node:stream';
 import { afterEach, describe, test } from 'node:test';
 import pino from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
-import { CloseCode, MAX_FRAME_BYTES } from '../../src/signaling/frames.ts';
+import { CreateAttendeeCommand, CreateMeetingCommand, DeleteMeetingCommand } from '@aws-sdk/client-chime-sdk-meetings';
+import { AudioStatus, CloseCode, FrameType, MAX_FRAME_BYTES } from '../../src/signaling/frames.ts';
 import { LOST_LEG_CLOSE_CODE } from '../../src/signaling/relay-link.ts';
 import { RELAYED_HEADER, SignalRelay, type SignalRelayOptions } from '../../src/signaling/signal-relay.ts';
-import { freePort } from '../support/helpers.ts';
+import { freePort, startTestAmphi } from '../support/helpers.ts';
+import { RawClient } from '../support/raw-signaling.ts';
 
 const logger = pino({ level: 'silent' });
 const SESSION_PROTOCOL = '_aws_wt_session';
@@ -448,5 +450,29 @@ describe('signal relay', () => {
       await assert.rejects(attempt, /HTTP 503/);
       assert.equal(front.relay.pendingCount, 0);
     });
+  });
+});
+
+describe('signal relay in front of a real Amphi', () => {
+  it('the Chime wire protocol works through the relay: refusal, join, ping, and the meeting ending with 4410', async () => {
+    const amphi = await startTestAmphi();
+    cleanups.push(() => amphi.stop());
+    const meeting = (await amphi.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'relayed' }))).Meeting!;
+    const attendee = (await amphi.client.send(new CreateAttendeeCommand({ MeetingId: meeting.MeetingId, ExternalUserId: 'far-away' }))).Attendee!;
+    const front = await startFront(amphi.amphi.url);
+    const viaFront = `${front.url.replace(CONTROL_PATH, '')}/control/${meeting.MeetingId}`;
+
+    await assert.rejects(RawClient.connect(viaFront, 'bm90LWEtdG9rZW4'), /HTTP 403/);
+    const client = await RawClient.connect(viaFront, attendee.JoinToken!);
+    cleanups.push(() => client.ws.terminate());
+    assert.equal(client.ws.protocol, SESSION_PROTOCOL);
+    const index = await client.join();
+    assert.equal(index.type, FrameType.INDEX);
+    assert.ok(await client.ping(7), 'PING answered through the relay');
+    assert.equal(front.relay.count, 1);
+
+    await amphi.client.send(new DeleteMeetingCommand({ MeetingId: meeting.MeetingId }));
+    assert.equal((await client.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, AudioStatus.MeetingEnded);
+    assert.equal(await client.closed(), CloseCode.MeetingEnded);
   });
 });
