@@ -5,6 +5,7 @@ import { BridgeConnector } from './bridge/bridge-connector.ts';
 import { BridgeServer } from './bridge/bridge-server.ts';
 import { SigV4Verifier, type AccessKey } from './api/sigv4.ts';
 import { Throttle } from './api/throttle.ts';
+import type { NodeLocator } from './cluster/node-locator.ts';
 import { Topology } from './cluster/topology.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
@@ -89,11 +90,12 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
   const pipeAddress = listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp;
   // Nodes prove themselves to each other with the secret of the access keys they share.
   const clusterSecret = keys[0]!.secretAccessKey;
+  const nodes: NodeLocator = { internalUrlOf: async (nodeId) => topology.node(nodeId)?.publicUrl };
   const remotePrimaries = new BridgeConnector({
     localNodeId: topology.localNodeId,
     secret: clusterSecret,
     mediaAddress: config.rtcAnnouncedIp,
-    nodes: { internalUrlOf: async (nodeId) => topology.node(nodeId)?.publicUrl },
+    nodes,
     clock: systemClock,
     logger: logger.child({ component: 'bridge' }),
   });
@@ -107,6 +109,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     logger: logger.child({ component: 'signaling' }),
     pipeAddress,
     remotePrimaries,
+    nodes,
   });
   const bridges = new BridgeServer(
     { meetings: service, clock: systemClock, openPrimary: (meetingId) => signaling.openLocalPrimary(meetingId) },

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import type { NodeLocator } from '../cluster/node-locator.ts';
 import type { MeetingRecord } from '../meetings/model.ts';
 import type { PrimaryHandle, RemotePrimaries } from '../signaling/primary-handle.ts';
 import type { Clock } from '../util/clock.ts';
@@ -10,12 +11,6 @@ import { NODE_AUTH_HEADER, signNodeCall } from './node-auth.ts';
 import { RemotePrimary } from './remote-primary.ts';
 
 const CONNECT_TIMEOUT_MS = 5_000;
-
-/** Where another node is reached, by its id. */
-export interface NodeLocator {
-  /** Base URL other nodes reach the node's API at (undefined: unknown or dead). */
-  internalUrlOf(nodeId: string): Promise<string | undefined>;
-}
 
 export interface BridgeConnectorOptions {
   localNodeId: string;

@@ -7,6 +7,7 @@ import type { RevocationReason } from '../meetings/revocations.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
+import type { NodeLocator } from '../cluster/node-locator.ts';
 import type { Topology } from '../cluster/topology.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
 import type { Clock } from '../util/clock.ts';
@@ -16,6 +17,7 @@ import { PrimaryConference } from './primary-conference.ts';
 import { ReplicaConference } from './replica-conference.ts';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
+import { isRelayed, SignalRelay } from './signal-relay.ts';
 
 const SESSION_PROTOCOL = '_aws_wt_session';
 const CONTROL_PATH = /^\/control\/([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$/;
@@ -33,6 +35,8 @@ export interface GatewayParts {
   pipeAddress: string;
   /** Primaries hosted on other nodes (none in a single node). */
   remotePrimaries?: RemotePrimaries;
+  /** Where the other nodes are, for clients whose connection lands here for a meeting hosted there. */
+  nodes?: NodeLocator;
 }
 
 /**
@@ -56,6 +60,8 @@ export class SignalingGateway {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly unsubscribes: (() => void)[];
+  private readonly relay: SignalRelay;
+  private readonly nodes: NodeLocator | undefined;
 
   constructor(parts: GatewayParts) {
     const { meetings, connections, media, logger, pipeAddress } = parts;
@@ -64,6 +70,8 @@ export class SignalingGateway {
     this.topology = parts.topology;
     this.clock = parts.clock;
     this.logger = logger;
+    this.nodes = parts.nodes;
+    this.relay = new SignalRelay({ logger: logger.child({ component: 'signal-relay' }) });
     this.context = {
       meetings,
       connections,
@@ -112,6 +120,11 @@ export class SignalingGateway {
     return conference instanceof PrimaryConference ? conference : undefined;
   }
 
+  /** Client connections relayed to other nodes. */
+  get relayCount(): number {
+    return this.relay.count;
+  }
+
   get sessionCount(): number {
     let count = 0;
     for (const conference of this.conferences.values()) count += conference.sessions.size;
@@ -141,9 +154,27 @@ export class SignalingGateway {
       if (!revocation) return refuse(socket, 403, 'Forbidden');
       return this.wss.handleUpgrade(request, socket, head, (ws) => endRevoked(ws, revocation, this.clock.now()));
     }
-    // Another node holds this meeting's media; until nodes forward to each other, say so plainly.
-    if (!this.isServedHere(meeting)) return refuse(socket, 421, 'Misdirected Request');
+    if (!this.topology.isLocal(meeting.MediaNodeId)) return this.relayToHost(request, socket, head, meeting);
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
+  }
+
+  /**
+   * Another node hosts the meeting (a load balancer sent the client here): the connection is relayed to it, frame
+   * for frame. A connection relayed once is not relayed again: the nodes disagree on where the meeting is.
+   */
+  private async relayToHost(request: IncomingMessage, socket: Duplex, head: Buffer, meeting: MeetingRecord): Promise<void> {
+    const log = { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.topology.localNodeId };
+    if (isRelayed(request)) {
+      this.logger.warn(log, 'relayed connection for a meeting this node does not host; refused');
+      return refuse(socket, 421, 'Misdirected Request');
+    }
+    const hostUrl = await this.nodes?.internalUrlOf(meeting.MediaNodeId);
+    if (!hostUrl) {
+      this.logger.warn(log, "the meeting's node is not alive; refused");
+      return refuse(socket, 503, 'Service Unavailable');
+    }
+    this.logger.debug(log, 'signaling relayed to the hosting node');
+    this.relay.relay(request, socket, head, hostUrl, `/control/${meeting.MeetingId}`);
   }
 
   private accept(ws: WebSocket, meeting: MeetingRecord, attendee: AttendeeRecord, content: boolean): void {
@@ -213,6 +244,7 @@ export class SignalingGateway {
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     for (const conference of this.conferences.values()) conference.end(AudioStatus.ServiceUnavailable);
     this.conferences.clear();
+    this.relay.close();
     this.wss.close();
   }
 }

@@ -130,6 +130,21 @@ describe('a replica on another node than its primary', () => {
     for (const { client } of [presenter, viewer, other, late]) client.ws.close();
   });
 
+  test('a client whose connection lands on the other node is relayed to the meeting\'s node', async () => {
+    const primary = (await nodeA.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'relayed' }))).Meeting!;
+    const presenter = await connect(nodeA, primary, 'presenter');
+    const viaB = { ...primary, MediaPlacement: { ...primary.MediaPlacement, SignalingUrl: `${nodeB.amphi.url.replace(/^http/, 'ws')}/control/${primary.MeetingId}` } };
+    const guest = await connect(nodeB, viaB, 'guest');
+    await waitFor(() => presentIds(guest.client.frames).length === 2, 'the guest sees both attendees');
+    assert.equal(nodeB.amphi.signaling.relayCount, 1, 'B relays the connection');
+    assert.equal(nodeB.amphi.signaling.conference(primary.MeetingId!), undefined, 'B hosts nothing of the meeting');
+    assert.equal(nodeA.amphi.signaling.conference(primary.MeetingId!)!.sessions.size, 2, 'A hosts both');
+    assert.ok(await guest.client.ping(7), 'PING/PONG crosses the relay');
+    guest.client.ws.close();
+    await waitFor(() => nodeB.amphi.signaling.relayCount === 0, 'the relay closed');
+    presenter.client.ws.close();
+  });
+
   test("the replica's last viewer leaving closes the bridge and the pipe on both nodes", async () => {
     const primary = (await nodeA.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'bridge-close' }))).Meeting!;
     const replica = (await nodeB.client.send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'bridge-close-r', PrimaryMeetingId: primary.MeetingId }))).Meeting!;
