@@ -22,7 +22,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import { StoreUnavailableError, type AttendeePage, type MeetingStore } from '../meetings/meeting-store.ts';
-import { LockTimeoutError, LockUnavailableError, RedisLock } from './redis-lock.ts';
+import { LockLostError, LockTimeoutError, LockUnavailableError, RedisLock } from './redis-lock.ts';
 import {
   DELETE_ATTENDEE,
   DELETE_MEETING,
@@ -97,9 +97,14 @@ export class RedisMeetingStore implements MeetingStore {
 
   withLock<T>(key: string, section: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    // Only the lock's own failures mean unavailability; the section's errors (the service's rules) pass unchanged.
+    // Only the lock's own failures mean unavailability; the section's errors (the service's rules) pass unchanged. A
+    // lease lost while the section ran (Redis out of reach for longer than the lock's TTL) is one of them: the call
+    // may or may not have taken effect, as with any 503, and the SDK's retry (idempotent where a token is given)
+    // sees the state as it is.
     return this.lock.run(key, section).catch((error: unknown) => {
-      if (error instanceof LockTimeoutError || error instanceof LockUnavailableError) throw new StoreUnavailableError(error.message, { cause: error });
+      if (error instanceof LockTimeoutError || error instanceof LockUnavailableError || error instanceof LockLostError) {
+        throw new StoreUnavailableError(error.message, { cause: error });
+      }
       throw error;
     });
   }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, test } from 'node:test';
-import type { MeetingStore } from '../../src/meetings/meeting-store.ts';
+import { StoreUnavailableError, type MeetingStore } from '../../src/meetings/meeting-store.ts';
 import type { AttendeeRecord, MeetingRecord } from '../../src/meetings/model.ts';
 import { FileStore } from '../../src/store/file-store.ts';
 import { LockLostError, MalformedRecordError, RedisMeetingStore } from '../../src/store/redis-store.ts';
@@ -479,7 +479,8 @@ describe('RedisMeetingStore: the lock across nodes', () => {
     await redis.client.set('nodes:lock:meeting:lost', 'someone-else', 'PX', 10_000);
     await sleep(250);
     held.open();
-    await assert.rejects(holding, LockLostError);
+    // As a store error: unavailable (the API's 503, which the SDK retries), with the lock's own error as its cause.
+    await assert.rejects(holding, (error: Error) => error instanceof StoreUnavailableError && error.cause instanceof LockLostError);
     assert.equal(await redis.client.get('nodes:lock:meeting:lost'), 'someone-else', 'the old holder released a lock it no longer held');
     await redis.client.del('nodes:lock:meeting:lost');
     assert.equal(await b.withLock('meeting:lost', async () => 'free'), 'free');
