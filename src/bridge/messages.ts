@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CAPABILITIES } from '../meetings/model.ts';
 
 /**
  * What crosses a bridge between a primary's node and a replica's node. Viewers of the replica are named by a number
@@ -26,7 +27,10 @@ const layer = z.object({
 const publication = z.object({ groupId: count, layers: z.array(layer).max(16) });
 const streamRef = z.object({ streamId, groupId: count });
 const presence = z.object({ audioStreamId: count, attendeeId: z.string().max(128), externalUserId: z.string().max(256), muted: z.boolean() });
-const participant = presence.extend({ publication: publication.optional(), viewer: viewer.optional() });
+const capability = z.enum(CAPABILITIES);
+const capabilities = z.object({ Audio: capability, Video: capability, Content: capability });
+/** `viewer` and `capabilities`: a viewer of this replica promoted into the primary, and what it may do there now. */
+const participant = presence.extend({ publication: publication.optional(), viewer: viewer.optional(), capabilities: capabilities.optional() });
 const bitrates = z.array(z.tuple([streamId, count])).max(10_000);
 const key = z.object({ key: base64, salt: base64 });
 const descriptor = z.object({

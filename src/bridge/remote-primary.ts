@@ -30,6 +30,8 @@ export class RemotePrimary implements PrimaryHandle {
   /** Promoted viewers by the number they have on the bridge, and back. */
   private readonly viewerNumbers = new Map<SessionRef, number>();
   private readonly viewerSessions = new Map<number, SessionRef>();
+  /** This replica's promotions, by viewer number: their capabilities follow the primary's. */
+  private readonly promotions = new Map<number, Promotion>();
   private nextViewer = 1;
   private readonly pipes = new Map<string, ReplicaPipeEnd>();
   private ended = false;
@@ -127,7 +129,9 @@ export class RemotePrimary implements PrimaryHandle {
       this.forgetViewer(session);
       return reply.refusal;
     }
-    return { ...reply.participant, attendee, session, via: replica };
+    const promotion: Promotion = { ...reply.participant, attendee, session, via: replica };
+    this.promotions.set(number, promotion);
+    return promotion;
   }
 
   endPromotion(_replica: ReplicaView, promotion: Promotion, dropped: boolean): void {
@@ -199,6 +203,11 @@ export class RemotePrimary implements PrimaryHandle {
       case 'state':
         this.participants = message.participants;
         this.setBitrates(message.bitrates);
+        for (const participant of message.participants) {
+          const promotion = participant.viewer === undefined ? undefined : this.promotions.get(participant.viewer);
+          // UpdateAttendeeCapabilities on the primary attendee: what this viewer may do follows.
+          if (promotion && participant.capabilities) promotion.attendee = { ...promotion.attendee, Capabilities: participant.capabilities };
+        }
         return;
       case 'bitrates':
         this.setBitrates(message.bitrates);
@@ -276,7 +285,9 @@ export class RemotePrimary implements PrimaryHandle {
   private forgetViewer(session: SessionRef): void {
     const number = this.viewerNumbers.get(session);
     this.viewerNumbers.delete(session);
-    if (number !== undefined) this.viewerSessions.delete(number);
+    if (number === undefined) return;
+    this.viewerSessions.delete(number);
+    this.promotions.delete(number);
   }
 
   /** The primary ended, or its node can no longer be reached: the viewers see an empty meeting. */
@@ -289,6 +300,7 @@ export class RemotePrimary implements PrimaryHandle {
     this.pipes.clear();
     this.viewerNumbers.clear();
     this.viewerSessions.clear();
+    this.promotions.clear();
     this.participants = [];
     replica?.primaryEnded(removed);
     this.channel.close('the primary meeting ended');

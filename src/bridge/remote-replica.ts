@@ -204,7 +204,7 @@ export class RemoteReplica implements ReplicaView {
       return {
         ...presenceInfo(participant),
         ...(participant.publication ? { publication: { groupId: participant.publication.groupId, layers: participant.publication.layers.map((layer) => ({ ...layer })) } } : {}),
-        ...(viewer !== undefined ? { viewer } : {}),
+        ...(viewer !== undefined ? { viewer, capabilities: { ...participant.attendee.Capabilities } } : {}),
       };
     });
   }
