@@ -14,15 +14,13 @@ export class BridgeClosedError extends Error {}
 export interface BridgeChannelEvents<Incoming> {
   /** A message that is not an answer. */
   message: [message: Incoming];
-  /** A request of the other node's, to answer with `reply`. */
-  request: [id: number, message: Incoming];
   closed: [reason: string];
 }
 
 type Envelope = { id?: number; replyTo?: number; error?: string; body?: unknown };
 
 /**
- * One WebSocket between two nodes carrying JSON messages, some of them requests answered by id. Each side gives
+ * One WebSocket between two nodes carrying JSON messages, some of them requests answered by id (`serve`). Each side gives
  * the schema of what it accepts: a message that doesn't match it (a node of another version, a bug) is logged by
  * the owner through `invalid` and dropped, never trusted.
  */
@@ -31,6 +29,7 @@ export class BridgeChannel<Incoming, Outgoing> extends EventEmitter<BridgeChanne
   private readonly pending = new Map<number, { resolve: (body: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
   private closedReason: string | undefined;
   private answeredPing = true;
+  private answerer: ((request: Incoming) => Promise<unknown>) | undefined;
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -79,12 +78,9 @@ export class BridgeChannel<Incoming, Outgoing> extends EventEmitter<BridgeChanne
     });
   }
 
-  reply(id: number, body: unknown): void {
-    this.write({ replyTo: id, body });
-  }
-
-  replyError(id: number, error: string): void {
-    this.write({ replyTo: id, error });
+  /** Answers the other node's requests with what `answer` resolves to, or the error it throws. */
+  serve(answer: (request: Incoming) => Promise<unknown>): void {
+    this.answerer = answer;
   }
 
   close(reason = 'closed'): void {
@@ -126,11 +122,19 @@ export class BridgeChannel<Incoming, Outgoing> extends EventEmitter<BridgeChanne
     const parsed = this.schema.safeParse(envelope.body);
     if (!parsed.success) {
       this.invalid(`unexpected message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-      if (typeof envelope.id === 'number') this.replyError(envelope.id, 'unexpected message');
+      if (typeof envelope.id === 'number') this.write({ replyTo: envelope.id, error: 'unexpected message' });
       return;
     }
-    if (typeof envelope.id === 'number') this.emit('request', envelope.id, parsed.data);
+    if (typeof envelope.id === 'number') this.answer(envelope.id, parsed.data);
     else this.emit('message', parsed.data);
+  }
+
+  private answer(id: number, request: Incoming): void {
+    if (!this.answerer) return this.write({ replyTo: id, error: 'this node takes no requests' });
+    this.answerer(request).then(
+      (body) => this.write({ replyTo: id, body }),
+      (error: unknown) => this.write({ replyTo: id, error: (error as Error).message }),
+    );
   }
 
   private markClosed(reason: string): void {

@@ -52,12 +52,7 @@ export class RemoteReplica implements ReplicaView {
     private readonly node: PrimaryNode,
     private readonly log: Logger,
   ) {
-    channel.on('request', (id, message) => {
-      this.answer(message).then(
-        (body) => channel.reply(id, body),
-        (error: unknown) => channel.replyError(id, (error as Error).message),
-      );
-    });
+    channel.serve((message) => this.answer(message));
     channel.on('message', (message) => this.handle(message));
     channel.once('closed', (reason) => this.bridgeClosed(reason));
     this.bitratesTimer = setInterval(() => this.sendBitrates(), BITRATES_INTERVAL_MS);
