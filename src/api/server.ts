@@ -20,6 +20,8 @@ export interface ApiDeps {
 
 /** Largest request body accepted; the largest legitimate one (100 attendees) is ~30 kB. */
 export const MAX_BODY_BYTES = 256 * 1024;
+/** Longest path label routed; every real one is a 36-character id. */
+export const MAX_LABEL_LENGTH = 2048;
 
 type Query = Record<string, string | string[]>;
 interface Call {
@@ -139,7 +141,10 @@ export function buildApi(deps: ApiDeps) {
     bodyLimit: MAX_BODY_BYTES,
     genReqId: () => randomUUID(),
     // Paths keep their percent-encoding in the raw URL for SigV4; labels are checked by the service.
-    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 },
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: MAX_LABEL_LENGTH },
+    // What the router refuses before any route runs (bad escapes, over-long labels) is answered in
+    // the service's error shape too, not fastify's own.
+    frameworkErrors: (error, request, reply) => sendError(reply, request, routerError(error, request)),
   });
 
   // Bodies stay raw bytes until the signature over them has been checked.
@@ -154,11 +159,13 @@ export function buildApi(deps: ApiDeps) {
   });
 
   app.setErrorHandler((error, request, reply) => sendError(reply, request, toServiceError(error, request)));
+  // AWS's front end answers a route that names no operation with 404 UnknownOperationException
+  // (its common errors); the body's Code is the same error, shortened as every other Code is.
   app.setNotFoundHandler((request, reply) =>
     sendError(
       reply,
       request,
-      new ServiceError('UnknownOperationException', 'BadRequest', 404, `No operation matches ${request.method} ${request.url.split('?')[0]}`),
+      new ServiceError('UnknownOperationException', 'UnknownOperation', 404, `No operation matches ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
 
@@ -229,6 +236,25 @@ function toServiceError(error: unknown, request: FastifyRequest): ServiceError {
   }
   request.log.error({ err: error }, 'request failed');
   return serviceFailure();
+}
+
+/**
+ * The router's refusals. A label that is not valid percent-encoding or longer than any id could be
+ * is a malformed request, as a label that is not an id is (BadRequestException from validation);
+ * it is answered before the signature is checked, as the service's front end does with a bad URL.
+ */
+function routerError(error: { code?: string }, request: FastifyRequest): ServiceError {
+  const path = echo((request.raw.url ?? request.url).split('?')[0] ?? '');
+  if (error.code === 'FST_ERR_BAD_URL') return badRequest(`The request path is not valid percent-encoding: ${path}`);
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return badRequest(`A path label is longer than ${MAX_LABEL_LENGTH} characters: ${path}`);
+  }
+  return toServiceError(error, request);
+}
+
+/** Client text quoted back in an error, cut short so a huge value is not echoed whole. */
+function echo(text: string): string {
+  return text.length <= 128 ? text : `${text.slice(0, 128)}...`;
 }
 
 function sendError(reply: FastifyReply, request: FastifyRequest, error: ServiceError) {

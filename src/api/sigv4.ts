@@ -1,7 +1,8 @@
 import { createHash, createHmac, timingSafeEqual, type Hash, type Hmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { forbidden, unauthorized } from '../meetings/errors.ts';
+import { forbidden, invalidSignature, unauthorized } from '../meetings/errors.ts';
+import { MEDIA_REGIONS } from '../meetings/regions.ts';
 import type { Clock } from '../util/clock.ts';
 
 export interface AccessKey {
@@ -52,35 +53,46 @@ function toBytes(data: ArrayBuffer | ArrayBufferView): Uint8Array {
  * the request as received and compare. The canonical request uses the raw, still-encoded
  * path (the signer encodes it once more, the rule for services other than S3) and the
  * query decoded by hand, because URLSearchParams would turn '+' into a space.
+ *
+ * Nothing a client chooses grows memory here: the credential scope is checked against known
+ * values before anything else, and the only cache holds one signer per configured key (the
+ * scope's region is passed to each signing, not baked into a signer).
  */
 export class SigV4Verifier {
-  private readonly secrets: Map<string, string>;
-  private readonly signers = new Map<string, SignatureV4>();
+  private readonly signers: Map<string, SignatureV4>;
+  private readonly regions: ReadonlySet<string>;
 
   constructor(
     keys: readonly AccessKey[],
     private readonly clock: Clock,
     private readonly maxSkewMs = 5 * 60_000,
+    /** Regions a credential scope may name; every media region, which includes the service's API regions. */
+    signingRegions: readonly string[] = MEDIA_REGIONS,
   ) {
-    this.secrets = new Map(keys.map((key) => [key.accessKeyId, key.secretAccessKey]));
+    this.regions = new Set(signingRegions);
+    this.signers = new Map(keys.map((key) => [key.accessKeyId, signerFor(key)]));
   }
 
-  /** Resolves to the caller's access key id, or throws Unauthorized/Forbidden. */
+  /** How many signers are held: one per configured key, whatever clients send. */
+  get signerCount(): number {
+    return this.signers.size;
+  }
+
+  /** Resolves to the caller's access key id, or throws Unauthorized/Forbidden/InvalidSignature. */
   async verify(request: SignedRequest): Promise<string> {
     const authorization = single(request.headers.authorization);
     if (!authorization) throw unauthorized('Missing Authentication Token: the request must be signed with AWS Signature Version 4');
     const parsed = parseAuthorization(authorization);
-    const [accessKeyId, scopeDate, region, service, terminator] = parsed.credential.split('/');
-    if (!accessKeyId || !scopeDate || !region || service !== SIGNING_SERVICE || terminator !== 'aws4_request') {
-      throw forbidden(`Credential should be scoped to a valid region and the service '${SIGNING_SERVICE}': ${parsed.credential}`);
-    }
-    const secret = this.secrets.get(accessKeyId);
-    if (secret === undefined) throw unauthorized('The security token included in the request is invalid');
+    const { accessKeyId, scopeDate, region } = this.checkScope(parsed.credential);
+    const signer = this.signers.get(accessKeyId);
+    if (signer === undefined) throw unauthorized('The security token included in the request is invalid');
 
     const amzDate = single(request.headers['x-amz-date']);
     const signingDate = amzDate ? parseAmzDate(amzDate) : undefined;
     if (!amzDate || !signingDate) throw forbidden('The request must carry a valid X-Amz-Date header (YYYYMMDDTHHMMSSZ)');
-    if (scopeDate !== amzDate.slice(0, 8)) throw forbidden(`Credential date ${scopeDate} does not match X-Amz-Date ${amzDate}`);
+    if (scopeDate !== amzDate.slice(0, 8)) {
+      throw invalidSignature(`Date in Credential scope does not match YYYYMMDD from X-Amz-Date: '${scopeDate}' != '${amzDate.slice(0, 8)}'`);
+    }
     const now = this.clock.now();
     if (Math.abs(now - signingDate.getTime()) > this.maxSkewMs) {
       throw forbidden(
@@ -109,7 +121,7 @@ export class SigV4Verifier {
     const queryStart = request.rawUrl.indexOf('?');
     const path = queryStart < 0 ? request.rawUrl : request.rawUrl.slice(0, queryStart);
     const query = queryStart < 0 ? {} : parseQuery(request.rawUrl.slice(queryStart + 1));
-    const signed = await this.signer(accessKeyId, secret, region).sign(
+    const signed = await signer.sign(
       {
         method: request.method,
         protocol: 'http:',
@@ -119,7 +131,7 @@ export class SigV4Verifier {
         headers,
         body: request.body.length === 0 ? undefined : request.body,
       },
-      { signingDate, signableHeaders: new Set(signedHeaders), unsignableHeaders: new Set() },
+      { signingDate, signingRegion: region, signableHeaders: new Set(signedHeaders), unsignableHeaders: new Set() },
     );
     const expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization))?.[1] ?? '';
     if (!constantTimeEqual(expected, parsed.signature)) {
@@ -128,22 +140,41 @@ export class SigV4Verifier {
     return accessKeyId;
   }
 
-  private signer(accessKeyId: string, secretAccessKey: string, region: string): SignatureV4 {
-    const key = `${accessKeyId}/${region}`;
-    let signer = this.signers.get(key);
-    if (!signer) {
-      signer = new SignatureV4({
-        credentials: { accessKeyId, secretAccessKey },
-        region,
-        service: SIGNING_SERVICE,
-        sha256: NodeSha256,
-        uriEscapePath: true,
-        applyChecksum: false,
-      });
-      this.signers.set(key, signer);
+  /** `<key id>/<YYYYMMDD>/<region>/chime/aws4_request`, each part checked before it is used for anything. */
+  private checkScope(credential: string) {
+    const parts = credential.split('/');
+    const [accessKeyId, scopeDate, region, service, terminator] = parts;
+    if (parts.length !== 5 || !accessKeyId || terminator !== 'aws4_request') {
+      throw invalidSignature(`Credential should be <access key id>/<YYYYMMDD>/<region>/${SIGNING_SERVICE}/aws4_request, not '${echo(credential)}'`);
     }
-    return signer;
+    if (service !== SIGNING_SERVICE) {
+      throw invalidSignature(`Credential should be scoped to correct service: '${SIGNING_SERVICE}', not '${echo(service ?? '')}'`);
+    }
+    if (!region || !this.regions.has(region)) {
+      throw invalidSignature(`Credential should be scoped to a valid region, not '${echo(region ?? '')}'`);
+    }
+    if (!scopeDate || !/^\d{8}$/.test(scopeDate)) {
+      throw invalidSignature(`Credential should be scoped to a date in YYYYMMDD form, not '${echo(scopeDate ?? '')}'`);
+    }
+    return { accessKeyId, scopeDate, region };
   }
+}
+
+function signerFor({ accessKeyId, secretAccessKey }: AccessKey): SignatureV4 {
+  return new SignatureV4({
+    credentials: { accessKeyId, secretAccessKey },
+    // Only a default: every signing names the region of the request's credential scope.
+    region: 'us-east-1',
+    service: SIGNING_SERVICE,
+    sha256: NodeSha256,
+    uriEscapePath: true,
+    applyChecksum: false,
+  });
+}
+
+/** Client text quoted back in an error, cut short so a huge value is not echoed whole. */
+function echo(text: string): string {
+  return text.length <= 64 ? text : `${text.slice(0, 64)}...`;
 }
 
 function parseAuthorization(header: string) {

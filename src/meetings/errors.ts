@@ -23,6 +23,13 @@ export const unauthorized = (message: string) =>
   new ServiceError('UnauthorizedException', 'Unauthorized', 401, message);
 export const forbidden = (message: string) =>
   new ServiceError('ForbiddenException', 'Forbidden', 403, message);
+/**
+ * A SigV4 credential scope the service does not serve (region, service, date or terminator), named
+ * as AWS's request front end names it. The Chime model has no such shape, so the SDK raises its
+ * generic service exception with this name and the 403.
+ */
+export const invalidSignature = (message: string) =>
+  new ServiceError('InvalidSignatureException', 'InvalidSignature', 403, message);
 export const notFound = (message: string) =>
   new ServiceError('NotFoundException', 'NotFound', 404, message);
 export const meetingNotFound = (meetingId: string) => notFound(`Meeting ${meetingId} not found`);

@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  BadRequestException,
+  ChimeSDKMeetingsClient,
+  ChimeSDKMeetingsServiceException,
   CreateAttendeeCommand,
   CreateMeetingCommand,
+  GetAttendeeCommand,
   GetMeetingCommand,
   StartMeetingTranscriptionCommand,
   StopMeetingTranscriptionCommand,
 } from '@aws-sdk/client-chime-sdk-meetings';
 import type { MeetingStore } from '../../src/meetings/meeting-store.ts';
 import { FileStore } from '../../src/store/file-store.ts';
-import { clientFor, errorOf, startTestAmphi, tempDataDir, type TestAmphi } from '../support/helpers.ts';
-import { rawRequest } from '../support/raw-request.ts';
+import { clientFor, errorOf, startTestAmphi, tempDataDir, TEST_KEY, type TestAmphi } from '../support/helpers.ts';
+import { rawRequest, type RawResponse } from '../support/raw-request.ts';
 
 let server: TestAmphi;
 let meetingId: string;
@@ -91,6 +95,17 @@ describe('validation of every member', () => {
   });
 });
 
+/** The service's error shape: status, X-Amzn-ErrorType, {Code, Message, RequestId} with the header's request id. */
+function assertAwsError(response: RawResponse, status: number, type: string, code: string) {
+  assert.equal(response.status, status, response.text);
+  assert.equal(response.headers['x-amzn-errortype'], type, response.text);
+  assert.match(String(response.headers['content-type']), /^application\/json/);
+  assert.equal(response.json?.Code, code, response.text);
+  assert.equal(typeof response.json.Message, 'string');
+  assert.ok(response.headers['x-amzn-requestid'], 'a request id header');
+  assert.equal(response.json.RequestId, response.headers['x-amzn-requestid']);
+}
+
 describe('malformed requests', () => {
   test('malformed JSON is a BadRequestException', async () => {
     const response = await rawRequest(server.amphi.url, { method: 'POST', path: '/meetings', body: '{"MediaRegion": ' });
@@ -113,11 +128,50 @@ describe('malformed requests', () => {
     assert.match(response.json.Message, /Unknown operation 'explode'/);
   });
 
-  test('an unknown path is a 404 with a typed error and a request id', async () => {
-    const response = await rawRequest(server.amphi.url, { method: 'GET', path: '/nowhere' });
-    assert.equal(response.status, 404);
-    assert.equal(response.headers['x-amzn-errortype'], 'UnknownOperationException');
-    assert.ok(response.headers['x-amzn-requestid']);
+  test('an unknown path is a 404 UnknownOperationException, in its header and its body alike', async () => {
+    for (const path of ['/nowhere', '/']) {
+      const response = await rawRequest(server.amphi.url, { method: 'GET', path });
+      assertAwsError(response, 404, 'UnknownOperationException', 'UnknownOperation');
+      assert.match(response.json.Message, new RegExp(`No operation matches GET ${path}$`));
+    }
+  });
+
+  test('the SDK client parses an unknown route as UnknownOperationException', async () => {
+    // An endpoint with a path prefix the service does not have puts every operation on an unknown route.
+    const lost = new ChimeSDKMeetingsClient({ region: 'us-east-1', endpoint: `${server.amphi.url}/prefix`, credentials: TEST_KEY, maxAttempts: 1 });
+    const error = await errorOf(lost.send(new GetMeetingCommand({ MeetingId: meetingId })));
+    assert.ok(error instanceof ChimeSDKMeetingsServiceException, String(error));
+    assert.equal(error.name, 'UnknownOperationException');
+    assert.equal(error.$metadata.httpStatusCode, 404);
+  });
+
+  test('a path label over 2,048 characters is a BadRequestException in the AWS error shape', async () => {
+    const long = 'a'.repeat(2_100);
+    for (const path of [`/meetings/${long}`, `/meetings/${meetingId}/attendees/${long}`, `/meetings/${long}/attendees`]) {
+      const response = await rawRequest(server.amphi.url, { method: 'GET', path });
+      assertAwsError(response, 400, 'BadRequestException', 'BadRequest');
+      assert.match(response.json.Message, /longer than 2048 characters/);
+      assert.ok(response.text.length < 600, 'the long label is not echoed whole');
+    }
+  });
+
+  test('the SDK client parses an over-long id as BadRequestException', async () => {
+    const meeting = await errorOf(server.client.send(new GetMeetingCommand({ MeetingId: 'a'.repeat(2_100) })));
+    assert.ok(meeting instanceof BadRequestException, String(meeting));
+    assert.equal(meeting.$metadata.httpStatusCode, 400);
+    assert.equal(meeting.Code, 'BadRequest');
+    const attendee = await errorOf(server.client.send(new GetAttendeeCommand({ MeetingId: meetingId, AttendeeId: 'b'.repeat(5_000) })));
+    assert.ok(attendee instanceof BadRequestException, String(attendee));
+  });
+
+  test('bad percent-escapes in the path are a BadRequestException in the AWS error shape, signed or not', async () => {
+    for (const path of ['/meetings/%zz', '/meetings/%E0%A4%A', `/meetings/${meetingId}/attendees/%`, '/nowhere/%G0']) {
+      for (const sign of [true, false]) {
+        const response = await rawRequest(server.amphi.url, { method: 'GET', path, sign });
+        assertAwsError(response, 400, 'BadRequestException', 'BadRequest');
+        assert.match(response.json.Message, /not valid percent-encoding/, path);
+      }
+    }
   });
 
   test('an oversized body is refused with 413 before anything else', async () => {
