@@ -57,7 +57,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
   const { keys, generated } = resolveAccessKeys(config);
   // Development keys are for this machine: unless told otherwise, so is the listening address.
   const host = config.host ?? (generated ? '127.0.0.1' : '0.0.0.0');
-  const store = options.store ?? (await FileStore.open(config.dataDir));
+  const store = options.store ?? (await FileStore.open(config.dataDir, { fsync: config.journalFsync, logger }));
   // The public URL may depend on the port actually bound (port 0), so it is filled in after listen.
   const topology = options.topology ?? Topology.singleNode(config.publicUrl ?? 'http://127.0.0.1');
   const service = new MeetingService(

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { JOURNAL_FSYNC_POLICIES } from './store/journal-fsync.ts';
 
 /**
  * Every setting, with its command-line flag and environment variable. The variable names
@@ -32,6 +33,12 @@ export const SETTINGS = {
     default: '(generated)',
   },
   dataDir: { flag: 'data-dir', env: 'AMPHI_DATA_DIR', help: 'Where meetings, attendees and development keys are kept', default: './data' },
+  journalFsync: {
+    flag: 'journal-fsync',
+    env: 'AMPHI_JOURNAL_FSYNC',
+    help: 'When the journal is flushed to disk: always (before a change is acknowledged), interval (every second) or never (the OS decides)',
+    default: 'always',
+  },
   accountId: { flag: 'account-id', env: 'AMPHI_ACCOUNT_ID', help: '12-digit account id used in meeting ARNs', default: '000000000000' },
   maxReplicasPerPrimary: {
     flag: 'max-replicas-per-primary',
@@ -78,6 +85,7 @@ const configSchema = z.object({
   accessKeyId: z.string().optional(),
   secretAccessKey: z.string().optional(),
   dataDir: z.string().min(1),
+  journalFsync: z.enum(JOURNAL_FSYNC_POLICIES),
   accountId: z.string().regex(/^\d{12}$/, 'must be 12 digits'),
   maxReplicasPerPrimary: int(0, 1000),
   maxMeetings: int(1, 1_000_000),

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AccessKey } from './api/sigv4.ts';
 import type { AmphiConfig } from './config.ts';
+import { ensurePrivateDirectory, ensurePrivateFile, PRIVATE_FILE_MODE } from './util/private-files.ts';
 
 const DEV_KEYS_FILE = 'dev-credentials.json';
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -21,12 +22,14 @@ export function resolveAccessKeys(config: AmphiConfig): { keys: AccessKey[]; gen
     return { keys: ids.map((accessKeyId, i) => ({ accessKeyId, secretAccessKey: secrets[i]! })), generated: false };
   }
   const file = path.join(config.dataDir, DEV_KEYS_FILE);
+  // The secret is as good as the file's mode: private, including copies made before this was enforced.
+  ensurePrivateDirectory(config.dataDir);
+  ensurePrivateFile(file);
   if (existsSync(file)) return { keys: [JSON.parse(readFileSync(file, 'utf8')) as AccessKey], generated: true };
   const key: AccessKey = {
     accessKeyId: 'AKAM' + [...randomBytes(16)].map((b) => ALPHANUMERIC[b % 32]).join(''),
     secretAccessKey: randomBytes(30).toString('base64'),
   };
-  mkdirSync(config.dataDir, { recursive: true });
-  writeFileSync(file, JSON.stringify(key, null, 2) + '\n', { mode: 0o600 });
+  writeFileSync(file, JSON.stringify(key, null, 2) + '\n', { mode: PRIVATE_FILE_MODE });
   return { keys: [key], generated: true };
 }
