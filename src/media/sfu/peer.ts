@@ -132,7 +132,12 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     transport.on('rtp', (packet) => this.receiveRtp(packet));
     transport.on('rtcp', (packet) => visitRtcp(packet, this.rtcpVisitor));
     transport.on('connectionChange', (connected) => {
-      if (connected) for (const layer of this.layers) layer.requestKeyFrame();
+      if (connected) {
+        // Both ways, video picks up at a key frame: what this client publishes, and what it receives
+        // (after consent lapsed and came back, the decoder lost its reference frames).
+        for (const layer of this.layers) layer.requestKeyFrame();
+        for (const downstream of this.downstreamBySsrc.values()) downstream.requestKeyFrame();
+      }
       this.emit('connectionChange', connected);
     });
     this.feedbackTimer = setInterval(() => this.sendPublisherFeedback(), 1000);
@@ -367,6 +372,9 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
   stats() {
     return {
       connected: this.transport.connected,
+      /** RFC 7675: whether the client still consents to receive (its checks keep coming), and its last check. */
+      consentFresh: this.transport.consentFresh,
+      lastConsentAt: this.transport.lastConsentAt,
       transport: { ...this.transport.stats },
       downlinkBps: this.downlinkBps,
       voiceStartedAt: this.voiceStartedAt,
@@ -440,6 +448,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
   };
 
   private sendAudio(payload: Buffer, level: number, timestamp: number): void {
+    // The transport sends nothing unconnected anyway; this spares the packet and its sequence number.
     if (!this.transport.connected) return;
     const audioTs = this.audioTimestamps.next(timestamp);
     if (audioTs < 0) return;
@@ -455,7 +464,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
   }
 
   private sendRtcp(packet: Buffer): void {
-    if (this.transport.connected) this.transport.sendRtcp(packet);
+    this.transport.sendRtcp(packet);
   }
 
   private sendPublisherFeedback(): void {

@@ -6,7 +6,7 @@ export interface MediaTransportEvents {
   rtp: [packet: Buffer];
   /** A plain (compound) RTCP packet from the other end, unprotected and authenticated. */
   rtcp: [packet: Buffer];
-  /** The transport became able to carry media (keys and a path to the other end), or stopped being. */
+  /** The transport became able to carry media (keys, a path to the other end and, for WebRTC, its consent), or stopped being. */
   connectionChange: [connected: boolean];
 }
 
@@ -19,8 +19,8 @@ export interface TransportCounters {
 
 /**
  * What the rooms see of any transport, a browser's WebRTC connection or a pipe to another room:
- * plain RTP and RTCP out, plain RTP and RTCP in as events. Sending before the transport has keys and
- * an address, or after close(), does nothing.
+ * plain RTP and RTCP out, plain RTP and RTCP in as events. Sending while not `connected` (before keys
+ * and an address, without the other end's consent, after close()) does nothing.
  */
 export interface MediaTransport extends EventEmitter<MediaTransportEvents> {
   readonly connected: boolean;

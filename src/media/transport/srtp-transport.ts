@@ -11,7 +11,8 @@ export interface RemoteAddress {
 /**
  * What every SRTP transport shares: protect, count and transmit what goes out; unprotect, count and
  * emit what comes in. Subclasses own the socket and decide when there are keys (`srtp`) and a peer
- * address (`remote`).
+ * address (`remote`), and when they are `connected` (setConnected): the one condition every send
+ * checks, so a subclass with more to require (WebRTC: the client's consent) requires it of all.
  *
  * Received packets are events: with one listener, emit() costs some 10 ns more than calling a
  * one-slot callback, against 1–3 µs for the SRTP unprotect before it (bench/replication/hop.ts
@@ -29,13 +30,13 @@ export abstract class SrtpTransport extends EventEmitter<MediaTransportEvents> i
   }
 
   sendRtp(packet: Buffer): void {
-    if (!this.srtp || !this.remote || this.closed) return;
+    if (!this.isConnected || !this.srtp || !this.remote) return;
     this.stats.rtpOut++;
     this.transmit(this.srtp.protectRtp(packet), this.remote);
   }
 
   sendRtcp(packet: Buffer): void {
-    if (!this.srtp || !this.remote || this.closed) return;
+    if (!this.isConnected || !this.srtp || !this.remote) return;
     this.stats.rtcpOut++;
     this.transmit(this.srtp.protectRtcp(packet), this.remote);
   }

@@ -7,8 +7,13 @@ import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 import type { MuxedTransport, UdpMux } from './udp-mux.ts';
 
 const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-/** Browsers send a consent check every few seconds; none for this long means the path is gone (RFC 7675). */
+/** Browsers send a consent check every few seconds; none for this long and consent has expired (RFC 7675 §5.1). */
 const CONSENT_TIMEOUT_MS = 30_000;
+
+export interface WebRtcTransportOptions {
+  /** How long the client's consent lasts after its last authenticated check; 30 s (RFC 7675) unless a test shortens it. */
+  consentTimeoutMs?: number;
+}
 
 function iceString(length: number): string {
   const bytes = randomBytes(length);
@@ -21,6 +26,12 @@ function iceString(length: number): string {
  * One client's WebRTC transport on a shared UDP port, as a media server does it: ICE-lite
  * (answer authenticated checks, follow the nominated address), DTLS as server, then SRTP.
  * RTP and RTCP are multiplexed on the one 5-tuple (BUNDLE, rtcp-mux).
+ *
+ * Consent (RFC 7675): being lite, the transport sends no checks of its own; the client's consent
+ * is fresh while its authenticated checks keep arriving, and expires `consentTimeoutMs` after the
+ * last one. Without fresh consent nothing but STUN answers leaves for the client: `connected`
+ * turns false, so sendRtp/sendRtcp send nothing, and DTLS is held back too. Consent comes back
+ * with the client's next check, and media with it.
  */
 export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   readonly iceUfrag = iceString(8);
@@ -28,8 +39,10 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   readonly boundAddresses = new Set<string>();
   private remoteFingerprint: DtlsFingerprint | undefined;
   private dtls: DtlsServerSession | undefined;
-  private lastConsentAt = 0;
-  private readonly consentTimer: NodeJS.Timeout;
+  private consentAt = 0;
+  private consentIsFresh = false;
+  private consentTimer: NodeJS.Timeout | undefined;
+  private readonly consentTimeoutMs: number;
   /** Counters for metrics and tests; `srtpErrors`: SRTP or SRTCP that did not unprotect. */
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, srtpErrors: 0 };
 
@@ -38,13 +51,21 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     private readonly identity: DtlsIdentity,
     readonly candidates: { ip: string; port: number }[],
     private readonly logger: Logger,
+    options: WebRtcTransportOptions = {},
   ) {
     super();
+    this.consentTimeoutMs = options.consentTimeoutMs ?? CONSENT_TIMEOUT_MS;
     mux.register(this);
-    this.consentTimer = setInterval(() => {
-      if (this.connected && Date.now() - this.lastConsentAt > CONSENT_TIMEOUT_MS) this.setConnected(false);
-    }, 5_000);
-    this.consentTimer.unref();
+  }
+
+  /** Whether the client's consent to receive is fresh: an authenticated check came within the timeout. */
+  get consentFresh(): boolean {
+    return this.consentIsFresh;
+  }
+
+  /** When the client's last authenticated check on the selected path arrived (ms since the epoch; 0: never). */
+  get lastConsentAt(): number {
+    return this.consentAt;
   }
 
   get fingerprint(): string {
@@ -60,7 +81,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
       this.dtls?.close();
       this.dtls = undefined;
       this.srtp = undefined;
-      this.setConnected(false);
+      this.updateConnected();
     }
   }
 
@@ -81,17 +102,16 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.consentTimer);
+    clearTimeout(this.consentTimer);
     this.dtls?.close();
     this.mux.unregister(this);
-    this.setConnected(false);
+    this.updateConnected();
   }
 
   private receiveStun(packet: Buffer, address: string, port: number, key: string): void {
     const { response, verdict } = answerBindingRequest(packet, { localUfrag: this.iceUfrag, localPassword: this.icePwd }, { address, port });
     if (response) this.mux.send(response, address, port);
     if (verdict.action !== 'accept') return;
-    this.lastConsentAt = Date.now();
     // ICE-lite: the controlling browser decides; follow the pair it nominates (or the first that works).
     if (!this.remote || verdict.useCandidate) {
       if (!this.remote || this.remote.address !== address || this.remote.port !== port) {
@@ -102,7 +122,33 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     } else {
       this.mux.bind(key, this);
     }
-    if (this.srtp) this.setConnected(true);
+    // Consent is per path: only checks on the selected one keep it fresh (RFC 7675 §5.1).
+    if (this.remote.address === address && this.remote.port === port) this.refreshConsent();
+    this.updateConnected();
+  }
+
+  private refreshConsent(): void {
+    this.consentAt = Date.now();
+    if (this.consentTimer) {
+      if (!this.consentIsFresh) this.logger.info('ICE consent is back');
+      this.consentTimer.refresh();
+    } else {
+      this.consentTimer = setTimeout(() => this.expireConsent(), this.consentTimeoutMs);
+      this.consentTimer.unref();
+    }
+    this.consentIsFresh = true;
+  }
+
+  private expireConsent(): void {
+    if (this.closed) return;
+    this.consentIsFresh = false;
+    this.logger.info({ lastConsentAt: this.consentAt }, 'ICE consent expired: sending nothing but STUN answers');
+    this.updateConnected();
+  }
+
+  /** The one place `connected` is decided: keys, the client's address and its consent. */
+  private updateConnected(): void {
+    this.setConnected(!this.closed && this.srtp !== undefined && this.remote !== undefined && this.consentIsFresh);
   }
 
   private dtlsSession(): DtlsServerSession | undefined {
@@ -111,25 +157,27 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
       identity: this.identity,
       expectedRemoteFingerprint: this.remoteFingerprint,
       send: (datagram) => {
-        if (this.remote) this.mux.send(datagram, this.remote.address, this.remote.port);
+        // DTLS is not a consent check: like media, it waits for consent (RFC 7675 §5.1).
+        if (this.remote && this.consentIsFresh) this.mux.send(datagram, this.remote.address, this.remote.port);
       },
     });
     dtls.once('connected', (keys) => {
       this.srtp = new SrtpSession(keys.profile, keys);
       this.logger.debug({ profile: keys.profile.name }, 'DTLS connected');
-      this.setConnected(true);
+      this.updateConnected();
     });
     dtls.once('failed', (error) => this.logger.info({ err: error }, 'DTLS failed'));
     dtls.once('closed', () => {
       this.srtp = undefined;
       this.dtls = undefined;
-      this.setConnected(false);
+      this.updateConnected();
     });
     this.dtls = dtls;
     return dtls;
   }
 
   protected transmit(datagram: Buffer, remote: RemoteAddress): void {
-    this.mux.send(datagram, remote.address, remote.port);
+    // sendRtp/sendRtcp already require `connected`; this keeps the rule where the datagram leaves.
+    if (this.consentIsFresh) this.mux.send(datagram, remote.address, remote.port);
   }
 }

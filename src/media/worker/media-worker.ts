@@ -9,7 +9,7 @@ import { OpusCodecPool, type CodecPoolStats } from '../audio/opus/codec-pool.ts'
 import type { MediaPeer } from '../sfu/peer.ts';
 import { MediaRoom, type RoomPeer } from '../sfu/room.ts';
 import { UdpMux } from '../transport/udp-mux.ts';
-import { WebRtcTransport } from '../transport/webrtc-transport.ts';
+import { WebRtcTransport, type WebRtcTransportOptions } from '../transport/webrtc-transport.ts';
 
 export interface MediaWorkerOptions {
   /** Address the UDP socket binds to. */
@@ -19,6 +19,8 @@ export interface MediaWorkerOptions {
   /** Address put in ICE candidates: what clients can reach. */
   announcedIp: string;
   logger: Logger;
+  /** How long a client's ICE consent lasts after its last check (default 30 s, RFC 7675); tests shorten it. */
+  consentTimeoutMs?: number;
 }
 
 export interface MediaWorkerStats {
@@ -47,6 +49,7 @@ export class MediaWorker {
     private readonly identity: DtlsIdentity,
     private readonly announcedIp: string,
     private readonly logger: Logger,
+    private readonly transportOptions: WebRtcTransportOptions,
   ) {
     this.clock.on('listenerError', (_listener, error) => this.reportFailure('frame', error));
     this.clock.start();
@@ -58,7 +61,7 @@ export class MediaWorker {
     await mux.start();
     const identity = await getDtlsIdentity();
     options.logger.info({ port: mux.port, announcedIp: options.announcedIp }, 'media worker listening');
-    return new MediaWorker(mux, identity, options.announcedIp, options.logger);
+    return new MediaWorker(mux, identity, options.announcedIp, options.logger, { consentTimeoutMs: options.consentTimeoutMs });
   }
 
   get port(): number {
@@ -147,7 +150,7 @@ export class MediaWorker {
   /** An attendee's peer in `room` under `peerId`, over a new WebRTC transport on this worker's port. */
   createPeer(room: MediaRoom, peerId: string, attendeeId: string): MediaPeer {
     if (this.findPeer(peerId)) throw new Error(`peer ${peerId} exists`);
-    const transport = new WebRtcTransport(this.mux, this.identity, [{ ip: this.announcedIp, port: this.mux.port }], this.logger.child({ attendeeId }));
+    const transport = new WebRtcTransport(this.mux, this.identity, [{ ip: this.announcedIp, port: this.mux.port }], this.logger.child({ attendeeId }), this.transportOptions);
     return room.createPeer(peerId, attendeeId, transport);
   }
 
