@@ -1,9 +1,12 @@
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { buildApi } from './api/server.ts';
 import { SigV4Verifier, type AccessKey } from './api/sigv4.ts';
 import { Throttle } from './api/throttle.ts';
-import { Topology } from './cluster/topology.ts';
+import { EmbeddedNodeDirectory, RedisNodeDirectory, type LocalNodeDescription, type NodeDirectory } from './cluster/node-directory.ts';
+import type { NodeRegistryOptions } from './cluster/node-registry.ts';
+import { connectCluster, type ClusterState } from './cluster/redis-cluster.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
@@ -19,11 +22,12 @@ import { systemClock, type Clock } from './util/clock.ts';
 export interface StartOptions {
   /** Drives meeting ages and idle timers (tests move it by hand); signatures always use real time. */
   clock?: Clock;
+  /** The embedded node's store (default: a FileStore in the data directory); cluster mode uses Redis. */
   store?: MeetingStore;
-  /** Media nodes and which one this process is (default: this process alone serves every region). */
-  topology?: Topology;
   logger?: Logger;
   lifecycle?: Partial<LifecycleOptions>;
+  /** Cluster mode: how often this node says it is alive, and after how long a silent node is dead (tests shorten them). */
+  nodeRegistry?: Partial<Pick<NodeRegistryOptions, 'heartbeatMs' | 'deadAfterMs'>>;
 }
 
 export interface Amphi {
@@ -38,6 +42,10 @@ export interface Amphi {
   lifecycle: MeetingLifecycle;
   signaling: SignalingGateway;
   media: MediaCluster;
+  /** The media nodes: this one, the live others (cluster mode), placement of new meetings. */
+  nodes: NodeDirectory;
+  /** A secret every node of the cluster holds (the first configured secret access key): node-to-node authentication. */
+  clusterSecret: string;
   logger: Logger;
   /** Refuses new API calls with 503 (load balancers see /healthz fail) while still running. */
   drain(): void;
@@ -45,27 +53,60 @@ export interface Amphi {
 }
 
 /**
- * Assembles and starts one Amphi node: store, domain, lifecycle timers and the HTTP API. The state
- * nodes will share (store, event bus, token revocations) has its single-process implementations here.
+ * Assembles and starts one Amphi node: store, domain, lifecycle timers and the HTTP API. Without a Redis URL it is
+ * the embedded single node (a FileStore, in-process events and revocations, every region hosted here); with one it
+ * is a node of a cluster, sharing that state through Redis and announcing itself in the node registry.
  */
 export async function startAmphi(config: AmphiConfig, options: StartOptions = {}): Promise<Amphi> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'amphi' } });
-  const { keys, generated } = resolveAccessKeys(config);
+  const cluster = config.redisUrl ? await connectCluster(config, config.redisUrl, logger, options.nodeRegistry) : undefined;
+  try {
+    return await assemble(config, options, clock, logger, cluster);
+  } catch (error) {
+    await cluster?.store.close();
+    await cluster?.disconnect();
+    throw error;
+  }
+}
+
+async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock, logger: Logger, cluster: ClusterState | undefined): Promise<Amphi> {
+  const { keys, generated } = cluster ? { keys: cluster.keys, generated: cluster.generatedKeys } : resolveAccessKeys(config);
   // Development keys are for this machine: unless told otherwise, so is the listening address.
   const host = config.host ?? (generated ? '127.0.0.1' : '0.0.0.0');
-  const store = options.store ?? (await FileStore.open(config.dataDir));
-  // The public URL may depend on the port actually bound (port 0), so it is filled in after listen.
-  const topology = options.topology ?? Topology.singleNode(config.publicUrl ?? 'http://127.0.0.1');
+  const store = cluster?.store ?? options.store ?? (await FileStore.open(config.dataDir));
+  // The node's URL and (default) id depend on the port actually bound (port 0), so they are filled in after listen,
+  // before any request can ask for them.
+  const local = {
+    id: config.nodeId ?? (config.port === 0 ? undefined : `${hostname()}:${config.port}`),
+    publicUrl: config.publicUrl ?? 'http://127.0.0.1',
+  };
+  const describeLocal: LocalNodeDescription = () => ({
+    id: local.id ?? 'unbound',
+    publicUrl: local.publicUrl,
+    mediaAddress: config.rtcAnnouncedIp,
+    regions: config.regions ?? '*',
+    sessions: signaling.sessionCount,
+  });
+  const nodes: NodeDirectory = cluster
+    ? new RedisNodeDirectory(cluster.registry, describeLocal, { cacheMs: cluster.registryOptions.heartbeatMs })
+    : new EmbeddedNodeDirectory(describeLocal);
   const service = new MeetingService(
-    { store, events: new LocalMeetingEventBus(), revocations: new LocalTokenRevocations(clock), clock, topology },
+    {
+      store,
+      events: cluster?.events ?? new LocalMeetingEventBus(),
+      revocations: cluster?.revocations ?? new LocalTokenRevocations(clock),
+      clock,
+      nodes,
+      localPublicUrl: () => local.publicUrl,
+    },
     {
       accountId: config.accountId,
       maxReplicasPerPrimary: config.maxReplicasPerPrimary,
       maxActiveMeetings: config.maxMeetings,
     },
   );
-  const lifecycle = new MeetingLifecycle(service, clock, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
+  const lifecycle = new MeetingLifecycle(service, clock, nodes, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
   service.events.subscribe('meetingEnded', (meeting, reason) =>
     logger.info({ meetingId: meeting.MeetingId, reason }, 'meeting ended'),
   );
@@ -77,7 +118,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     verifier: new SigV4Verifier(keys, systemClock),
     throttle: new Throttle(config.apiRateLimit, systemClock),
     logger,
-    health: () => ({ node: topology.localNodeId, sessions: signaling.sessionCount }),
+    health: () => ({ node: nodes.localNodeId, sessions: signaling.sessionCount }),
   });
   const listenIp = host === '::' ? '0.0.0.0' : host;
   const media = await MediaCluster.start(
@@ -89,19 +130,38 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     meetings: service,
     connections: lifecycle,
     media,
-    topology,
+    nodes,
     // Signaling paces itself with real timers, so it reads real time (the given clock drives meeting rules).
     clock: systemClock,
     logger: logger.child({ component: 'signaling' }),
     pipeAddress,
   });
   signaling.attach(api.server);
-  await api.listen({ host, port: config.port });
+  try {
+    await api.listen({ host, port: config.port });
+  } catch (error) {
+    signaling.close();
+    await media.close();
+    if (!cluster) await store.close();
+    throw error;
+  }
   const { port, address: listenAddress } = api.server.address() as AddressInfo;
   const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   const publicUrl = (config.publicUrl ?? url).replace(/\/+$/, '');
-  topology.setLocalPublicUrl(publicUrl);
+  local.publicUrl = publicUrl;
+  local.id ??= `${hostname()}:${port}`;
+  if (cluster) {
+    try {
+      await cluster.registry.join(describeLocal);
+    } catch (error) {
+      signaling.close();
+      await api.close();
+      await media.close();
+      throw error;
+    }
+    logger.info({ nodeId: local.id, regions: config.regions ?? 'any' }, 'joined the cluster');
+  }
   lifecycle.start();
 
   let closing: Promise<void> | undefined;
@@ -115,6 +175,8 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     lifecycle,
     signaling,
     media,
+    nodes,
+    clusterSecret: keys[0]!.secretAccessKey,
     logger,
     drain: () => {
       state.draining = true;
@@ -123,10 +185,13 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
       (closing ??= (async () => {
         state.draining = true;
         lifecycle.stop();
+        // Leaving first stops the other nodes placing meetings here while this one winds down.
+        await cluster?.registry.leave(nodes.localNodeId).catch((error: unknown) => logger.warn({ err: error }, 'could not leave the cluster'));
         signaling.close();
         await api.close();
         await media.close();
         await store.close();
+        await cluster?.disconnect();
       })()),
   };
 }

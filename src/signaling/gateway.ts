@@ -7,7 +7,7 @@ import type { RevocationReason } from '../meetings/revocations.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
-import type { Topology } from '../cluster/topology.ts';
+import type { NodeDirectory } from '../cluster/node-directory.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Conference, ConferenceContext } from './conference.ts';
@@ -24,7 +24,7 @@ export interface GatewayParts {
   connections: ConnectionReporter;
   media: MediaCluster;
   /** Says whether a meeting's media node (MediaNodeId) is this process. */
-  topology: Topology;
+  nodes: NodeDirectory;
   /** Time for the sessions' and conferences' rate limits and timeouts. */
   clock: Clock;
   logger: Logger;
@@ -49,7 +49,7 @@ export class SignalingGateway {
   private readonly context: ConferenceContext;
   private readonly meetings: MeetingService;
   private readonly media: MediaCluster;
-  private readonly topology: Topology;
+  private readonly nodes: NodeDirectory;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly unsubscribes: (() => void)[];
@@ -58,7 +58,7 @@ export class SignalingGateway {
     const { meetings, connections, media, logger, pipeAddress } = parts;
     this.meetings = meetings;
     this.media = media;
-    this.topology = parts.topology;
+    this.nodes = parts.nodes;
     this.clock = parts.clock;
     this.logger = logger;
     this.context = {
@@ -158,9 +158,9 @@ export class SignalingGateway {
 
   /** Whether the meeting's media lives on this node (its MediaNodeId is this process's). */
   private isServedHere(meeting: MeetingRecord): boolean {
-    if (this.topology.isLocal(meeting.MediaNodeId)) return true;
+    if (this.nodes.isLocal(meeting.MediaNodeId)) return true;
     this.logger.warn(
-      { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.topology.localNodeId },
+      { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.nodes.localNodeId },
       'meeting is placed on another media node; refused here',
     );
     return false;
