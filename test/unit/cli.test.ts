@@ -36,6 +36,17 @@ describe('configuration', () => {
     assert.throws(() => loadConfig([], { AMPHI_PUBLIC_URL: 'ftp://x' }), /AMPHI_PUBLIC_URL/);
     assert.throws(() => loadConfig(['--no-such-flag'], {}), /no-such-flag/);
   });
+
+  test('cluster settings: Redis URL, node id and the regions a node hosts, checked against the known regions', () => {
+    const embedded = loadConfig([], {});
+    assert.deepEqual([embedded.redisUrl, embedded.nodeId, embedded.regions], [undefined, undefined, undefined], 'no Redis: the embedded single node');
+    const node = loadConfig(['--regions', 'us-west-2, eu-west-1', '--node-id', 'media-1'], { AMPHI_REDIS_URL: 'redis://10.0.0.5:6379', AMPHI_NODE_ID: 'ignored' });
+    assert.deepEqual([node.redisUrl, node.nodeId, node.regions], ['redis://10.0.0.5:6379', 'media-1', ['us-west-2', 'eu-west-1']]);
+    assert.throws(() => loadConfig([], { AMPHI_REGIONS: 'us-west-2,moon-1' }), /--regions \/ AMPHI_REGIONS: unknown media region moon-1 \(known: af-south-1, /);
+    assert.throws(() => loadConfig([], { AMPHI_REGIONS: ' , ' }), /AMPHI_REGIONS: names no region/);
+    assert.throws(() => loadConfig(['--redis-url', 'http://10.0.0.5'], {}), /--redis-url \/ AMPHI_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+    assert.throws(() => loadConfig(['--node-id', 'a/b'], {}), /--node-id \/ AMPHI_NODE_ID/);
+  });
 });
 
 describe('amphi serve', () => {

@@ -15,7 +15,7 @@ import { EmbeddedNodeDirectory, RedisNodeDirectory } from '../../src/cluster/nod
 import { RedisNodeRegistry } from '../../src/cluster/node-registry.ts';
 import { FrameType } from '../../src/signaling/frames.ts';
 import { RawClient } from '../support/raw-signaling.ts';
-import { errorOf, startTestAmphi, type TestAmphi } from '../support/helpers.ts';
+import { clientFor, errorOf, startTestAmphi, type TestAmphi } from '../support/helpers.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
 
 const MINUTE = 60_000;
@@ -196,5 +196,29 @@ describe('two nodes in one process, on one Redis', () => {
     east.clock.advance(5 * MINUTE);
     await east.amphi.lifecycle.sweep();
     assert.equal(await gone(hostedWest), true);
+  });
+});
+
+describe('a cluster without configured keys', () => {
+  test('the first node generates a development key pair in Redis and the others use it', async () => {
+    await redis.client.flushall();
+    const env = (id: string) => ({ AMPHI_REDIS_URL: redis.url, AMPHI_NODE_ID: id, AMPHI_MEDIA_WORKERS: '1', AMPHI_ACCESS_KEY_ID: '', AMPHI_SECRET_ACCESS_KEY: '' });
+    const first = await startTestAmphi({ env: env('first') });
+    const second = await startTestAmphi({ env: env('second') });
+    try {
+      assert.ok(first.amphi.generatedKeys && second.amphi.generatedKeys);
+      assert.deepEqual(second.amphi.accessKeys, first.amphi.accessKeys);
+      assert.deepEqual(JSON.parse((await redis.client.get('amphi:dev-credentials'))!), first.amphi.accessKeys[0]);
+      assert.equal(first.amphi.clusterSecret, first.amphi.accessKeys[0]!.secretAccessKey);
+      const created = await clientFor(first.amphi.url, first.amphi.accessKeys[0]).send(
+        new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'dev-keys' }),
+      );
+      const read = await clientFor(second.amphi.url, second.amphi.accessKeys[0]).send(new GetMeetingCommand({ MeetingId: created.Meeting!.MeetingId }));
+      assert.deepEqual(read.Meeting, created.Meeting);
+      assert.equal(first.amphi.listenAddress, '127.0.0.1', 'development keys keep a node on this machine');
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
   });
 });
