@@ -186,6 +186,7 @@ describe('two nodes in one process, on one Redis', () => {
     assert.equal(await gone(hostedWest), false, "a live node's meeting is that node's to judge");
 
     await west.stop();
+    assert.equal(await redis.client.exists('amphi:node:west'), 0, 'a node that stops leaves the registry at once');
     const deadline = Date.now() + 5_000;
     while ((await east.amphi.nodes.node('west')) !== undefined) {
       assert.ok(Date.now() < deadline, 'east still sees west alive after 5 s');
