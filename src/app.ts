@@ -60,6 +60,9 @@ export interface Amphi {
 export async function startAmphi(config: AmphiConfig, options: StartOptions = {}): Promise<Amphi> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'amphi' } });
+  if (!config.redisUrl && (config.nodeId || config.regions)) {
+    logger.warn('--node-id and --regions apply to a node of a cluster (--redis-url); the embedded node hosts every region');
+  }
   const cluster = config.redisUrl ? await connectCluster(config, config.redisUrl, logger, options.nodeRegistry) : undefined;
   try {
     return await assemble(config, options, clock, logger, cluster);
@@ -153,6 +156,9 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   local.id ??= `${hostname()}:${port}`;
   if (cluster) {
     try {
+      if ((await cluster.registry.liveNodes()).some((node) => node.id === local.id)) {
+        logger.warn({ nodeId: local.id }, 'a live node already has this id: node ids must be unique (or this node restarted within the dead-after delay)');
+      }
       await cluster.registry.join(describeLocal);
     } catch (error) {
       signaling.close();

@@ -62,8 +62,15 @@ export async function connectCluster(
   } catch (error) {
     await store?.close();
     await quitAll(opened);
-    throw error;
+    throw new Error(`could not join the cluster through Redis at ${withoutPassword(redisUrl)}: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** The URL as it may be logged: without the password it may carry. */
+function withoutPassword(redisUrl: string): string {
+  const url = new URL(redisUrl);
+  if (url.password) url.password = '***';
+  return url.toString();
 }
 
 async function quitAll(connections: readonly Redis[]): Promise<void> {

@@ -17,12 +17,14 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     lazyConnect: true,
   });
   // ioredis reports connection trouble as events; the calls that meet it reject on their own.
-  redis.on('error', () => undefined);
+  let lastError: Error | undefined;
+  redis.on('error', (error: Error) => (lastError = error));
   try {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw error;
+    // The event says why (e.g. ECONNREFUSED); the rejection only that the connection closed.
+    throw lastError ?? error;
   }
   return redis;
 }

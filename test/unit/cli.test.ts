@@ -123,6 +123,18 @@ describe('amphi serve', () => {
     }
   });
 
+  test('an unreachable Redis stops a cluster node at start with a clear message, its password left out', async () => {
+    const url = `redis://amphi:hunter2@127.0.0.1:${await freePort()}`;
+    const dataDir = tempDataDir();
+    const config = loadConfig([], { AMPHI_REDIS_URL: url, AMPHI_PORT: '0', AMPHI_RTC_PORT: '0', AMPHI_DATA_DIR: dataDir, AMPHI_LOG_LEVEL: 'silent' });
+    const error = await startAmphi(config, { logger: pino({ level: 'silent' }) }).then(
+      () => assert.fail('started without Redis'),
+      (rejection: Error) => rejection,
+    );
+    assert.match(error.message, /^could not join the cluster through Redis at redis:\/\/amphi:\*\*\*@127\.0\.0\.1:\d+: connect ECONNREFUSED/);
+    assert.doesNotMatch(error.message, /hunter2/);
+  });
+
   test('an invalid setting stops it at once with a clear message', async () => {
     const child = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), 'serve'], {
       env: { ...process.env, AMPHI_MAX_REPLICAS_PER_PRIMARY: 'many' },
