@@ -44,6 +44,9 @@ export class EmbeddedNodeDirectory implements NodeDirectory {
   }
 }
 
+/** A lookup of a node missing from the cached list reads the registry again if the list is older than this. */
+const MISS_REFRESH_MS = 250;
+
 export interface RedisNodeDirectoryOptions {
   /** How long a read of the live nodes is reused; a heartbeat's worth keeps it as fresh as the registry itself. */
   cacheMs: number;
@@ -51,8 +54,8 @@ export interface RedisNodeDirectoryOptions {
 
 /**
  * The nodes of a cluster, read from the Redis node registry. The live list is reused for `cacheMs`, so placement
- * and liveness checks cost one Redis round trip per heartbeat at most; this node always sees itself alive, with
- * its current load.
+ * costs one Redis round trip per heartbeat at most; a lookup of a node the list lacks reads it again (at most every
+ * 250 ms), so a node that just joined is found at once. This node always sees itself alive, with its current load.
  */
 export class RedisNodeDirectory implements NodeDirectory {
   private cached: { nodes: Promise<NodeInfo[]>; readAt: number } | undefined;
@@ -72,6 +75,10 @@ export class RedisNodeDirectory implements NodeDirectory {
   }
 
   async node(nodeId: string): Promise<NodeInfo | undefined> {
+    const found = (await this.liveNodes()).find((node) => node.id === nodeId);
+    if (found || !this.cached || Date.now() - this.cached.readAt < MISS_REFRESH_MS) return found;
+    // A node that joined since the last read is not dead: ask Redis again rather than wait for the cache to expire.
+    this.cached = undefined;
     return (await this.liveNodes()).find((node) => node.id === nodeId);
   }
 

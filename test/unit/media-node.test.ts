@@ -73,15 +73,16 @@ describe('RedisNodeDirectory', () => {
     assert.equal((await nodes.node('me'))?.id, 'me', 'this node always answers');
   });
 
-  test('the live list is reused within its cache time', async () => {
+  test('placement reuses the live list within its cache time; a lookup of a node it lacks reads the registry again', async () => {
     const mine = registry('dir2:');
     const nodes = new RedisNodeDirectory(mine, () => local(), { cacheMs: 60_000 });
     assert.deepEqual((await nodes.liveNodes()).map((node) => node.id), ['me']);
     const other = registry('dir2:');
-    await other.join(() => ({ id: 'late', publicUrl: 'http://late.example', mediaAddress: '127.0.0.3', regions: '*', sessions: 0 }));
-    assert.equal(await nodes.node('late'), undefined, 'read before it joined, and still within the cache time');
-    const fresh = new RedisNodeDirectory(mine, () => local(), { cacheMs: 60_000 });
-    assert.equal((await fresh.node('late'))?.publicUrl, 'http://late.example');
+    await other.join(() => ({ id: 'late', publicUrl: 'http://late.example', mediaAddress: '127.0.0.3', regions: ['eu-west-1'], sessions: 0 }));
+    assert.equal((await nodes.placeMeeting('eu-west-1')).id, 'me', 'read before it joined, and still within the cache time');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal((await nodes.node('late'))?.publicUrl, 'http://late.example', 'a miss reads the registry again');
+    assert.equal((await nodes.placeMeeting('eu-west-1')).id, 'late', 'and placement uses that read');
     await other.leave('late');
   });
 
