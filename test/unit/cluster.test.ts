@@ -16,24 +16,24 @@ import { startTestCluster, type TestCluster, type TestNode } from '../support/cl
 
 /**
  * Three `amphi serve` processes on one redis-server, called through the official AWS SDK: east hosts us-east-1,
- * west hosts us-west-2, any hosts every region.
+ * west hosts us-west-2, catch-all hosts every region.
  */
 const MAX_MEETINGS = 40;
 let cluster: TestCluster;
 let east: TestNode;
 let west: TestNode;
-let any: TestNode;
+let catchAll: TestNode;
 
 before(async () => {
   cluster = await startTestCluster(
     [
       { id: 'east', regions: ['us-east-1'] },
       { id: 'west', regions: ['us-west-2'] },
-      { id: 'any' },
+      { id: 'catch-all' },
     ],
     { env: { AMPHI_MAX_MEETINGS: String(MAX_MEETINGS) } },
   );
-  [east, west, any] = [cluster.node('east'), cluster.node('west'), cluster.node('any')];
+  [east, west, catchAll] = [cluster.node('east'), cluster.node('west'), cluster.node('catch-all')];
 });
 after(() => cluster?.stop());
 
@@ -61,12 +61,12 @@ describe('any node answers for any meeting', () => {
     const listedWest = (await west.client.send(new ListAttendeesCommand({ MeetingId: meeting.MeetingId }))).Attendees;
     assert.deepEqual(listedWest, listedEast);
     assert.deepEqual(listedEast!.map((attendee) => attendee.ExternalUserId).sort(), ['joiner', 'second']);
-    assert.deepEqual((await any.client.send(new GetAttendeeCommand({ MeetingId: meeting.MeetingId, AttendeeId: Attendee!.AttendeeId }))).Attendee, Attendee);
+    assert.deepEqual((await catchAll.client.send(new GetAttendeeCommand({ MeetingId: meeting.MeetingId, AttendeeId: Attendee!.AttendeeId }))).Attendee, Attendee);
     const tags = await west.client.send(new ListTagsForResourceCommand({ ResourceARN: meeting.MeetingArn }));
     assert.deepEqual(tags.Tags, [{ Key: 'team', Value: 'blue' }]);
 
     await west.client.send(new DeleteMeetingCommand({ MeetingId: meeting.MeetingId }));
-    for (const node of [east, west, any]) {
+    for (const node of [east, west, catchAll]) {
       assert.equal((await errorOf(node.client.send(new GetMeetingCommand({ MeetingId: meeting.MeetingId })))).name, 'NotFoundException', node.id);
     }
   });
@@ -77,16 +77,16 @@ describe('placement', () => {
     const inWest = await create(east, 'us-west-2');
     assert.equal(inWest.MediaPlacement!.SignalingUrl, signalingOf(west, inWest));
     assert.equal(inWest.MediaPlacement!.EventIngestionUrl, `${west.publicUrl}/v1/client-events`);
-    const inEast = await create(any, 'us-east-1');
+    const inEast = await create(catchAll, 'us-east-1');
     assert.equal(inEast.MediaPlacement!.SignalingUrl, signalingOf(east, inEast));
     const elsewhere = await create(west, 'eu-west-1');
-    assert.equal(elsewhere.MediaPlacement!.SignalingUrl, signalingOf(any, elsewhere), 'a region no node names goes to the catch-all node');
+    assert.equal(elsewhere.MediaPlacement!.SignalingUrl, signalingOf(catchAll, elsewhere), 'a region no node names goes to the catch-all node');
   });
 });
 
 describe('limits hold under concurrent calls to different nodes', () => {
   const clients = (count: number): ChimeSDKMeetingsClient[] =>
-    Array.from({ length: count }, (_, i) => clientFor([east, west, any][i % 3]!.url));
+    Array.from({ length: count }, (_, i) => clientFor([east, west, catchAll][i % 3]!.url));
 
   test('8 clients on 3 nodes race 300 CreateAttendee on one meeting: exactly 250 succeed', async () => {
     const meeting = await create(east, 'us-east-1');
@@ -142,8 +142,8 @@ describe('node loss', () => {
       await east.client.send(new DeleteMeetingCommand({ MeetingId: meetingId })).catch((error: Error) => assert.equal(error.name, 'NotFoundException'));
     }
     const orphan = await create(east, 'eu-west-1');
-    assert.equal(orphan.MediaPlacement!.SignalingUrl, signalingOf(any, orphan));
-    await any.stop('SIGKILL');
+    assert.equal(orphan.MediaPlacement!.SignalingUrl, signalingOf(catchAll, orphan));
+    await catchAll.stop('SIGKILL');
 
     assert.deepEqual((await west.client.send(new GetMeetingCommand({ MeetingId: orphan.MeetingId }))).Meeting, orphan, 'readable as it was');
     await east.client.send(new CreateAttendeeCommand({ MeetingId: orphan.MeetingId, ExternalUserId: 'after-the-crash' }));
@@ -151,19 +151,19 @@ describe('node loss', () => {
 
     // Once its registry entry has expired (10 s without a heartbeat), the others stop placing meetings on it.
     const deadline = Date.now() + 20_000;
-    while ((await cluster.redis.client.exists('amphi:node:any')) === 1) {
+    while ((await cluster.redis.client.exists('amphi:node:catch-all')) === 1) {
       assert.ok(Date.now() < deadline, 'the killed node is still registered after 20 s');
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     // Each node reuses its read of the live nodes for a heartbeat (2 s): until then, it may still choose the dead one.
     let placed = await create(east, 'eu-west-1');
-    while (placed.MediaPlacement!.SignalingUrl === signalingOf(any, placed)) {
+    while (placed.MediaPlacement!.SignalingUrl === signalingOf(catchAll, placed)) {
       assert.ok(Date.now() < deadline, 'meetings still go to the killed node 20 s after the crash');
       await east.client.send(new DeleteMeetingCommand({ MeetingId: placed.MeetingId }));
       await new Promise((resolve) => setTimeout(resolve, 200));
       placed = await create(east, 'eu-west-1');
     }
-    assert.equal(placed.MediaPlacement!.SignalingUrl, signalingOf(east, placed), 'no node names eu-west-1 and none serves any: the least loaded (ties: lowest id)');
+    assert.equal(placed.MediaPlacement!.SignalingUrl, signalingOf(east, placed), 'no node names eu-west-1 and the catch-all node is dead: the least loaded (ties: lowest id)');
     await west.client.send(new DeleteMeetingCommand({ MeetingId: orphan.MeetingId }));
   });
 });
