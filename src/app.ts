@@ -6,7 +6,7 @@ import { SigV4Verifier, type AccessKey } from './api/sigv4.ts';
 import { Throttle } from './api/throttle.ts';
 import { EmbeddedNodeDirectory, RedisNodeDirectory, type LocalNodeDescription, type NodeDirectory } from './cluster/node-directory.ts';
 import type { NodeRegistryOptions } from './cluster/node-registry.ts';
-import { connectCluster, type ClusterState } from './cluster/redis-cluster.ts';
+import { connectCluster, type ClusterState } from './cluster-state.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
@@ -83,13 +83,15 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   const local = {
     id: config.nodeId ?? (config.port === 0 ? undefined : `${hostname()}:${config.port}`),
     publicUrl: config.publicUrl ?? 'http://127.0.0.1',
+    /** The node's load: its signaling sessions, once the gateway exists. */
+    sessions: () => 0,
   };
   const describeLocal: LocalNodeDescription = () => ({
     id: local.id ?? 'unbound',
     publicUrl: local.publicUrl,
     mediaAddress: config.rtcAnnouncedIp,
     regions: config.regions ?? '*',
-    sessions: signaling.sessionCount,
+    sessions: local.sessions(),
   });
   const nodes: NodeDirectory = cluster
     ? new RedisNodeDirectory(cluster.registry, describeLocal, { cacheMs: cluster.registryOptions.heartbeatMs })
@@ -140,6 +142,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     pipeAddress,
   });
   signaling.attach(api.server);
+  local.sessions = () => signaling.sessionCount;
   try {
     await api.listen({ host, port: config.port });
   } catch (error) {

@@ -1,4 +1,3 @@
-import { serviceUnavailable } from '../meetings/errors.ts';
 import { placeMeeting, type NodeInfo, type RedisNodeRegistry } from './node-registry.ts';
 
 /**
@@ -13,6 +12,14 @@ export interface NodeDirectory {
   node(nodeId: string): Promise<NodeInfo | undefined>;
   /** The node for a new meeting's media session in `region` (throws a ServiceUnavailable-mapped error if none is alive). */
   placeMeeting(region: string): Promise<NodeInfo>;
+}
+
+/**
+ * No node can be named now (none alive, or the registry can't be read): nothing was changed, and the same call may
+ * succeed when retried. The API answers ServiceUnavailableException (503).
+ */
+export class NodesUnavailableError extends Error {
+  override name = 'NodesUnavailableError';
 }
 
 /** This process as a node, described afresh at each call: its public URL is known once the port is bound, its load changes. */
@@ -84,7 +91,7 @@ export class RedisNodeDirectory implements NodeDirectory {
 
   async placeMeeting(region: string): Promise<NodeInfo> {
     const chosen = placeMeeting(await this.liveNodes(), region);
-    if (!chosen) throw serviceUnavailable(`No media node is alive to host a meeting in ${region}`, 1);
+    if (!chosen) throw new NodesUnavailableError(`No media node is alive to host a meeting in ${region}`);
     return chosen;
   }
 
@@ -104,7 +111,7 @@ export class RedisNodeDirectory implements NodeDirectory {
     try {
       registered = await cached.nodes;
     } catch (error) {
-      throw serviceUnavailable(`The node registry cannot be read (${(error as Error).message}). Try again.`, 1);
+      throw new NodesUnavailableError(`The node registry cannot be read: ${(error as Error).message}`, { cause: error });
     }
     const local: NodeInfo = { ...this.describeLocal(), heartbeatAt: now };
     return [local, ...registered.filter((node) => node.id !== local.id)].sort((a, b) => a.id.localeCompare(b.id));

@@ -1,13 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { AccessKey } from '../api/sigv4.ts';
-import type { AmphiConfig } from '../config.ts';
-import { resolveClusterAccessKeys } from '../credentials.ts';
-import { connectRedis } from '../store/redis-connection.ts';
-import { RedisMeetingEventBus } from '../store/redis-event-bus.ts';
-import { RedisTokenRevocations } from '../store/redis-revocations.ts';
-import { RedisMeetingStore } from '../store/redis-store.ts';
-import { DEFAULT_NODE_REGISTRY, RedisNodeRegistry, type NodeRegistryOptions } from './node-registry.ts';
+import type { AccessKey } from './api/sigv4.ts';
+import type { AmphiConfig } from './config.ts';
+import { resolveClusterAccessKeys } from './credentials.ts';
+import { connectRedis } from './store/redis-connection.ts';
+import { RedisMeetingEventBus } from './store/redis-event-bus.ts';
+import { RedisTokenRevocations } from './store/redis-revocations.ts';
+import { RedisMeetingStore } from './store/redis-store.ts';
+import { DEFAULT_NODE_REGISTRY, RedisNodeRegistry, type NodeRegistryOptions } from './cluster/node-registry.ts';
 
 /** Every key a cluster keeps in Redis starts with this. */
 export const CLUSTER_KEY_PREFIX = 'amphi:';
