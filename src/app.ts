@@ -1,12 +1,14 @@
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { buildApi } from './api/server.ts';
 import { BridgeConnector } from './bridge/bridge-connector.ts';
 import { BridgeServer } from './bridge/bridge-server.ts';
 import { SigV4Verifier, type AccessKey } from './api/sigv4.ts';
 import { Throttle } from './api/throttle.ts';
-import type { NodeLocator } from './cluster/node-locator.ts';
-import { Topology } from './cluster/topology.ts';
+import { EmbeddedNodeDirectory, RedisNodeDirectory, type LocalNodeDescription, type NodeDirectory } from './cluster/node-directory.ts';
+import type { NodeRegistryOptions } from './cluster/node-registry.ts';
+import { connectCluster, type ClusterState } from './cluster-state.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
@@ -22,11 +24,12 @@ import { systemClock, type Clock } from './util/clock.ts';
 export interface StartOptions {
   /** Drives meeting ages and idle timers (tests move it by hand); signatures always use real time. */
   clock?: Clock;
+  /** The embedded node's store (default: a FileStore in the data directory); cluster mode uses Redis. */
   store?: MeetingStore;
-  /** Media nodes and which one this process is (default: this process alone serves every region). */
-  topology?: Topology;
   logger?: Logger;
   lifecycle?: Partial<LifecycleOptions>;
+  /** Cluster mode: how often this node says it is alive, and after how long a silent node is dead (tests shorten them). */
+  nodeRegistry?: Partial<Pick<NodeRegistryOptions, 'heartbeatMs' | 'deadAfterMs'>>;
 }
 
 export interface Amphi {
@@ -41,6 +44,10 @@ export interface Amphi {
   lifecycle: MeetingLifecycle;
   signaling: SignalingGateway;
   media: MediaCluster;
+  /** The media nodes: this one, the live others (cluster mode), placement of new meetings. */
+  nodes: NodeDirectory;
+  /** A secret every node of the cluster holds (the first configured secret access key): node-to-node authentication. */
+  clusterSecret: string;
   logger: Logger;
   /** Refuses new API calls with 503 (load balancers see /healthz fail) while still running. */
   drain(): void;
@@ -48,27 +55,67 @@ export interface Amphi {
 }
 
 /**
- * Assembles and starts one Amphi node: store, domain, lifecycle timers and the HTTP API. The state
- * nodes will share (store, event bus, token revocations) has its single-process implementations here.
+ * Assembles and starts one Amphi node: store, domain, lifecycle timers and the HTTP API. Without a Redis URL it is
+ * the embedded single node (a FileStore, in-process events and revocations, every region hosted here); with one it
+ * is a node of a cluster, sharing that state through Redis and announcing itself in the node registry.
  */
 export async function startAmphi(config: AmphiConfig, options: StartOptions = {}): Promise<Amphi> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'amphi' } });
-  const { keys, generated } = resolveAccessKeys(config);
+  if (!config.redisUrl && (config.nodeId || config.regions)) {
+    logger.warn('--node-id and --regions apply to a node of a cluster (--redis-url); the embedded node hosts every region');
+  }
+  const cluster = config.redisUrl ? await connectCluster(config, config.redisUrl, logger, options.nodeRegistry) : undefined;
+  try {
+    return await assemble(config, options, clock, logger, cluster);
+  } catch (error) {
+    await cluster?.store.close();
+    await cluster?.disconnect();
+    throw error;
+  }
+}
+
+async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock, logger: Logger, cluster: ClusterState | undefined): Promise<Amphi> {
+  const { keys, generated } = cluster ? { keys: cluster.keys, generated: cluster.generatedKeys } : resolveAccessKeys(config);
   // Development keys are for this machine: unless told otherwise, so is the listening address.
   const host = config.host ?? (generated ? '127.0.0.1' : '0.0.0.0');
-  const store = options.store ?? (await FileStore.open(config.dataDir, { fsync: config.journalFsync, logger }));
-  // The public URL may depend on the port actually bound (port 0), so it is filled in after listen.
-  const topology = options.topology ?? Topology.singleNode(config.publicUrl ?? 'http://127.0.0.1');
+  const store = cluster?.store ?? options.store ?? (await FileStore.open(config.dataDir, { fsync: config.journalFsync, logger }));
+  // The node's URL and (default) id depend on the port actually bound (port 0), so they are filled in after listen,
+  // before any request can ask for them.
+  const local = {
+    id: config.nodeId ?? (config.port === 0 ? undefined : `${hostname()}:${config.port}`),
+    publicUrl: config.publicUrl ?? 'http://127.0.0.1',
+    internalUrl: 'http://127.0.0.1',
+    /** The node's load: its signaling sessions, once the gateway exists. */
+    sessions: () => 0,
+  };
+  const describeLocal: LocalNodeDescription = () => ({
+    id: local.id ?? 'unbound',
+    publicUrl: local.publicUrl,
+    internalUrl: local.internalUrl,
+    mediaAddress: config.rtcAnnouncedIp,
+    regions: config.regions ?? '*',
+    sessions: local.sessions(),
+  });
+  const nodes: NodeDirectory = cluster
+    ? new RedisNodeDirectory(cluster.registry, describeLocal, { cacheMs: cluster.registryOptions.heartbeatMs })
+    : new EmbeddedNodeDirectory(describeLocal);
   const service = new MeetingService(
-    { store, events: new LocalMeetingEventBus(), revocations: new LocalTokenRevocations(clock), clock, topology },
+    {
+      store,
+      events: cluster?.events ?? new LocalMeetingEventBus(),
+      revocations: cluster?.revocations ?? new LocalTokenRevocations(clock),
+      clock,
+      nodes,
+      localPublicUrl: () => local.publicUrl,
+    },
     {
       accountId: config.accountId,
       maxReplicasPerPrimary: config.maxReplicasPerPrimary,
       maxActiveMeetings: config.maxMeetings,
     },
   );
-  const lifecycle = new MeetingLifecycle(service, clock, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
+  const lifecycle = new MeetingLifecycle(service, clock, nodes, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
   service.events.subscribe('meetingEnded', (meeting, reason) =>
     logger.info({ meetingId: meeting.MeetingId, reason }, 'meeting ended'),
   );
@@ -80,7 +127,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     verifier: new SigV4Verifier(keys, systemClock),
     throttle: new Throttle(config.apiRateLimit, systemClock),
     logger,
-    health: () => ({ node: topology.localNodeId, sessions: signaling.sessionCount }),
+    health: () => ({ node: nodes.localNodeId, sessions: signaling.sessionCount }),
   });
   const listenIp = host === '::' ? '0.0.0.0' : host;
   const media = await MediaCluster.start(
@@ -90,9 +137,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
   const pipeAddress = listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp;
   // Nodes prove themselves to each other with the secret of the access keys they share.
   const clusterSecret = keys[0]!.secretAccessKey;
-  const nodes: NodeLocator = { internalUrlOf: async (nodeId) => topology.node(nodeId)?.publicUrl };
   const remotePrimaries = new BridgeConnector({
-    localNodeId: topology.localNodeId,
     secret: clusterSecret,
     mediaAddress: config.rtcAnnouncedIp,
     nodes,
@@ -103,13 +148,12 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     meetings: service,
     connections: lifecycle,
     media,
-    topology,
+    nodes,
     // Signaling paces itself with real timers, so it reads real time (the given clock drives meeting rules).
     clock: systemClock,
     logger: logger.child({ component: 'signaling' }),
     pipeAddress,
     remotePrimaries,
-    nodes,
   });
   const bridges = new BridgeServer(
     { meetings: service, clock: systemClock, openPrimary: (meetingId) => signaling.openLocalPrimary(meetingId) },
@@ -120,12 +164,38 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     if (bridges.handles(request)) bridges.upgrade(request, socket, head);
     else signaling.handleUpgrade(request, socket, head);
   });
-  await api.listen({ host, port: config.port });
+  local.sessions = () => signaling.sessionCount;
+  try {
+    await api.listen({ host, port: config.port });
+  } catch (error) {
+    signaling.close();
+    await media.close();
+    if (!cluster) await store.close();
+    throw error;
+  }
   const { port, address: listenAddress } = api.server.address() as AddressInfo;
   const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   const publicUrl = (config.publicUrl ?? url).replace(/\/+$/, '');
-  topology.setLocalPublicUrl(publicUrl);
+  local.publicUrl = publicUrl;
+  // Other nodes reach this one where they reach its media, unless it listens on one address only.
+  const reachableHost = host === '0.0.0.0' || host === '::' ? config.rtcAnnouncedIp : host;
+  local.internalUrl = `http://${reachableHost.includes(':') ? `[${reachableHost}]` : reachableHost}:${port}`;
+  local.id ??= `${hostname()}:${port}`;
+  if (cluster) {
+    try {
+      if ((await cluster.registry.liveNodes()).some((node) => node.id === local.id)) {
+        logger.warn({ nodeId: local.id }, 'a live node already has this id: node ids must be unique (or this node restarted within the dead-after delay)');
+      }
+      await cluster.registry.join(describeLocal);
+    } catch (error) {
+      signaling.close();
+      await api.close();
+      await media.close();
+      throw error;
+    }
+    logger.info({ nodeId: local.id, regions: config.regions ?? 'any' }, 'joined the cluster');
+  }
   lifecycle.start();
 
   let closing: Promise<void> | undefined;
@@ -139,6 +209,8 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     lifecycle,
     signaling,
     media,
+    nodes,
+    clusterSecret,
     logger,
     drain: () => {
       state.draining = true;
@@ -147,11 +219,14 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
       (closing ??= (async () => {
         state.draining = true;
         lifecycle.stop();
+        // Leaving first stops the other nodes placing meetings here while this one winds down.
+        await cluster?.registry.leave(nodes.localNodeId).catch((error: unknown) => logger.warn({ err: error }, 'could not leave the cluster'));
         bridges.close();
         signaling.close();
         await api.close();
         await media.close();
         await store.close();
+        await cluster?.disconnect();
       })()),
   };
 }

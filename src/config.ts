@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { isMediaRegion, MEDIA_REGIONS } from './meetings/regions.ts';
 import { JOURNAL_FSYNC_POLICIES } from './store/journal-fsync.ts';
 
 /**
@@ -72,6 +73,24 @@ export const SETTINGS = {
     default: '127.0.0.1',
   },
   logLevel: { flag: 'log-level', env: 'AMPHI_LOG_LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
+  redisUrl: {
+    flag: 'redis-url',
+    env: 'AMPHI_REDIS_URL',
+    help: 'Redis shared by the nodes of a cluster, e.g. redis://127.0.0.1:6379; set: cluster mode, this process is one node',
+    default: '(unset: embedded single node)',
+  },
+  nodeId: {
+    flag: 'node-id',
+    env: 'AMPHI_NODE_ID',
+    help: 'Unique name of this node in the cluster',
+    default: '(host name:port)',
+  },
+  regions: {
+    flag: 'regions',
+    env: 'AMPHI_REGIONS',
+    help: 'Comma-separated MediaRegions whose media sessions this node hosts in a cluster',
+    default: '(any region)',
+  },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -94,6 +113,26 @@ const configSchema = z.object({
   rtcAnnouncedIp: z.ipv4(),
   mediaWorkers: int(1, 64),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  redisUrl: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  nodeId: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,100}$/, 'must be 1 to 100 letters, digits, dots, colons, dashes or underscores')
+    .optional(),
+  regions: z
+    .string()
+    .transform((list) => list.split(',').map((region) => region.trim()).filter(Boolean))
+    .check((ctx) => {
+      const unknown = ctx.value.filter((region) => !isMediaRegion(region));
+      if (unknown.length > 0) {
+        ctx.issues.push({
+          code: 'custom',
+          input: ctx.value,
+          message: `unknown media region${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${MEDIA_REGIONS.join(', ')})`,
+        });
+      }
+      if (ctx.value.length === 0) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'names no region; leave it unset to host any region' });
+    })
+    .optional(),
 });
 
 export type AmphiConfig = z.infer<typeof configSchema>;

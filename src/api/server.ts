@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { badRequest, ServiceError, serviceFailure, serviceUnavailable, throttled } from '../meetings/errors.ts';
+import { NodesUnavailableError } from '../cluster/node-directory.ts';
 import { StoreUnavailableError } from '../meetings/meeting-store.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import { parseQuery, type SigV4Verifier } from './sigv4.ts';
@@ -223,8 +224,8 @@ function parseJson(body: Buffer): unknown {
 
 function toServiceError(error: unknown, request: FastifyRequest): ServiceError {
   if (error instanceof ServiceError) return error;
-  if (error instanceof StoreUnavailableError) {
-    request.log.warn({ err: error }, 'the store is unavailable');
+  if (error instanceof StoreUnavailableError || error instanceof NodesUnavailableError) {
+    request.log.warn({ err: error }, error instanceof StoreUnavailableError ? 'the store is unavailable' : 'no media node can be named');
     return serviceUnavailable('The service is temporarily unavailable. Try again.', 1);
   }
   const fastifyError = error as { statusCode?: number; code?: string; message?: string };

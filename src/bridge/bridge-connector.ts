@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { NodeLocator } from '../cluster/node-locator.ts';
+import { internalUrlOf, type NodeDirectory } from '../cluster/node-directory.ts';
 import type { MeetingRecord } from '../meetings/model.ts';
 import type { PrimaryHandle, RemotePrimaries } from '../signaling/primary-handle.ts';
 import type { Clock } from '../util/clock.ts';
@@ -13,11 +13,11 @@ import { RemotePrimary } from './remote-primary.ts';
 const CONNECT_TIMEOUT_MS = 5_000;
 
 export interface BridgeConnectorOptions {
-  localNodeId: string;
   secret: string;
   /** Where other nodes reach this node's media workers. */
   mediaAddress: string;
-  nodes: NodeLocator;
+  /** This node (its id) and where the others are reached. */
+  nodes: NodeDirectory;
   clock: Clock;
   logger: Logger;
 }
@@ -30,16 +30,16 @@ export class BridgeConnector implements RemotePrimaries {
   constructor(private readonly options: BridgeConnectorOptions) {}
 
   async connect(primary: MeetingRecord, replicaMeetingId: string): Promise<PrimaryHandle | undefined> {
-    const { localNodeId, secret, nodes, mediaAddress, clock, logger } = this.options;
+    const { secret, nodes, mediaAddress, clock, logger } = this.options;
     const log = logger.child({ meetingId: replicaMeetingId, primaryMeetingId: primary.MeetingId, primaryNode: primary.MediaNodeId });
-    const base = await nodes.internalUrlOf(primary.MediaNodeId);
+    const base = internalUrlOf(await nodes.node(primary.MediaNodeId));
     if (!base) {
       log.warn('the primary meeting is on a node that is not alive');
       return undefined;
     }
     const path = bridgePath(primary.MeetingId, replicaMeetingId);
     const ws = new WebSocket(base.replace(/^http/, 'ws').replace(/\/+$/, '') + path, {
-      headers: { [NODE_AUTH_HEADER]: signNodeCall(secret, localNodeId, path) },
+      headers: { [NODE_AUTH_HEADER]: signNodeCall(secret, nodes.localNodeId, path) },
       handshakeTimeout: CONNECT_TIMEOUT_MS,
       perMessageDeflate: false,
     });

@@ -6,6 +6,11 @@ export interface NodeInfo {
   id: string;
   /** Base URL of its API and signaling (MediaPlacement URLs point here). */
   publicUrl: string;
+  /**
+   * Base URL the other nodes reach this very node at (the public URL may be a front shared by several nodes): for
+   * relayed signaling and replica bridges. Absent in entries of older nodes: the public URL is used.
+   */
+  internalUrl?: string;
   /** IPv4 address other nodes' pipes reach its media workers at. */
   mediaAddress: string;
   /** MediaRegions it hosts; '*': any. */
@@ -105,6 +110,7 @@ function parseNodeInfo(value: string): NodeInfo | undefined {
     const info = JSON.parse(value) as NodeInfo;
     const regionsOk = info.regions === '*' || (Array.isArray(info.regions) && info.regions.every((r) => typeof r === 'string'));
     if (typeof info.id !== 'string' || typeof info.publicUrl !== 'string' || typeof info.sessions !== 'number' || !regionsOk) return undefined;
+    if (info.internalUrl !== undefined && typeof info.internalUrl !== 'string') return undefined;
     return info;
   } catch {
     return undefined;

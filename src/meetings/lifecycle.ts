@@ -1,4 +1,6 @@
+import type { NodeDirectory } from '../cluster/node-directory.ts';
 import type { Clock } from '../util/clock.ts';
+import type { MeetingRecord } from './model.ts';
 import type { MeetingService } from './service.ts';
 
 /**
@@ -29,12 +31,20 @@ export const DEFAULT_LIFECYCLE: LifecycleOptions = {
 /**
  * Idle and maximum-age deletion. Replicas are never deleted for idleness: they live as long
  * as their primary, and deleting the primary cascades to them.
+ *
+ * A node knows only its own connections, so it judges idleness only for the meetings it hosts
+ * (MediaNodeId is this node) and for those of a dead node, whose idle clock starts when this
+ * node first sees them orphaned (their clients may come back elsewhere). Several nodes may judge
+ * the same orphan or the same old meeting: ending a meeting twice is harmless under its lock.
+ * Maximum age is judged everywhere.
  */
 export class MeetingLifecycle implements ConnectionReporter {
   /** meetingId → attendeeId → live sessions (an attendee may briefly hold two, e.g. while moving device). */
   private readonly connections = new Map<string, Map<string, number>>();
   /** meetingId → when its last connection ended; absent while connected or never connected. */
   private readonly idleSince = new Map<string, number>();
+  /** meetingId → when this node first saw its hosting node dead. */
+  private readonly orphanedSince = new Map<string, number>();
   private readonly startedAt: number;
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<string[]> | undefined;
@@ -42,12 +52,14 @@ export class MeetingLifecycle implements ConnectionReporter {
   constructor(
     private readonly meetings: MeetingService,
     private readonly clock: Clock,
+    private readonly nodes: NodeDirectory,
     private readonly options: LifecycleOptions = DEFAULT_LIFECYCLE,
   ) {
     this.startedAt = clock.now();
     meetings.events.subscribe('meetingEnded', (meeting) => {
       this.connections.delete(meeting.MeetingId);
       this.idleSince.delete(meeting.MeetingId);
+      this.orphanedSince.delete(meeting.MeetingId);
     });
   }
 
@@ -93,18 +105,36 @@ export class MeetingLifecycle implements ConnectionReporter {
   private async runSweep(): Promise<string[]> {
     const now = this.clock.now();
     const ended: string[] = [];
+    const seen = new Set<string>();
     for (const meeting of await this.meetings.allMeetings()) {
+      seen.add(meeting.MeetingId);
       if (now - meeting.CreatedAt >= this.options.maxAgeMs) {
         if (await this.meetings.endMeeting(meeting.MeetingId, 'maxAge')) ended.push(meeting.MeetingId);
         continue;
       }
       if (meeting.PrimaryMeetingId || this.connections.has(meeting.MeetingId)) continue;
-      // Connections are not persisted: after a restart the idle clock starts again.
-      const idleFrom = this.idleSince.get(meeting.MeetingId) ?? Math.max(meeting.CreatedAt, this.startedAt);
-      if (now - idleFrom >= this.options.idleTimeoutMs) {
+      const idleFrom = await this.idleFrom(meeting, now);
+      if (idleFrom !== undefined && now - idleFrom >= this.options.idleTimeoutMs) {
         if (await this.meetings.endMeeting(meeting.MeetingId, 'idle')) ended.push(meeting.MeetingId);
       }
     }
+    // Meetings ended elsewhere leave no orphan clock behind.
+    for (const meetingId of this.orphanedSince.keys()) if (!seen.has(meetingId)) this.orphanedSince.delete(meetingId);
     return ended;
+  }
+
+  /** Since when this node counts the meeting idle; undefined: another, live node judges it. */
+  private async idleFrom(meeting: MeetingRecord, now: number): Promise<number | undefined> {
+    if (this.nodes.isLocal(meeting.MediaNodeId)) {
+      // Connections are not persisted: after a restart the idle clock starts again.
+      return this.idleSince.get(meeting.MeetingId) ?? Math.max(meeting.CreatedAt, this.startedAt);
+    }
+    if (await this.nodes.node(meeting.MediaNodeId)) {
+      this.orphanedSince.delete(meeting.MeetingId);
+      return undefined;
+    }
+    let orphanedAt = this.orphanedSince.get(meeting.MeetingId);
+    if (orphanedAt === undefined) this.orphanedSince.set(meeting.MeetingId, (orphanedAt = now));
+    return Math.max(meeting.CreatedAt, orphanedAt);
   }
 }

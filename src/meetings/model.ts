@@ -43,6 +43,8 @@ export interface MeetingRecord {
   RequestFingerprint: string;
   /** The media node chosen for this meeting's region when it was created. */
   MediaNodeId: string;
+  /** That node's public URL at creation, so MediaPlacement stays renderable if it dies (absent in older records). */
+  MediaNodeUrl?: string;
   Tags: Tag[];
   CreatedAt: number;
 }

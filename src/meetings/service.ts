@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Topology } from '../cluster/topology.ts';
+import type { NodeDirectory } from '../cluster/node-directory.ts';
 import type { MeetingStore } from './meeting-store.ts';
 import type { Clock } from '../util/clock.ts';
 import { checkCapabilities, defaultCapabilities } from './capabilities.ts';
@@ -52,14 +52,17 @@ const meetingLock = (meetingId: string) => `meeting:${meetingId}`;
 
 /**
  * The state a service shares with the other nodes' services (local implementations in one
- * process; networked ones when several nodes run), and this node's view of time and topology.
+ * process; networked ones when several nodes run), and this node's view of time and of the media nodes.
  */
 export interface MeetingServiceParts {
   store: MeetingStore;
   events: MeetingEventBus;
   revocations: TokenRevocations;
   clock: Clock;
-  topology: Topology;
+  /** Where new meetings' media sessions go, and which node this process is. */
+  nodes: NodeDirectory;
+  /** Base URL clients reach this node at (known once its port is bound): MediaPlacement of its own meetings. */
+  localPublicUrl: () => string;
 }
 
 interface AttendeeBatch {
@@ -90,7 +93,8 @@ export class MeetingService {
   readonly events: MeetingEventBus;
   private readonly revocations: TokenRevocations;
   private readonly clock: Clock;
-  private readonly topology: Topology;
+  private readonly nodes: NodeDirectory;
+  private readonly localPublicUrl: () => string;
   private readonly requestsInFlight = new Set<string>();
 
   constructor(
@@ -101,7 +105,8 @@ export class MeetingService {
     this.events = parts.events;
     this.revocations = parts.revocations;
     this.clock = parts.clock;
-    this.topology = parts.topology;
+    this.nodes = parts.nodes;
+    this.localPublicUrl = parts.localPublicUrl;
   }
 
   // ---- meetings ----
@@ -153,8 +158,7 @@ export class MeetingService {
     }
     checkTagSet(tags);
     const meetingId = newId();
-    const node = this.topology.placeMeeting(input.MediaRegion, parseInt(meetingId.slice(0, 8), 16));
-    if (!node) throw badRequest(`No media node serves region ${input.MediaRegion}`);
+    const node = await this.nodes.placeMeeting(input.MediaRegion);
     const meeting: MeetingRecord = {
       MeetingId: meetingId,
       ...rest,
@@ -162,6 +166,7 @@ export class MeetingService {
       ClientRequestToken: token,
       RequestFingerprint: fingerprint,
       MediaNodeId: node.id,
+      MediaNodeUrl: node.publicUrl,
       Tags: dedupeTags(tags),
       CreatedAt: this.clock.now(),
     };
@@ -479,8 +484,10 @@ export class MeetingService {
   }
 
   renderMeeting(meeting: MeetingRecord) {
-    const node = this.topology.node(meeting.MediaNodeId) ?? this.topology.placeMeeting(meeting.MediaRegion, 0)!;
-    const http = node.publicUrl.replace(/\/+$/, '');
+    // This node's meetings follow its current public URL; another node's keep the URL it had when they were
+    // created, so they stay renderable when that node is gone (records older than the field: this node's URL).
+    const nodeUrl = this.nodes.isLocal(meeting.MediaNodeId) ? this.localPublicUrl() : (meeting.MediaNodeUrl ?? this.localPublicUrl());
+    const http = nodeUrl.replace(/\/+$/, '');
     const ws = http.replace(/^http/, 'ws');
     const host = new URL(http).host;
     const id = meeting.MeetingId;

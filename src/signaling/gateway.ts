@@ -7,8 +7,7 @@ import type { RevocationReason } from '../meetings/revocations.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import type { ConnectionReporter } from '../meetings/lifecycle.ts';
 import type { MediaCluster } from '../cluster/media-cluster.ts';
-import type { NodeLocator } from '../cluster/node-locator.ts';
-import type { Topology } from '../cluster/topology.ts';
+import { internalUrlOf, type NodeDirectory } from '../cluster/node-directory.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Conference, ConferenceContext } from './conference.ts';
@@ -27,7 +26,7 @@ export interface GatewayParts {
   connections: ConnectionReporter;
   media: MediaCluster;
   /** Says whether a meeting's media node (MediaNodeId) is this process. */
-  topology: Topology;
+  nodes: NodeDirectory;
   /** Time for the sessions' and conferences' rate limits and timeouts. */
   clock: Clock;
   logger: Logger;
@@ -35,8 +34,6 @@ export interface GatewayParts {
   pipeAddress: string;
   /** Primaries hosted on other nodes (none in a single node). */
   remotePrimaries?: RemotePrimaries;
-  /** Where the other nodes are, for clients whose connection lands here for a meeting hosted there. */
-  nodes?: NodeLocator;
 }
 
 /**
@@ -56,21 +53,19 @@ export class SignalingGateway {
   private readonly context: ConferenceContext;
   private readonly meetings: MeetingService;
   private readonly media: MediaCluster;
-  private readonly topology: Topology;
+  private readonly nodes: NodeDirectory;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly unsubscribes: (() => void)[];
   private readonly relay: SignalRelay;
-  private readonly nodes: NodeLocator | undefined;
 
   constructor(parts: GatewayParts) {
     const { meetings, connections, media, logger, pipeAddress } = parts;
     this.meetings = meetings;
     this.media = media;
-    this.topology = parts.topology;
+    this.nodes = parts.nodes;
     this.clock = parts.clock;
     this.logger = logger;
-    this.nodes = parts.nodes;
     this.relay = new SignalRelay({ logger: logger.child({ component: 'signal-relay' }) });
     this.context = {
       meetings,
@@ -81,7 +76,7 @@ export class SignalingGateway {
       primaryFor: async (primaryMeetingId, replicaMeetingId) => {
         const meeting = await meetings.meeting(primaryMeetingId);
         if (!meeting) return undefined;
-        if (!this.topology.isLocal(meeting.MediaNodeId)) return parts.remotePrimaries?.connect(meeting, replicaMeetingId);
+        if (!this.nodes.isLocal(meeting.MediaNodeId)) return parts.remotePrimaries?.connect(meeting, replicaMeetingId);
         return this.openLocalPrimary(primaryMeetingId);
       },
     };
@@ -154,7 +149,7 @@ export class SignalingGateway {
       if (!revocation) return refuse(socket, 403, 'Forbidden');
       return this.wss.handleUpgrade(request, socket, head, (ws) => endRevoked(ws, revocation, this.clock.now()));
     }
-    if (!this.topology.isLocal(meeting.MediaNodeId)) return this.relayToHost(request, socket, head, meeting);
+    if (!this.nodes.isLocal(meeting.MediaNodeId)) return this.relayToHost(request, socket, head, meeting);
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
   }
 
@@ -163,12 +158,12 @@ export class SignalingGateway {
    * for frame. A connection relayed once is not relayed again: the nodes disagree on where the meeting is.
    */
   private async relayToHost(request: IncomingMessage, socket: Duplex, head: Buffer, meeting: MeetingRecord): Promise<void> {
-    const log = { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.topology.localNodeId };
+    const log = { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.nodes.localNodeId };
     if (isRelayed(request)) {
       this.logger.warn(log, 'relayed connection for a meeting this node does not host; refused');
       return refuse(socket, 421, 'Misdirected Request');
     }
-    const hostUrl = await this.nodes?.internalUrlOf(meeting.MediaNodeId);
+    const hostUrl = internalUrlOf(await this.nodes.node(meeting.MediaNodeId));
     if (!hostUrl) {
       this.logger.warn(log, "the meeting's node is not alive; refused");
       return refuse(socket, 503, 'Service Unavailable');
@@ -200,9 +195,9 @@ export class SignalingGateway {
 
   /** Whether the meeting's media lives on this node (its MediaNodeId is this process's). */
   private isServedHere(meeting: MeetingRecord): boolean {
-    if (this.topology.isLocal(meeting.MediaNodeId)) return true;
+    if (this.nodes.isLocal(meeting.MediaNodeId)) return true;
     this.logger.warn(
-      { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.topology.localNodeId },
+      { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.nodes.localNodeId },
       'meeting is placed on another media node; refused here',
     );
     return false;

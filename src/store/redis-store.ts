@@ -19,9 +19,10 @@
  * derive some key names from records, so the store needs one Redis server (or a primary with
  * replicas), not Redis Cluster.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { AttendeeRecord, MeetingRecord } from '../meetings/model.ts';
 import { StoreUnavailableError, type AttendeePage, type MeetingStore } from '../meetings/meeting-store.ts';
+import { connectRedis } from './redis-connection.ts';
 import { LockLostError, LockTimeoutError, LockUnavailableError, RedisLock } from './redis-lock.ts';
 import {
   DELETE_ATTENDEE,
@@ -73,25 +74,7 @@ export class RedisMeetingStore implements MeetingStore {
 
   /** Connects to `url` (e.g. `redis://127.0.0.1:6379`); rejects if Redis cannot be reached. */
   static async open(url: string, options: RedisStoreOptions = {}): Promise<RedisMeetingStore> {
-    // While Redis is unreachable calls fail at once (no offline queue, one try, short timeouts), so the API answers
-    // 503 instead of hanging; the connection keeps reconnecting in the background and calls work again after.
-    const redis = new Redis(url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2_000,
-      commandTimeout: 2_000,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
-      ...options.redis,
-      lazyConnect: true,
-    });
-    // ioredis reports connection trouble as events; the calls that meet it reject on their own.
-    redis.on('error', () => undefined);
-    try {
-      await redis.connect();
-    } catch (error) {
-      redis.disconnect();
-      throw error;
-    }
+    const redis = await connectRedis(url, options.redis);
     return new RedisMeetingStore(redis, options.keyPrefix ?? 'amphi:', options);
   }
 

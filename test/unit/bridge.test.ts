@@ -5,10 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { CreateAttendeeCommand, CreateMeetingCommand, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
 import WebSocket from 'ws';
 import { NODE_AUTH_HEADER, signNodeCall } from '../../src/bridge/node-auth.ts';
-import { Topology, type MediaNode } from '../../src/cluster/topology.ts';
 import { FrameType } from '../../src/signaling/frames.ts';
-import { RedisMeetingStore } from '../../src/store/redis-store.ts';
-import { freePort, startTestAmphi, TEST_KEY, type TestAmphi } from '../support/helpers.ts';
+import { startTestAmphi, TEST_KEY, type TestAmphi } from '../support/helpers.ts';
 import { RawClient } from '../support/raw-signaling.ts';
 import { startTestRedis, type TestRedis } from '../support/redis-server.ts';
 
@@ -52,18 +50,10 @@ const waitFor = async <T>(check: () => T | undefined | false, what: string, time
 
 before(async () => {
   redis = await startTestRedis();
-  const [portA, portB] = [await freePort(), await freePort()];
-  const nodes: MediaNode[] = [
-    { id: 'a', publicUrl: `http://127.0.0.1:${portA}`, regions: ['us-east-1'] },
-    { id: 'b', publicUrl: `http://127.0.0.1:${portB}`, regions: ['eu-west-1'] },
-  ];
-  const start = async (id: string, port: number) =>
-    startTestAmphi({
-      env: { AMPHI_PORT: String(port), AMPHI_PUBLIC_URL: `http://127.0.0.1:${port}` },
-      start: { topology: new Topology(nodes, id), store: await RedisMeetingStore.open(redis.url, { keyPrefix: 'bridge-test:' }) },
-    });
-  nodeA = await start('a', portA);
-  nodeB = await start('b', portB);
+  const start = (id: string, region: string) =>
+    startTestAmphi({ env: { AMPHI_REDIS_URL: redis.url, AMPHI_NODE_ID: id, AMPHI_REGIONS: region, AMPHI_MEDIA_WORKERS: '1' } });
+  nodeA = await start('a', 'us-east-1');
+  nodeB = await start('b', 'eu-west-1');
 });
 after(async () => {
   await nodeB?.stop();

@@ -36,6 +36,17 @@ describe('configuration', () => {
     assert.throws(() => loadConfig([], { AMPHI_PUBLIC_URL: 'ftp://x' }), /AMPHI_PUBLIC_URL/);
     assert.throws(() => loadConfig(['--no-such-flag'], {}), /no-such-flag/);
   });
+
+  test('cluster settings: Redis URL, node id and the regions a node hosts, checked against the known regions', () => {
+    const embedded = loadConfig([], {});
+    assert.deepEqual([embedded.redisUrl, embedded.nodeId, embedded.regions], [undefined, undefined, undefined], 'no Redis: the embedded single node');
+    const node = loadConfig(['--regions', 'us-west-2, eu-west-1', '--node-id', 'media-1'], { AMPHI_REDIS_URL: 'redis://10.0.0.5:6379', AMPHI_NODE_ID: 'ignored' });
+    assert.deepEqual([node.redisUrl, node.nodeId, node.regions], ['redis://10.0.0.5:6379', 'media-1', ['us-west-2', 'eu-west-1']]);
+    assert.throws(() => loadConfig([], { AMPHI_REGIONS: 'us-west-2,moon-1' }), /--regions \/ AMPHI_REGIONS: unknown media region moon-1 \(known: af-south-1, /);
+    assert.throws(() => loadConfig([], { AMPHI_REGIONS: ' , ' }), /AMPHI_REGIONS: names no region/);
+    assert.throws(() => loadConfig(['--redis-url', 'http://10.0.0.5'], {}), /--redis-url \/ AMPHI_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+    assert.throws(() => loadConfig(['--node-id', 'a/b'], {}), /--node-id \/ AMPHI_NODE_ID/);
+  });
 });
 
 describe('amphi serve', () => {
@@ -110,6 +121,18 @@ describe('amphi serve', () => {
     } finally {
       await keyed.close();
     }
+  });
+
+  test('an unreachable Redis stops a cluster node at start with a clear message, its password left out', async () => {
+    const url = `redis://amphi:hunter2@127.0.0.1:${await freePort()}`;
+    const dataDir = tempDataDir();
+    const config = loadConfig([], { AMPHI_REDIS_URL: url, AMPHI_PORT: '0', AMPHI_RTC_PORT: '0', AMPHI_DATA_DIR: dataDir, AMPHI_LOG_LEVEL: 'silent' });
+    const error = await startAmphi(config, { logger: pino({ level: 'silent' }) }).then(
+      () => assert.fail('started without Redis'),
+      (rejection: Error) => rejection,
+    );
+    assert.match(error.message, /^could not join the cluster through Redis at redis:\/\/amphi:\*\*\*@127\.0\.0\.1:\d+: connect ECONNREFUSED/);
+    assert.doesNotMatch(error.message, /hunter2/);
   });
 
   test('an invalid setting stops it at once with a clear message', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import type { WebSocket } from 'ws';
-import { Topology } from '../../src/cluster/topology.ts';
+import { EmbeddedNodeDirectory } from '../../src/cluster/node-directory.ts';
 import { MediaWorkerClient } from '../../src/media/worker/client.ts';
 import type { ConnectionReporter } from '../../src/meetings/lifecycle.ts';
 import type { AttendeeRecord, MeetingRecord } from '../../src/meetings/model.ts';
@@ -98,7 +98,14 @@ before(async () => {
   dataDir = tempDataDir();
   store = await FileStore.open(dataDir);
   meetings = new MeetingService(
-    { store, events: new LocalMeetingEventBus(), revocations: new LocalTokenRevocations(systemClock), clock: systemClock, topology: Topology.singleNode('http://127.0.0.1') },
+    {
+      store,
+      events: new LocalMeetingEventBus(),
+      revocations: new LocalTokenRevocations(systemClock),
+      clock: systemClock,
+      nodes: new EmbeddedNodeDirectory(() => ({ id: 'local', publicUrl: 'http://127.0.0.1', mediaAddress: '127.0.0.1', regions: '*', sessions: 0 })),
+      localPublicUrl: () => 'http://127.0.0.1',
+    },
     { accountId: '111122223333', maxReplicasPerPrimary: 4, maxActiveMeetings: 100 },
   );
   worker = await MediaWorkerClient.start({ listenIp: '127.0.0.1', port: 0, announcedIp: '127.0.0.1', logLevel: 'silent', name: 'conference-test' }, logger);
