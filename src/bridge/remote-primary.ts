@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AttendeeRecord } from '../meetings/model.ts';
 import type { ReplicaPipeEnd } from '../replication/replica-link.ts';
 import type { DataAllowance, PostedData } from '../signaling/data-messages.ts';
-import { FrameType, type OutgoingFrame } from '../signaling/frames.ts';
+import { FrameType, proto, type OutgoingFrame } from '../signaling/frames.ts';
 import type { PrimaryHandle, Promotion, PromotionRefusal, ReplicaView } from '../signaling/primary-handle.ts';
 import type { Publication } from '../signaling/publications.ts';
 import { groupIn, indexFrame, publishedBitrates, type IndexRequest, type PresenceInfo, type SessionRef } from '../signaling/roster.ts';
@@ -139,7 +139,8 @@ export class RemotePrimary implements PrimaryHandle {
   async allocatePromotedVideo(promotion: Promotion, descriptors: ISdkStreamDescriptor[]): Promise<Publication | undefined> {
     const number = this.viewerNumbers.get(promotion.session);
     if (number === undefined) return undefined;
-    const plain = descriptors.map((descriptor) => JSON.parse(JSON.stringify(descriptor)) as Record<string, unknown>);
+    // Plain values for the wire: enums as numbers (a decoded frame's toJSON would give their names).
+    const plain = descriptors.map((descriptor) => proto.SdkStreamDescriptor.toObject(proto.SdkStreamDescriptor.fromObject(descriptor), { enums: Number, longs: Number }));
     const { publication } = allocateReply.parse(await this.channel.request({ t: 'allocateVideo', viewer: number, descriptors: plain }));
     return publication;
   }

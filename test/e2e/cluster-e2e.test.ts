@@ -81,6 +81,7 @@ describe('a replica on another node than its primary, in Chromium', () => {
 
   test("the presenter's data messages reach the viewers on B", () =>
     step(async () => {
+      for (const page of [p, v, w]) await page.subscribeData('chat');
       await p.sendData('chat', 'hello from A');
       for (const page of [v, w]) {
         const message = await waitFor(async () => (await page.receivedData()).find((m) => m.text === 'hello from A'), 10_000, { message: `${page.name} gets it` });
