@@ -56,6 +56,8 @@ export interface CpuSample {
   serverUserMs: number;
   /** CPU of the redis-server process the server stores in (cluster mode); 0 against the embedded store. */
   redisMs: number;
+  /** Commands the redis-server ran for these requests (cluster mode); 0 against the embedded store. */
+  redisCommands: number;
   clientMs: number;
   /** Busy time of the rest of the machine: loopback networking in the kernel, and other processes that would skew the figures. */
   restOfMachineMs: number;
@@ -70,7 +72,7 @@ export class Bench {
     private readonly client: ChimeSDKMeetingsClient,
     private readonly server: ServerProcess,
     /** The redis-server the server stores in, in cluster mode: it does part of each call's work, so its CPU counts too. */
-    private readonly redis?: { cpuTime(): CpuTime },
+    private readonly redis?: { cpuTime(): CpuTime; commandsProcessed(): Promise<number> },
   ) {}
 
   /** Meetings are made and removed outside the measured stretches, a few at a time. */
@@ -115,6 +117,8 @@ export class Bench {
 
   /** Runs `work` between two readings of the server's and this process's CPU time. */
   async measureCpu(requests: number, attendees: number, work: () => Promise<{ elapsedMs: number }>): Promise<CpuSample> {
+    // Asked outside the CPU readings; the first INFO counts itself among the commands, so it is taken off.
+    const commandsBefore = await this.redis?.commandsProcessed();
     const machineBefore = machineBusyMs();
     const serverBefore = this.server.cpuTime();
     const redisBefore = this.redis?.cpuTime();
@@ -124,6 +128,7 @@ export class Bench {
     const redisAfter = this.redis?.cpuTime();
     const serverAfter = this.server.cpuTime();
     const machineMs = machineBusyMs() - machineBefore;
+    const commandsAfter = await this.redis?.commandsProcessed();
     const serverMs = total(serverAfter) - total(serverBefore);
     const redisMs = redisBefore && redisAfter ? total(redisAfter) - total(redisBefore) : 0;
     const clientMs = (client.user + client.system) / 1000;
@@ -133,6 +138,7 @@ export class Bench {
       serverMs,
       serverUserMs: serverAfter.userMs - serverBefore.userMs,
       redisMs,
+      redisCommands: commandsBefore !== undefined && commandsAfter !== undefined ? commandsAfter - commandsBefore - 1 : 0,
       clientMs,
       restOfMachineMs: Math.max(0, machineMs - serverMs - redisMs - clientMs),
       elapsedMs,

@@ -134,6 +134,7 @@ function cpuRows(operation: string, pick: (c: Contender) => CpuSample[], contend
       `${ms(Math.min(...sums))} – ${ms(Math.max(...sums))}`,
       hasRedis ? ratio(roundRatio(samples, baseline, serverCpu)) : '1',
       hasRedis ? `**${ratio(roundRatio(samples, baseline, bothCpu))}**` : '1',
+      hasRedis ? median(samples.map((s) => s.redisCommands / s.requests)).toFixed(1) : '–',
       `${median(samples.map((s) => (s.requests * 1000) / s.elapsedMs)).toFixed(0)}/s`,
       percent(median(samples.map((s) => s.restOfMachineMs / s.elapsedMs))),
     ];
@@ -211,8 +212,8 @@ async function main(): Promise<void> {
       `CPU per request, closed loop (${plan.createAttendeeInFlight} in flight, ${plan.batchInFlight} for batches), ` +
         `median of ${plan.rounds} rounds of ${plan.attendeesPerRound} CreateAttendee and ${plan.batchesPerRound} BatchCreateAttendee(${BATCH_SIZE}), servers interleaved:`,
       '',
-      '| operation | store | Amphi server CPU/request | redis-server CPU/request | sum | sum range over rounds | server ÷ embedded | sum ÷ embedded | throughput | rest of machine |',
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| operation | store | Amphi server CPU/request | redis-server CPU/request | sum | sum range over rounds | server ÷ embedded | sum ÷ embedded | Redis commands/request | throughput | rest of machine |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...cpuRows('CreateAttendee', (c) => c.creates, contenders),
       ...cpuRows(`BatchCreateAttendee(${BATCH_SIZE})`, (c) => c.batches, contenders),
       '',

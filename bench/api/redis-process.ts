@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { fileSystemOf, processCpuTime, type CpuTime } from './proc.ts';
 import { freeLoopbackPort } from './server-process.ts';
 
@@ -22,6 +23,8 @@ export type AppendFsync = 'everysec' | 'always';
 export class RedisProcess {
   private readonly exited: Promise<void>;
   private hasExited = false;
+  /** For INFO only, connected once the server is ready. */
+  private admin?: Redis;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -45,6 +48,7 @@ export class RedisProcess {
     const redis = new RedisProcess(child, `redis://127.0.0.1:${port}`, dataDir, appendFsync);
     try {
       await redis.waitUntilReady(child);
+      redis.admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     } catch (error) {
       await redis.stop();
       throw error;
@@ -58,6 +62,14 @@ export class RedisProcess {
 
   cpuTime(): CpuTime {
     return processCpuTime(this.pid);
+  }
+
+  /** Commands the server has run since it started (INFO's total_commands_processed), this one not included. */
+  async commandsProcessed(): Promise<number> {
+    const info = await this.admin!.info('stats');
+    const total = /^total_commands_processed:(\d+)/m.exec(info)?.[1];
+    if (total === undefined) throw new Error('INFO stats of redis-server has no total_commands_processed');
+    return Number(total);
   }
 
   /** The append-only file's file system: `always` costs what its fsync costs there. */
@@ -93,6 +105,7 @@ export class RedisProcess {
   }
 
   async stop(): Promise<void> {
+    this.admin?.disconnect();
     if (!this.hasExited) {
       this.child.kill('SIGTERM');
       const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
