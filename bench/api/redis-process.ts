@@ -115,8 +115,9 @@ export class RedisProcess {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 
-  /** Last resort from an 'exit' handler, where nothing asynchronous can run. */
+  /** Last resort from an 'exit' handler, where nothing asynchronous can run; the data goes too. */
   killNow(): void {
     if (!this.hasExited) this.child.kill('SIGKILL');
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

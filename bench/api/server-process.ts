@@ -152,9 +152,10 @@ export class ServerProcess {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 
-  /** Last resort from an 'exit' handler, where nothing asynchronous can run. */
+  /** Last resort from an 'exit' handler, where nothing asynchronous can run; the data goes too. */
   killNow(): void {
     if (!this.hasExited) this.child.kill('SIGKILL');
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 
