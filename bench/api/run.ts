@@ -11,46 +11,28 @@
  *   /proc around each round, so the load generator sharing the machine does not blur it;
  * - latency at a fixed rate, open loop: p50/p99/max a caller sees at 500 requests per second.
  */
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { ChimeSDKMeetingsClient } from '@aws-sdk/client-chime-sdk-meetings';
 import {
-  BatchCreateAttendeeCommand,
-  ChimeSDKMeetingsClient,
-  CreateAttendeeCommand,
-  CreateMeetingCommand,
-  DeleteMeetingCommand,
-} from '@aws-sdk/client-chime-sdk-meetings';
+  ATTENDEES_PER_MEETING,
+  BATCH_SIZE,
+  Bench,
+  CountingAgent,
+  CREDENTIALS,
+  type CpuSample,
+  type FixedRateSample,
+  type Plan,
+} from './api-calls.ts';
 import { summarizeCpuProfile } from './cpu-profile.ts';
-import { median, percentile, runAtFixedRate, runClosedLoop, type FixedRateResult } from './load.ts';
-import { machineBusyMs, type CpuTime } from './proc.ts';
+import { median, percentile, runClosedLoop } from './load.ts';
 import { ServerProcess } from './server-process.ts';
 
-const CREDENTIALS = { accessKeyId: 'AKIDAMPHIBENCH000001', secretAccessKey: 'amphi-bench-secret' };
-const ATTENDEES_PER_MEETING = 250; // the service's cap per meeting
-const BATCH_SIZE = 100; // the service's cap per BatchCreateAttendee
-const BATCHES_PER_MEETING = Math.floor(ATTENDEES_PER_MEETING / BATCH_SIZE);
 const TARGET_CPU_MS_PER_CREATE_ATTENDEE = 0.5;
 const TARGET_P99_MS = 20;
 /** Above this share of a core, something besides this benchmark was busy (a quiet 2-core VM shows under 15%). */
 const NOISY_MACHINE_SHARE = 0.25;
-
-interface Plan {
-  rounds: number;
-  warmupAttendees: number;
-  warmupBatches: number;
-  attendeesPerRound: number;
-  batchesPerRound: number;
-  createAttendeeInFlight: number;
-  batchInFlight: number;
-  createAttendeeRate: number;
-  batchRate: number;
-  /** Fixed-rate runs per operation; a single p99 swings with the machine's scheduling hiccups. */
-  fixedRateRuns: number;
-  createAttendeeRunMs: number;
-  batchRunMs: number;
-}
 
 const FULL: Plan = {
   rounds: 5,
@@ -80,150 +62,6 @@ const QUICK: Plan = {
   batchRunMs: 3_000,
 };
 
-interface FixedRateSample extends FixedRateResult {
-  /** Each request's time inside the server, from its parsed headers to its answer's last byte. */
-  inServerMs: number[];
-  /** CPU used during the run over its wall time: 1 is one core busy throughout. */
-  serverCpuShare: number;
-  clientCpuShare: number;
-  restOfMachineShare: number;
-}
-
-/** CPU and wall time of one measured stretch of requests. */
-interface CpuSample {
-  requests: number;
-  attendees: number;
-  serverMs: number;
-  serverUserMs: number;
-  clientMs: number;
-  /** Busy time of the rest of the machine: loopback networking in the kernel, and other processes that would skew the figures. */
-  restOfMachineMs: number;
-  elapsedMs: number;
-}
-
-class Bench {
-  private meetingSerial = 0;
-  private attendeeSerial = 0;
-
-  constructor(
-    private readonly client: ChimeSDKMeetingsClient,
-    private readonly server: ServerProcess,
-  ) {}
-
-  /** Meetings are made and removed outside the measured stretches, a few at a time. */
-  async createMeetings(count: number): Promise<string[]> {
-    const ids: string[] = [];
-    await runClosedLoop(count, 8, async () => {
-      const serial = ++this.meetingSerial;
-      const { Meeting } = await this.client.send(
-        new CreateMeetingCommand({
-          ClientRequestToken: `bench-meeting-${serial}`,
-          ExternalMeetingId: `bench-meeting-${serial}`,
-          MediaRegion: 'us-east-1',
-        }),
-      );
-      ids.push(Meeting!.MeetingId!);
-    });
-    return ids;
-  }
-
-  async deleteMeetings(ids: readonly string[]): Promise<void> {
-    await runClosedLoop(ids.length, 8, (index) => this.client.send(new DeleteMeetingCommand({ MeetingId: ids[index]! })).then(() => undefined));
-  }
-
-  /** CreateAttendee number `index` spreads over `meetings` round-robin, as joins to many meetings would. */
-  createAttendee(meetings: readonly string[], index: number): Promise<void> {
-    const meetingId = meetings[index % meetings.length]!;
-    return this.client
-      .send(new CreateAttendeeCommand({ MeetingId: meetingId, ExternalUserId: `bench-user-${++this.attendeeSerial}` }))
-      .then(({ Attendee }) => {
-        if (!Attendee?.JoinToken) throw new Error('CreateAttendee answered without a JoinToken');
-      });
-  }
-
-  batchCreateAttendee(meetings: readonly string[], index: number): Promise<void> {
-    const meetingId = meetings[index % meetings.length]!;
-    const Attendees = Array.from({ length: BATCH_SIZE }, () => ({ ExternalUserId: `bench-user-${++this.attendeeSerial}` }));
-    return this.client.send(new BatchCreateAttendeeCommand({ MeetingId: meetingId, Attendees })).then(({ Attendees: created, Errors }) => {
-      if (Errors?.length) throw new Error(`BatchCreateAttendee refused ${Errors.length} attendees: ${Errors[0]!.ErrorCode} ${Errors[0]!.ErrorMessage}`);
-      if (created?.length !== BATCH_SIZE) throw new Error(`BatchCreateAttendee created ${created?.length ?? 0} of ${BATCH_SIZE}`);
-    });
-  }
-
-  /** Runs `work` between two readings of the server's and this process's CPU time. */
-  async measureCpu(requests: number, attendees: number, work: () => Promise<{ elapsedMs: number }>): Promise<CpuSample> {
-    const machineBefore = machineBusyMs();
-    const serverBefore = this.server.cpuTime();
-    const clientBefore = process.cpuUsage();
-    const { elapsedMs } = await work();
-    const client = process.cpuUsage(clientBefore);
-    const serverAfter = this.server.cpuTime();
-    const machineMs = machineBusyMs() - machineBefore;
-    const serverMs = total(serverAfter) - total(serverBefore);
-    const clientMs = (client.user + client.system) / 1000;
-    return {
-      requests,
-      attendees,
-      serverMs,
-      serverUserMs: serverAfter.userMs - serverBefore.userMs,
-      clientMs,
-      restOfMachineMs: Math.max(0, machineMs - serverMs - clientMs),
-      elapsedMs,
-    };
-  }
-
-  async createAttendeeRound(plan: Plan): Promise<CpuSample> {
-    const meetings = await this.createMeetings(Math.ceil(plan.attendeesPerRound / ATTENDEES_PER_MEETING));
-    const sample = await this.measureCpu(plan.attendeesPerRound, plan.attendeesPerRound, () =>
-      runClosedLoop(plan.attendeesPerRound, plan.createAttendeeInFlight, (index) => this.createAttendee(meetings, index)),
-    );
-    await this.deleteMeetings(meetings);
-    return sample;
-  }
-
-  async batchRound(plan: Plan): Promise<CpuSample> {
-    const meetings = await this.createMeetings(Math.ceil(plan.batchesPerRound / BATCHES_PER_MEETING));
-    const sample = await this.measureCpu(plan.batchesPerRound, plan.batchesPerRound * BATCH_SIZE, () =>
-      runClosedLoop(plan.batchesPerRound, plan.batchInFlight, (index) => this.batchCreateAttendee(meetings, index)),
-    );
-    await this.deleteMeetings(meetings);
-    return sample;
-  }
-
-  /** One open-loop run at `rate`, on fresh meetings, timed by the client and inside the server. */
-  async fixedRate(kind: 'createAttendee' | 'batch', rate: number, durationMs: number): Promise<FixedRateSample> {
-    const requests = Math.round((rate * durationMs) / 1000);
-    const perMeeting = kind === 'batch' ? BATCHES_PER_MEETING : ATTENDEES_PER_MEETING;
-    const meetings = await this.createMeetings(Math.ceil(requests / perMeeting));
-    const send = (index: number) => (kind === 'batch' ? this.batchCreateAttendee(meetings, index) : this.createAttendee(meetings, index));
-    let run: FixedRateResult | undefined;
-    this.server.startTiming();
-    const cpu = await this.measureCpu(requests, 0, async () => {
-      run = await runAtFixedRate(rate, durationMs, send);
-      return { elapsedMs: run.elapsedMs };
-    });
-    const inServerMs = await this.server.stopTiming();
-    await this.deleteMeetings(meetings);
-    return {
-      ...run!,
-      inServerMs,
-      serverCpuShare: cpu.serverMs / cpu.elapsedMs,
-      clientCpuShare: cpu.clientMs / cpu.elapsedMs,
-      restOfMachineShare: cpu.restOfMachineMs / cpu.elapsedMs,
-    };
-  }
-}
-
-/** An http.Agent that counts the connections it opens, to show keep-alive is in effect. */
-class CountingAgent extends http.Agent {
-  connectionsOpened = 0;
-  override createConnection(...args: Parameters<http.Agent['createConnection']>): ReturnType<http.Agent['createConnection']> {
-    this.connectionsOpened++;
-    return super.createConnection(...args);
-  }
-}
-
-const total = (cpu: CpuTime) => cpu.userMs + cpu.systemMs;
 const ms = (value: number, digits = 2) => `${value.toFixed(digits)} ms`;
 const percent = (share: number) => `${(share * 100).toFixed(0)}%`;
 

@@ -18,12 +18,15 @@ export interface ServerOptions {
   secretAccessKey: string;
   /** Extra flags for the server's node, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** Cluster mode: meetings in the Redis at this URL (bench/api/cluster-node.ts) instead of the journal. */
+  redisUrl?: string;
 }
 
 /**
  * `amphi serve` in its own process, exactly as deployed (bin/amphi.js through the tsx loader),
  * so its CPU time can be read from /proc apart from the load generator's. The only addition
- * is server-timing.mjs, which times requests inside the server on demand.
+ * is server-timing.mjs, which times requests inside the server on demand. With `redisUrl`, the
+ * process is cluster-node.ts instead: the same settings, its meetings in Redis.
  */
 export class ServerProcess {
   private readonly output: string[] = [];
@@ -53,7 +56,8 @@ export class ServerProcess {
   static async start(options: ServerOptions): Promise<ServerProcess> {
     const port = await freeLoopbackPort();
     const dataDir = mkdtempSync(path.join(tmpdir(), 'amphi-bench-'));
-    const child = spawn(process.execPath, ['--import', TIMING_HOOK, ...(options.nodeFlags ?? []), 'bin/amphi.js', 'serve'], {
+    const entry = options.redisUrl ? ['--import', 'tsx', 'bench/api/cluster-node.ts'] : ['bin/amphi.js', 'serve'];
+    const child = spawn(process.execPath, ['--import', TIMING_HOOK, ...(options.nodeFlags ?? []), ...entry], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {
@@ -68,6 +72,9 @@ export class ServerProcess {
         AMPHI_LOG_LEVEL: 'warn',
         AMPHI_API_RATE_LIMIT: '0',
         AMPHI_MAX_MEETINGS: '100000',
+        // Any free UDP ports for the media workers, so several benchmarked servers can run side by side.
+        AMPHI_RTC_PORT: '0',
+        ...(options.redisUrl ? { AMPHI_BENCH_REDIS_URL: options.redisUrl } : {}),
       },
     });
     const server = new ServerProcess(child, `http://127.0.0.1:${port}`, dataDir);
@@ -145,14 +152,15 @@ export class ServerProcess {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 
-  /** Last resort from an 'exit' handler, where nothing asynchronous can run. */
+  /** Last resort from an 'exit' handler, where nothing asynchronous can run; the data goes too. */
   killNow(): void {
     if (!this.hasExited) this.child.kill('SIGKILL');
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 
 /** A port the OS just handed out on 127.0.0.1; Amphi cannot report a port 0 choice back to us. */
-function freeLoopbackPort(): Promise<number> {
+export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
