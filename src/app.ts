@@ -110,6 +110,7 @@ export async function startAmphi(config: AmphiConfig, options: StartOptions = {}
     pipeAddress,
     remotePrimaries,
     nodes,
+    maxSocketsPerAddress: config.maxSocketsPerAddress,
   });
   const bridges = new BridgeServer(
     { meetings: service, clock: systemClock, openPrimary: (meetingId) => signaling.openLocalPrimary(meetingId) },

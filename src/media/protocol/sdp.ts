@@ -65,7 +65,8 @@ export const EXT = {
 } as const;
 
 const DIRECTIONS: readonly Direction[] = ['sendrecv', 'sendonly', 'recvonly', 'inactive'];
-const MAX_SDP_LENGTH = 200_000;
+/** As large as the SUBSCRIBE frame that carries an offer may be (signaling's MAX_FRAME_BYTES). */
+const MAX_SDP_LENGTH = 256 * 1024;
 const MAX_MEDIA_SECTIONS = 64;
 
 export function parseOffer(text: string): Offer {
