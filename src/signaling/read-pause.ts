@@ -1,7 +1,11 @@
+import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
 
-/** Why a client's socket is not being read. */
-export type ReadPauseReason = 'budget' | 'backpressure';
+/**
+ * Why a client's socket is not being read: over its byte budget, not reading what it is sent, or
+ * a SUBSCRIBE of its waiting for its turn to be parsed.
+ */
+export type ReadPauseReason = 'budget' | 'backpressure' | 'turn';
 
 /**
  * Stops and restarts reading one client's WebSocket for one or more reasons at once: reading
@@ -11,6 +15,7 @@ export type ReadPauseReason = 'budget' | 'backpressure';
 export class ReadPause {
   private readonly reasons = new Set<ReadPauseReason>();
   private budgetTimer: NodeJS.Timeout | undefined;
+  private budgetUntil = 0;
 
   constructor(private readonly ws: WebSocket) {}
 
@@ -31,18 +36,21 @@ export class ReadPause {
   }
 
   /**
-   * Stops reading for the byte budget during `ms`; returns whether that reason is new. While a hold
-   * lasts, frames already received are still counted, and the next one after it pauses again if due.
+   * Stops reading for the byte budget during `ms`, or longer if a hold for it already lasts longer;
+   * returns whether that reason is new. Frames received meanwhile are still counted by the caller,
+   * and may extend the hold.
    */
   holdForBudget(ms: number): boolean {
     const added = this.hold('budget');
-    if (added) {
-      this.budgetTimer = setTimeout(() => {
-        this.budgetTimer = undefined;
-        this.release('budget');
-      }, ms);
-      this.budgetTimer.unref();
-    }
+    const until = performance.now() + ms;
+    if (!added && until <= this.budgetUntil) return false;
+    clearTimeout(this.budgetTimer);
+    this.budgetUntil = until;
+    this.budgetTimer = setTimeout(() => {
+      this.budgetTimer = undefined;
+      this.release('budget');
+    }, ms);
+    this.budgetTimer.unref();
     return added;
   }
 

@@ -15,6 +15,7 @@ import { AudioStatus, CloseCode, CONTENT_MODALITY, decodeFrame, encodeFrame, Fra
 import { ByteBudget } from './byte-budget.ts';
 import { maxFrameBytesFor } from './frame-limits.ts';
 import { ReadPause, type ReadPauseReason } from './read-pause.ts';
+import { sdpParseTurns } from './turns.ts';
 
 /** What a session hands its client's frames to: its meeting's conference. */
 export interface SessionHost {
@@ -42,12 +43,18 @@ const MAX_FRAMES_PER_SECOND = 200;
 /** Malformed frames tolerated before the connection is closed. */
 const MAX_BAD_FRAMES = 20;
 /**
- * Bytes a client may send: a renegotiation sends a few SUBSCRIBEs of up to ~100 kB in a row, well
+ * Bytes a client may send: a renegotiation sends a few SUBSCRIBEs in a row (see SDP_BURST_BYTES),
  * inside the burst; everything else a client sends is a few kB per second. Over it, the socket is
  * not read until the budget is back (the client is slowed, never cut off).
  */
 export const INBOUND_BYTES_PER_SECOND = 256 * 1024;
-export const INBOUND_BURST_BYTES = 1024 * 1024;
+export const INBOUND_BURST_BYTES = 512 * 1024;
+/**
+ * Of those, SDP offers (SUBSCRIBE), whose parsing costs far more per byte: a renegotiation's
+ * SUBSCRIBEs (6-30 kB each, one of up to 256 KiB from Chrome with many transceivers) fit the burst.
+ */
+export const SDP_BYTES_PER_SECOND = 64 * 1024;
+export const SDP_BURST_BYTES = 384 * 1024;
 /**
  * Over this much queued for a client that doesn't read, its socket isn't read either (its requests
  * would only queue more answers) and periodic frames that the next one replaces are not queued.
@@ -81,7 +88,13 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   private badFrames = 0;
   /** Real time, not the clock: the budget paces real bytes with real timers. */
   private readonly inboundBudget = new ByteBudget(INBOUND_BYTES_PER_SECOND, INBOUND_BURST_BYTES, () => performance.now());
+  private readonly sdpBudget = new ByteBudget(SDP_BYTES_PER_SECOND, SDP_BURST_BYTES, () => performance.now());
   private readonly readPause: ReadPause;
+  /** Frames received after a SUBSCRIBE still waiting for its turn: they are handled after it, in order. */
+  private readonly inbox: ReturnType<typeof decodeFrame>[] = [];
+  private awaitingTurn = false;
+  /** Bytes of frames read from the client so far. */
+  bytesReceived = 0;
   private readonly watchdog: NodeJS.Timeout;
   readonly log: Logger;
 
@@ -160,6 +173,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   close(code: number = CloseCode.Normal, reason = '', dropped = false): void {
     if (this.state === 'closed') return;
     clearInterval(this.watchdog);
+    this.inbox.length = 0;
     // A paused socket would not read the client's answer to our close frame.
     this.readPause.clear();
     try {
@@ -184,17 +198,60 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
       return;
     }
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-    this.chargeBudget(buffer.length);
+    this.bytesReceived += buffer.length;
+    let waitMs = this.inboundBudget.charge(buffer.length);
     let frame;
     try {
       if (!isBinary) throw new FrameError('text frames are not part of the protocol');
       frame = decodeFrame(buffer);
       const limit = maxFrameBytesFor(frame.type);
       if (buffer.length > limit) throw new FrameError(`frame type ${frame.type} of ${buffer.length} bytes is over its ${limit} byte limit`);
+      if (frame.type === FrameType.SUBSCRIBE) waitMs = Math.max(waitMs, this.sdpBudget.charge(buffer.length));
     } catch (error) {
+      this.pauseForBudget(waitMs);
       this.rejectFrame(error instanceof Error ? error.message : String(error));
       return;
     }
+    this.pauseForBudget(waitMs);
+    this.deliver(frame);
+  }
+
+  /**
+   * Hands a frame to dispatch in the order received. A SUBSCRIBE waits for its turn to have its
+   * offer parsed (sdpParseTurns); the socket isn't read meanwhile, and frames already read wait behind it.
+   */
+  private deliver(frame: ReturnType<typeof decodeFrame>): void {
+    if (this.awaitingTurn) {
+      this.inbox.push(frame);
+      return;
+    }
+    if (frame.type === FrameType.SUBSCRIBE && this.state === 'joined') {
+      this.awaitingTurn = true;
+      this.readPause.hold('turn');
+      sdpParseTurns.take(() => {
+        this.awaitingTurn = false;
+        if (!this.open) return;
+        try {
+          this.readPause.release('turn');
+          this.handle(frame);
+          while (this.inbox.length > 0 && !this.awaitingTurn && this.open) this.deliver(this.inbox.shift()!);
+        } catch (error) {
+          // handle() catches what the conference throws; this is a last guard for the shared queue.
+          this.log.error({ err: error }, 'signaling frames could not be handled; closing');
+          this.close(CloseCode.InternalError, 'internal error', true);
+        }
+      });
+      return;
+    }
+    this.handle(frame);
+  }
+
+  /** Not closed (a getter, so a check after a call that may close is not narrowed away). */
+  private get open(): boolean {
+    return this.state !== 'closed';
+  }
+
+  private handle(frame: ReturnType<typeof decodeFrame>): void {
     const failed = (error: unknown) => {
       // A request the conference could not handle fails alone; the session and the meeting go on.
       this.log.warn({ err: error, type: frame.type }, 'frame handling failed');
@@ -208,9 +265,8 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
     }
   }
 
-  /** Counts a received frame against the byte budget; over it, the socket isn't read until the budget is back. */
-  private chargeBudget(bytes: number): void {
-    const waitMs = this.inboundBudget.charge(bytes);
+  /** Over a byte budget, the socket isn't read until it is back (`waitMs`). */
+  private pauseForBudget(waitMs: number): void {
     if (waitMs > 0 && this.readPause.holdForBudget(waitMs)) {
       this.log.debug({ waitMs }, 'signaling over its byte budget; reading paused');
       this.emit('readPaused', 'budget');
