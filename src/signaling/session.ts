@@ -93,8 +93,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   /** Frames received after a SUBSCRIBE still waiting for its turn: they are handled after it, in order. */
   private readonly inbox: ReturnType<typeof decodeFrame>[] = [];
   private awaitingTurn = false;
-  /** Bytes of frames read from the client so far. */
-  bytesReceived = 0;
+  private receivedBytes = 0;
   private readonly watchdog: NodeJS.Timeout;
   readonly log: Logger;
 
@@ -126,6 +125,11 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
       }
     }, 5_000);
     this.watchdog.unref();
+  }
+
+  /** Bytes of frames read from the client so far. */
+  get bytesReceived(): number {
+    return this.receivedBytes;
   }
 
   /** Whether the client has its meeting's full roster; presence and volumes wait for it. */
@@ -198,7 +202,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
       return;
     }
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-    this.bytesReceived += buffer.length;
+    this.receivedBytes += buffer.length;
     let waitMs = this.inboundBudget.charge(buffer.length);
     let frame;
     try {
