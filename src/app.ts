@@ -154,6 +154,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     logger: logger.child({ component: 'signaling' }),
     pipeAddress,
     remotePrimaries,
+    maxSocketsPerAddress: config.maxSocketsPerAddress,
   });
   const bridges = new BridgeServer(
     { meetings: service, clock: systemClock, openPrimary: (meetingId) => signaling.openLocalPrimary(meetingId) },

@@ -54,6 +54,12 @@ export const SETTINGS = {
     help: 'Requests per second per operation and access key, burst twice that; 0 turns throttling off',
     default: '0',
   },
+  maxSocketsPerAddress: {
+    flag: 'max-sockets-per-address',
+    env: 'AMPHI_MAX_SOCKETS_PER_ADDRESS',
+    help: 'Signaling WebSockets open at once from one client address (relayed ones count under the client\'s); over it: HTTP 429; 0 turns the cap off',
+    default: '100',
+  },
   rtcPort: {
     flag: 'rtc-port',
     env: 'AMPHI_RTC_PORT',
@@ -109,6 +115,7 @@ const configSchema = z.object({
   maxReplicasPerPrimary: int(0, 1000),
   maxMeetings: int(1, 1_000_000),
   apiRateLimit: z.coerce.number().min(0),
+  maxSocketsPerAddress: int(0, 1_000_000),
   rtcPort: int(0, 65535),
   rtcAnnouncedIp: z.ipv4(),
   mediaWorkers: int(1, 64),

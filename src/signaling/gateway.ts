@@ -16,6 +16,8 @@ import { PrimaryConference } from './primary-conference.ts';
 import { ReplicaConference } from './replica-conference.ts';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, encodeFrame, FrameType, MAX_FRAME_BYTES } from './frames.ts';
 import { SignalingSession } from './session.ts';
+import { AddressLimits, addressOf } from './address-limits.ts';
+import { BurstLimiter } from '../util/burst-limiter.ts';
 import { isRelayed, SignalRelay } from './signal-relay.ts';
 
 const SESSION_PROTOCOL = '_aws_wt_session';
@@ -34,7 +36,12 @@ export interface GatewayParts {
   pipeAddress: string;
   /** Primaries hosted on other nodes (none in a single node). */
   remotePrimaries?: RemotePrimaries;
+  /** Signaling sockets open at once from one address (0: no cap). Default DEFAULT_MAX_SOCKETS_PER_ADDRESS. */
+  maxSocketsPerAddress?: number;
 }
+
+/** Enough for an office behind one NAT address in one meeting (each client holds 1, 2 while sharing content). */
+export const DEFAULT_MAX_SOCKETS_PER_ADDRESS = 100;
 
 /**
  * The signaling endpoint at MediaPlacement.SignalingUrl (/control/<MeetingId>): authenticates
@@ -58,6 +65,8 @@ export class SignalingGateway {
   private readonly logger: Logger;
   private readonly unsubscribes: (() => void)[];
   private readonly relay: SignalRelay;
+  private readonly addressLimits: AddressLimits;
+  private readonly capLogLimiter = new BurstLimiter();
 
   constructor(parts: GatewayParts) {
     const { meetings, connections, media, logger, pipeAddress } = parts;
@@ -66,6 +75,7 @@ export class SignalingGateway {
     this.nodes = parts.nodes;
     this.clock = parts.clock;
     this.logger = logger;
+    this.addressLimits = new AddressLimits(parts.maxSocketsPerAddress ?? DEFAULT_MAX_SOCKETS_PER_ADDRESS);
     this.relay = new SignalRelay({ logger: logger.child({ component: 'signal-relay' }) });
     this.context = {
       meetings,
@@ -131,6 +141,7 @@ export class SignalingGateway {
     const path = (request.url ?? '').split('?')[0] ?? '';
     const match = CONTROL_PATH.exec(path);
     if (!match) return refuse(socket, 404, 'Not Found');
+    if (!this.takeAddressSlot(request, socket)) return refuse(socket, 429, 'Too Many Requests');
     const meetingId = match[1]!.toLowerCase();
     const offered = String(request.headers['sec-websocket-protocol'] ?? '')
       .split(',')
@@ -151,6 +162,20 @@ export class SignalingGateway {
     }
     if (!this.nodes.isLocal(meeting.MediaNodeId)) return this.relayToHost(request, socket, head, meeting);
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
+  }
+
+  /** Counts the socket against its address's cap until it closes; false at the cap. */
+  private takeAddressSlot(request: IncomingMessage, socket: Duplex): boolean {
+    const address = addressOf(request, isRelayed(request));
+    const release = this.addressLimits.admit(address);
+    if (!release) {
+      const suppressed = this.capLogLimiter.admit(address);
+      if (suppressed >= 0) this.logger.warn({ address, max: this.addressLimits.max, suppressed }, 'too many signaling sockets from one address; refused');
+      return false;
+    }
+    if (socket.destroyed) release();
+    else socket.once('close', release);
+    return true;
   }
 
   /**

@@ -10,7 +10,12 @@ import type {
   ISdkRemoteVideoUpdateFrame,
   ISdkSubscribeFrame,
 } from 'amazon-chime-sdk-js/build/signalingprotocol/SignalingProtocol.js';
+import { performance } from 'node:perf_hooks';
 import { AudioStatus, CloseCode, CONTENT_MODALITY, decodeFrame, encodeFrame, FrameError, FrameType, SdkPingPongType, type OutgoingFrame } from './frames.ts';
+import { ByteBudget } from './byte-budget.ts';
+import { maxFrameBytesFor } from './frame-limits.ts';
+import { ReadPause, type ReadPauseReason } from './read-pause.ts';
+import { sdpParseTurns } from './turns.ts';
 
 /** What a session hands its client's frames to: its meeting's conference. */
 export interface SessionHost {
@@ -27,6 +32,8 @@ export interface SessionHost {
 export interface SignalingSessionEvents {
   /** The session ended, for good; `dropped`: its connection failed rather than being ended by the client or the meeting. */
   closed: [reason: string, dropped: boolean];
+  /** Reading the client's socket stopped: it sent over its byte budget, or it doesn't read what it is sent. */
+  readPaused: [reason: ReadPauseReason];
 }
 
 /** No frame for this long (the client pings every 10 s) means the client is gone. */
@@ -35,6 +42,27 @@ const SILENCE_TIMEOUT_MS = 35_000;
 const MAX_FRAMES_PER_SECOND = 200;
 /** Malformed frames tolerated before the connection is closed. */
 const MAX_BAD_FRAMES = 20;
+/**
+ * Bytes a client may send: a renegotiation sends a few SUBSCRIBEs in a row (see SDP_BURST_BYTES),
+ * inside the burst; everything else a client sends is a few kB per second. Over it, the socket is
+ * not read until the budget is back (the client is slowed, never cut off).
+ */
+export const INBOUND_BYTES_PER_SECOND = 256 * 1024;
+export const INBOUND_BURST_BYTES = 512 * 1024;
+/**
+ * Of those, SDP offers (SUBSCRIBE), whose parsing costs far more per byte: a renegotiation's
+ * SUBSCRIBEs (6-30 kB each, one of up to 256 KiB from Chrome with many transceivers) fit the burst.
+ */
+export const SDP_BYTES_PER_SECOND = 64 * 1024;
+export const SDP_BURST_BYTES = 384 * 1024;
+/**
+ * Over this much queued for a client that doesn't read, its socket isn't read either (its requests
+ * would only queue more answers) and periodic frames that the next one replaces are not queued.
+ */
+export const OUTBOUND_HIGH_WATER_BYTES = 1024 * 1024;
+const OUTBOUND_LOW_WATER_BYTES = OUTBOUND_HIGH_WATER_BYTES / 2;
+/** Frames a backed-up client can miss: the next one (every 2 s, every 200 ms) supersedes them. */
+const DROPPABLE_WHEN_BACKED_UP = new Set<number>([FrameType.BITRATES, FrameType.AUDIO_METADATA]);
 
 export type SessionState = 'connected' | 'joined' | 'closed';
 
@@ -58,6 +86,14 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   private framesThisSecond = 0;
   private secondStartedAt: number;
   private badFrames = 0;
+  /** Real time, not the clock: the budget paces real bytes with real timers. */
+  private readonly inboundBudget = new ByteBudget(INBOUND_BYTES_PER_SECOND, INBOUND_BURST_BYTES, () => performance.now());
+  private readonly sdpBudget = new ByteBudget(SDP_BYTES_PER_SECOND, SDP_BURST_BYTES, () => performance.now());
+  private readonly readPause: ReadPause;
+  /** Frames received after a SUBSCRIBE still waiting for its turn: they are handled after it, in order. */
+  private readonly inbox: ReturnType<typeof decodeFrame>[] = [];
+  private awaitingTurn = false;
+  private receivedBytes = 0;
   private readonly watchdog: NodeJS.Timeout;
   readonly log: Logger;
 
@@ -77,6 +113,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
     this.externalUserId = attendee.ExternalUserId;
     this.joinToken = attendee.JoinToken;
     this.log = logger.child({ meetingId: attendee.MeetingId, attendeeId: this.attendeeId, session: this.id.slice(0, 8) });
+    this.readPause = new ReadPause(ws);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     // A socket that closes without LEAVE is a dropped connection (the others' clients are told so).
     ws.on('close', () => this.close(CloseCode.Normal, 'socket closed', true));
@@ -88,6 +125,11 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
       }
     }, 5_000);
     this.watchdog.unref();
+  }
+
+  /** Bytes of frames read from the client so far. */
+  get bytesReceived(): number {
+    return this.receivedBytes;
   }
 
   /** Whether the client has its meeting's full roster; presence and volumes wait for it. */
@@ -112,7 +154,17 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
 
   send(frame: OutgoingFrame): void {
     if (this.state === 'closed' || this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(encodeFrame(frame, this.clock.now()));
+    if (this.readPause.has('backpressure') && DROPPABLE_WHEN_BACKED_UP.has(frame.type ?? -1)) return;
+    this.ws.send(encodeFrame(frame, this.clock.now()), () => this.resumeIfDrained());
+    if (this.ws.bufferedAmount > OUTBOUND_HIGH_WATER_BYTES && this.readPause.hold('backpressure')) {
+      this.log.info({ bufferedBytes: this.ws.bufferedAmount }, 'client does not read its signaling; reading it paused');
+      this.emit('readPaused', 'backpressure');
+    }
+  }
+
+  /** Called as each sent frame reaches the kernel: reading resumes once the backlog is half gone. */
+  private resumeIfDrained(): void {
+    if (this.readPause.has('backpressure') && this.ws.bufferedAmount <= OUTBOUND_LOW_WATER_BYTES) this.readPause.release('backpressure');
   }
 
   /** Ends the session with an AUDIO_STATUS the client maps to a terminal status, then closes. */
@@ -125,6 +177,9 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   close(code: number = CloseCode.Normal, reason = '', dropped = false): void {
     if (this.state === 'closed') return;
     clearInterval(this.watchdog);
+    this.inbox.length = 0;
+    // A paused socket would not read the client's answer to our close frame.
+    this.readPause.clear();
     try {
       this.ws.close(code, reason);
     } catch {
@@ -147,14 +202,60 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
       return;
     }
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    this.receivedBytes += buffer.length;
+    let waitMs = this.inboundBudget.charge(buffer.length);
     let frame;
     try {
       if (!isBinary) throw new FrameError('text frames are not part of the protocol');
       frame = decodeFrame(buffer);
+      const limit = maxFrameBytesFor(frame.type);
+      if (buffer.length > limit) throw new FrameError(`frame type ${frame.type} of ${buffer.length} bytes is over its ${limit} byte limit`);
+      if (frame.type === FrameType.SUBSCRIBE) waitMs = Math.max(waitMs, this.sdpBudget.charge(buffer.length));
     } catch (error) {
+      this.pauseForBudget(waitMs);
       this.rejectFrame(error instanceof Error ? error.message : String(error));
       return;
     }
+    this.pauseForBudget(waitMs);
+    this.deliver(frame);
+  }
+
+  /**
+   * Hands a frame to dispatch in the order received. A SUBSCRIBE waits for its turn to have its
+   * offer parsed (sdpParseTurns); the socket isn't read meanwhile, and frames already read wait behind it.
+   */
+  private deliver(frame: ReturnType<typeof decodeFrame>): void {
+    if (this.awaitingTurn) {
+      this.inbox.push(frame);
+      return;
+    }
+    if (frame.type === FrameType.SUBSCRIBE && this.state === 'joined') {
+      this.awaitingTurn = true;
+      this.readPause.hold('turn');
+      sdpParseTurns.take(() => {
+        this.awaitingTurn = false;
+        if (!this.open) return;
+        try {
+          this.readPause.release('turn');
+          this.handle(frame);
+          while (this.inbox.length > 0 && !this.awaitingTurn && this.open) this.deliver(this.inbox.shift()!);
+        } catch (error) {
+          // handle() catches what the conference throws; this is a last guard for the shared queue.
+          this.log.error({ err: error }, 'signaling frames could not be handled; closing');
+          this.close(CloseCode.InternalError, 'internal error', true);
+        }
+      });
+      return;
+    }
+    this.handle(frame);
+  }
+
+  /** Not closed (a getter, so a check after a call that may close is not narrowed away). */
+  private get open(): boolean {
+    return this.state !== 'closed';
+  }
+
+  private handle(frame: ReturnType<typeof decodeFrame>): void {
     const failed = (error: unknown) => {
       // A request the conference could not handle fails alone; the session and the meeting go on.
       this.log.warn({ err: error, type: frame.type }, 'frame handling failed');
@@ -165,6 +266,14 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
       if (pending) pending.catch(failed);
     } catch (error) {
       failed(error);
+    }
+  }
+
+  /** Over a byte budget, the socket isn't read until it is back (`waitMs`). */
+  private pauseForBudget(waitMs: number): void {
+    if (waitMs > 0 && this.readPause.holdForBudget(waitMs)) {
+      this.log.debug({ waitMs }, 'signaling over its byte budget; reading paused');
+      this.emit('readPaused', 'budget');
     }
   }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MAX_FRAME_BYTES } from './frames.ts';
 import { RelayLink, type RelayLeg } from './relay-link.ts';
+import { RELAYED_CLIENT_ADDRESS_HEADER } from './address-limits.ts';
 
 /**
  * Set on the relay's handshake to the hosting node. A node that receives it must serve the
@@ -119,7 +120,8 @@ export class SignalRelay extends EventEmitter<SignalRelayEvents> {
     let upstream: WebSocket;
     try {
       upstream = new WebSocket(url, offered, {
-        headers: { [RELAYED_HEADER]: '1' },
+        // The hosting node counts the client's address against its per-address cap, not this node's.
+        headers: { [RELAYED_HEADER]: '1', [RELAYED_CLIENT_ADDRESS_HEADER]: request.socket.remoteAddress ?? 'unknown' },
         maxPayload: UPSTREAM_MAX_FRAME_BYTES,
         perMessageDeflate: false,
         followRedirects: false,

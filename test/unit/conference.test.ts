@@ -35,8 +35,19 @@ class MemorySocket extends EventEmitter {
   readyState = 1;
   readonly frames: Frame[] = [];
   closeCode: number | undefined;
-  send(data: Buffer): void {
+  /** Nothing waits to be sent: every frame is taken at once. */
+  readonly bufferedAmount = 0;
+  /** Reading paused (by the session's limits); the test's frames still arrive, as ws's already read ones do. */
+  isPaused = false;
+  send(data: Buffer, sent?: () => void): void {
     this.frames.push(decodeFrame(data));
+    sent?.();
+  }
+  pause(): void {
+    this.isPaused = true;
+  }
+  resume(): void {
+    this.isPaused = false;
   }
   close(code: number): void {
     if (this.readyState !== 1) return;
