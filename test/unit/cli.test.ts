@@ -72,7 +72,7 @@ describe('amphi serve', () => {
       const key = JSON.parse(readFileSync(keysFile, 'utf8'));
       assert.ok(output.includes(key.accessKeyId), 'the generated key is printed at start');
       assert.ok(
-        output.includes(`export AWS_ACCESS_KEY_ID=${key.accessKeyId} AWS_SECRET_ACCESS_KEY=${key.secretAccessKey} AWS_REGION=us-east-1`),
+        output.includes(`export AWS_ACCESS_KEY_ID=${key.accessKeyId} AWS_SECRET_ACCESS_KEY=${key.secretAccessKey} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1`),
         'a line to paste into a shell',
       );
       assert.match(output, /aws chime-sdk-meetings create-meeting --endpoint-url https:\/\/amphi\.example\.com /, 'a first AWS CLI call');
