@@ -198,3 +198,32 @@ export class CountingAgent extends http.Agent {
 }
 
 export const total = (cpu: CpuTime) => cpu.userMs + cpu.systemMs;
+
+/** The control plane benchmark's plan: rounds, warm-up and load; `--quick` checks the benchmark itself. */
+export const FULL_PLAN: Plan = {
+  rounds: 5,
+  // After a 2,000-request warm-up the first rounds still ran hot; the JIT and the heap take longer to settle.
+  warmupAttendees: 6_000,
+  warmupBatches: 40,
+  attendeesPerRound: 3_000,
+  batchesPerRound: 200,
+  createAttendeeInFlight: 16,
+  batchInFlight: 4,
+  createAttendeeRate: 500,
+  batchRate: 20,
+  fixedRateRuns: 3,
+  createAttendeeRunMs: 10_000,
+  batchRunMs: 5_000,
+};
+
+export const QUICK_PLAN: Plan = {
+  ...FULL_PLAN,
+  rounds: 3,
+  warmupAttendees: 500,
+  warmupBatches: 6,
+  attendeesPerRound: 1_000,
+  batchesPerRound: 40,
+  fixedRateRuns: 1,
+  createAttendeeRunMs: 3_000,
+  batchRunMs: 3_000,
+};

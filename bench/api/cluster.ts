@@ -17,7 +17,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ChimeSDKMeetingsClient } from '@aws-sdk/client-chime-sdk-meetings';
-import { ATTENDEES_PER_MEETING, BATCH_SIZE, Bench, CountingAgent, CREDENTIALS, type CpuSample, type FixedRateSample, type Plan } from './api-calls.ts';
+import { ATTENDEES_PER_MEETING, BATCH_SIZE, Bench, CountingAgent, CREDENTIALS, FULL_PLAN, QUICK_PLAN, type CpuSample, type FixedRateSample, type Plan } from './api-calls.ts';
 import { median, percentile, runClosedLoop } from './load.ts';
 import { RedisProcess, type AppendFsync } from './redis-process.ts';
 import { ServerProcess } from './server-process.ts';
@@ -25,32 +25,10 @@ import { ServerProcess } from './server-process.ts';
 /** Above this share of a core, something besides this benchmark was busy. */
 const NOISY_MACHINE_SHARE = 0.25;
 
-const FULL: Plan = {
-  rounds: 5,
-  warmupAttendees: 6_000,
-  warmupBatches: 40,
-  attendeesPerRound: 3_000,
-  batchesPerRound: 200,
-  createAttendeeInFlight: 16,
-  batchInFlight: 4,
-  createAttendeeRate: 500,
-  batchRate: 20,
-  fixedRateRuns: 3,
-  createAttendeeRunMs: 5_000,
-  batchRunMs: 5_000,
-};
+/** The control plane benchmark's plan, with shorter fixed-rate runs: three servers take turns. */
+const FULL: Plan = { ...FULL_PLAN, createAttendeeRunMs: 5_000 };
 
-const QUICK: Plan = {
-  ...FULL,
-  rounds: 3,
-  warmupAttendees: 500,
-  warmupBatches: 6,
-  attendeesPerRound: 1_000,
-  batchesPerRound: 40,
-  fixedRateRuns: 1,
-  createAttendeeRunMs: 2_000,
-  batchRunMs: 2_000,
-};
+const QUICK: Plan = { ...QUICK_PLAN, createAttendeeRunMs: 2_000, batchRunMs: 2_000 };
 
 /** One server under test, with the redis-server it stores in (none for the embedded store). */
 interface Contender {

@@ -21,9 +21,10 @@ import {
   Bench,
   CountingAgent,
   CREDENTIALS,
+  FULL_PLAN,
+  QUICK_PLAN,
   type CpuSample,
   type FixedRateSample,
-  type Plan,
 } from './api-calls.ts';
 import { summarizeCpuProfile } from './cpu-profile.ts';
 import { median, percentile, runClosedLoop } from './load.ts';
@@ -34,33 +35,7 @@ const TARGET_P99_MS = 20;
 /** Above this share of a core, something besides this benchmark was busy (a quiet 2-core VM shows under 15%). */
 const NOISY_MACHINE_SHARE = 0.25;
 
-const FULL: Plan = {
-  rounds: 5,
-  // After a 2,000-request warm-up the first rounds still ran hot; the JIT and the heap take longer to settle.
-  warmupAttendees: 6_000,
-  warmupBatches: 40,
-  attendeesPerRound: 3_000,
-  batchesPerRound: 200,
-  createAttendeeInFlight: 16,
-  batchInFlight: 4,
-  createAttendeeRate: 500,
-  batchRate: 20,
-  fixedRateRuns: 3,
-  createAttendeeRunMs: 10_000,
-  batchRunMs: 5_000,
-};
 
-const QUICK: Plan = {
-  ...FULL,
-  rounds: 3,
-  warmupAttendees: 500,
-  warmupBatches: 6,
-  attendeesPerRound: 1_000,
-  batchesPerRound: 40,
-  fixedRateRuns: 1,
-  createAttendeeRunMs: 3_000,
-  batchRunMs: 3_000,
-};
 
 const ms = (value: number, digits = 2) => `${value.toFixed(digits)} ms`;
 const percent = (share: number) => `${(share * 100).toFixed(0)}%`;
@@ -101,7 +76,7 @@ async function main(): Promise<void> {
     options: { quick: { type: 'boolean', default: false }, 'cpu-prof': { type: 'string' } },
     strict: true,
   });
-  const plan = values.quick ? QUICK : FULL;
+  const plan = values.quick ? QUICK_PLAN : FULL_PLAN;
   const cpuProfileDir = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
 
   const server = await ServerProcess.start({
