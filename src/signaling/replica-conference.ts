@@ -9,6 +9,10 @@ import type { PresenceInfo, SessionRef } from './roster.ts';
 import { sends, type SessionMedia } from './session-media.ts';
 import type { SignalingSession } from './session.ts';
 
+/** The first wait before linking again to a primary out of reach, and the longest. */
+const RELINK_FIRST_MS = 1_000;
+const RELINK_LAST_MS = 30_000;
+
 /**
  * A replica meeting: its viewers are shown its primary's state (roster, index, volumes, bitrates, data messages),
  * relayed by the primary, and nothing of any replica attendee, their own included. A viewer can be promoted into
@@ -17,7 +21,11 @@ import type { SignalingSession } from './session.ts';
 export class ReplicaConference extends Conference implements ReplicaView {
   /** The primary whose state this conference shows, once its pipe is open. */
   private primary: PrimaryHandle | undefined;
-  private readonly linking: Promise<void>;
+  /** The current attempt to link (promotions wait for it). */
+  private linking: Promise<void>;
+  /** The next attempt, while the primary can't be reached; the wait doubles each time. */
+  private relinkTimer: NodeJS.Timeout | undefined;
+  private relinkDelayMs = RELINK_FIRST_MS;
   /** Viewers promoted into the primary, and as whom. */
   private readonly promotions = new Map<SignalingSession, Promotion>();
   /** Viewers whose promotion is being checked. */
@@ -25,21 +33,53 @@ export class ReplicaConference extends Conference implements ReplicaView {
 
   constructor(...args: ConstructorParameters<typeof Conference>) {
     super(...args);
-    this.linking = this.linkToPrimary().catch((error: unknown) => this.log.warn({ err: error }, 'could not link to the primary meeting'));
+    this.linking = this.link();
   }
 
-  private async linkToPrimary(): Promise<void> {
+  /** Links to the primary, and keeps trying while it can't be reached (its node restarting, a network fault). */
+  private link(): Promise<void> {
+    return this.linkToPrimary().then(
+      (outcome) => {
+        if (outcome === 'unavailable') this.scheduleRelink();
+        else this.relinkDelayMs = RELINK_FIRST_MS;
+      },
+      (error: unknown) => {
+        this.log.warn({ err: error }, 'could not link to the primary meeting');
+        this.scheduleRelink();
+      },
+    );
+  }
+
+  private scheduleRelink(): void {
+    if (this.closed || this.relinkTimer || this.primary) return;
+    this.relinkTimer = setTimeout(() => {
+      this.relinkTimer = undefined;
+      if (!this.closed && !this.primary) this.linking = this.link();
+    }, this.relinkDelayMs);
+    this.relinkTimer.unref();
+    this.relinkDelayMs = Math.min(RELINK_LAST_MS, this.relinkDelayMs * 2);
+  }
+
+  private async linkToPrimary(): Promise<'linked' | 'gone' | 'unavailable'> {
+    if (!(await this.context.meetings.meeting(this.meeting.PrimaryMeetingId!))) return 'gone';
     const primary = await this.context.primaryFor(this.meeting.PrimaryMeetingId!, this.meetingId);
-    if (!primary) return;
-    if (this.closed) return primary.detachReplica(this);
-    if (!(await primary.attachReplica(this))) return;
-    if (this.closed) return primary.detachReplica(this);
+    if (!primary) return 'unavailable';
+    if (this.closed) {
+      primary.detachReplica(this);
+      return 'gone';
+    }
+    if (!(await primary.attachReplica(this))) return 'unavailable';
+    if (this.closed) {
+      primary.detachReplica(this);
+      return 'gone';
+    }
     this.primary = primary;
     for (const session of this.sessions) {
       if (session.state !== 'joined') continue;
       session.send(this.indexFor(session));
       if (this.media.has(session)) this.sendRoster(session, primary.presence());
     }
+    return 'linked';
   }
 
   // ---- the session side (Conference) ----
@@ -123,6 +163,7 @@ export class ReplicaConference extends Conference implements ReplicaView {
 
   override close(): void {
     if (this.closed) return;
+    clearTimeout(this.relinkTimer);
     const primary = this.primary;
     this.primary = undefined;
     primary?.detachReplica(this);
@@ -223,5 +264,8 @@ export class ReplicaConference extends Conference implements ReplicaView {
       if (removals.length > 0) session.send({ type: FrameType.AUDIO_STREAM_ID_INFO, audioStreamIdInfo: { streams: removals } });
       session.send(this.indexFor(session));
     }
+    // A primary that was deleted takes this replica with it; one out of reach (its node gone, the bridge broken)
+    // is linked again once it can be, and the viewers see it come back.
+    this.scheduleRelink();
   }
 }

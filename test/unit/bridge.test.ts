@@ -48,10 +48,11 @@ const waitFor = async <T>(check: () => T | undefined | false, what: string, time
   }
 };
 
+const start = (id: string, region: string, port = 0) =>
+  startTestAmphi({ env: { AMPHI_REDIS_URL: redis.url, AMPHI_NODE_ID: id, AMPHI_REGIONS: region, AMPHI_MEDIA_WORKERS: '1', AMPHI_PORT: String(port) } });
+
 before(async () => {
   redis = await startTestRedis();
-  const start = (id: string, region: string) =>
-    startTestAmphi({ env: { AMPHI_REDIS_URL: redis.url, AMPHI_NODE_ID: id, AMPHI_REGIONS: region, AMPHI_MEDIA_WORKERS: '1' } });
   nodeA = await start('a', 'us-east-1');
   nodeB = await start('b', 'eu-west-1');
 });
@@ -162,7 +163,7 @@ describe('a replica on another node than its primary', () => {
     assert.equal(await statusOf({ [NODE_AUTH_HEADER]: signNodeCall(TEST_KEY.secretAccessKey, 'b', path, Date.now() - 3_600_000) }), 401, 'too old');
   });
 
-  test("the primary's node going away leaves the replica's viewers an empty meeting", async () => {
+  test("the primary's node going away leaves the replica's viewers an empty meeting until it is back", async () => {
     const primary = (await nodeA.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: 'bridge-loss' }))).Meeting!;
     const replica = (await nodeB.client.send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'bridge-loss-r', PrimaryMeetingId: primary.MeetingId }))).Meeting!;
     const presenter = await connect(nodeA, primary, 'presenter');
@@ -172,6 +173,12 @@ describe('a replica on another node than its primary', () => {
     await waitFor(() => presentIds(viewer.client.frames).length === 0, 'the presenter is gone from the roster', 15_000);
     await waitFor(() => (viewer.client.frames.filter((f) => f.type === FrameType.INDEX).at(-1)?.index?.numParticipants ?? 0) === 0, 'an INDEX of nobody');
     assert.equal(viewer.client.ws.readyState, WebSocket.OPEN, 'the viewer stays connected to B');
+
+    // The node comes back (same id and address): B links the replica again, and the viewer sees the presenter return.
+    nodeA = await start('a', 'us-east-1', Number(new URL(primary.MediaPlacement!.SignalingUrl!).port));
+    const back = await connect(nodeA, primary, 'presenter-again');
+    await waitFor(() => presentIds(viewer.client.frames).includes(back.attendee.AttendeeId!), 'the viewer sees the presenter again', 30_000);
+    back.client.ws.close();
     viewer.client.ws.close();
   });
 });
