@@ -160,7 +160,11 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   const media = await MediaCluster.start(
     { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel },
     logger.child({ component: 'media' }),
-  ).catch((error: unknown) => giveUp(startFailure('start the media workers', error, `UDP port ${config.rtcPort}`, '--rtc-port / AMPHI_RTC_PORT')));
+  ).catch((error: unknown) => {
+    // Worker i binds rtcPort + i: name the port the failing bind reported.
+    const busyPort = /EADDRINUSE \S*:(\d+)/.exec(String((error as Error | undefined)?.message))?.[1] ?? config.rtcPort;
+    return giveUp(startFailure('start the media workers', error, `UDP port ${busyPort}`, '--rtc-port / AMPHI_RTC_PORT'));
+  });
   started.push(() => media.close());
   const pipeAddress = listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp;
   // Nodes prove themselves to each other with the secret of the access keys they share.
