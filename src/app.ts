@@ -1,7 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { buildApi } from './api/server.ts';
+import { ConnectionCloser } from './api/connection-closer.ts';
+import { refuseUpgrade } from './api/refuse-upgrade.ts';
+import { buildApi, DRAIN_RETRY_AFTER_SECONDS } from './api/server.ts';
 import { BridgeConnector } from './bridge/bridge-connector.ts';
 import { BridgeServer } from './bridge/bridge-server.ts';
 import { SigV4Verifier, type AccessKey } from './api/sigv4.ts';
@@ -30,7 +32,12 @@ export interface StartOptions {
   lifecycle?: Partial<LifecycleOptions>;
   /** Cluster mode: how often this node says it is alive, and after how long a silent node is dead (tests shorten them). */
   nodeRegistry?: Partial<Pick<NodeRegistryOptions, 'heartbeatMs' | 'deadAfterMs'>>;
+  /** How long close() lets API calls in flight finish before cutting their connections (default 5 s). */
+  inFlightLimitMs?: number;
 }
+
+/** API calls still running when the node closes get this long to finish; a sound call takes milliseconds. */
+export const DEFAULT_IN_FLIGHT_LIMIT_MS = 5_000;
 
 export interface Amphi {
   /** Where the API listens, e.g. http://127.0.0.1:8080 */
@@ -49,8 +56,16 @@ export interface Amphi {
   /** A secret every node of the cluster holds (the first configured secret access key): node-to-node authentication. */
   clusterSecret: string;
   logger: Logger;
-  /** Refuses new API calls with 503 (load balancers see /healthz fail) while still running. */
+  /**
+   * Starts the grace period of a shutdown: new API calls, /healthz and new WebSocket upgrades get 503 with
+   * Retry-After (load balancers move away), answers carry `Connection: close`, and a node of a cluster leaves the
+   * node registry so no new meeting is placed here. Calls and sessions already running go on.
+   */
   drain(): void;
+  /**
+   * Stops the node: no new connections, idle ones closed, calls in flight finished (cut after `inFlightLimitMs`),
+   * conferences ended with 503 (the SDK reconnects), media workers and the store closed. Drains first if not yet.
+   */
   close(): Promise<void>;
 }
 
@@ -129,11 +144,28 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     logger,
     health: () => ({ node: nodes.localNodeId, sessions: signaling.sessionCount }),
   });
+  const connections = new ConnectionCloser(api.server);
+  // What has been started so far, stopped in reverse order if a later step fails, so that a failed start leaves
+  // nothing running (a media worker left behind would keep the process alive). Redis parts are startAmphi's.
+  const started: Array<() => unknown> = cluster ? [] : [() => store.close()];
+  const giveUp = async (error: unknown): Promise<never> => {
+    for (const stop of started.reverse()) {
+      await Promise.resolve()
+        .then(stop)
+        .catch((stopError: unknown) => logger.warn({ err: stopError }, 'could not stop a part of a start that failed'));
+    }
+    throw error;
+  };
   const listenIp = host === '::' ? '0.0.0.0' : host;
   const media = await MediaCluster.start(
     { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel },
     logger.child({ component: 'media' }),
-  );
+  ).catch((error: unknown) => {
+    // Worker i binds rtcPort + i: name the port the failing bind reported.
+    const busyPort = /EADDRINUSE \S*:(\d+)/.exec(String((error as Error | undefined)?.message))?.[1] ?? config.rtcPort;
+    return giveUp(startFailure('start the media workers', error, `UDP port ${busyPort}`, '--rtc-port / AMPHI_RTC_PORT'));
+  });
+  started.push(() => media.close());
   const pipeAddress = listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp;
   // Nodes prove themselves to each other with the secret of the access keys they share.
   const clusterSecret = keys[0]!.secretAccessKey;
@@ -161,19 +193,18 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     clusterSecret,
     logger.child({ component: 'bridge' }),
   );
+  started.push(() => signaling.close(), () => bridges.close());
   api.server.on('upgrade', (request, socket, head) => {
-    if (bridges.handles(request)) bridges.upgrade(request, socket, head);
+    // Draining: sessions already open go on, new ones are sent elsewhere (the SDK retries on 503).
+    if (state.draining) refuseUpgrade(socket, 503, { 'Retry-After': String(DRAIN_RETRY_AFTER_SECONDS) });
+    else if (bridges.handles(request)) bridges.upgrade(request, socket, head);
     else signaling.handleUpgrade(request, socket, head);
   });
   local.sessions = () => signaling.sessionCount;
-  try {
-    await api.listen({ host, port: config.port });
-  } catch (error) {
-    signaling.close();
-    await media.close();
-    if (!cluster) await store.close();
-    throw error;
-  }
+  await api
+    .listen({ host, port: config.port })
+    .catch((error: unknown) => giveUp(startFailure('listen for the API', error, `TCP port ${config.port} on ${host}`, '--port / AMPHI_PORT')));
+  started.push(() => api.close());
   const { port, address: listenAddress } = api.server.address() as AddressInfo;
   const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
@@ -190,15 +221,22 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
       }
       await cluster.registry.join(describeLocal);
     } catch (error) {
-      signaling.close();
-      await api.close();
-      await media.close();
-      throw error;
+      await giveUp(error);
     }
     logger.info({ nodeId: local.id, regions: config.regions ?? 'any' }, 'joined the cluster');
   }
   lifecycle.start();
 
+  let leaving: Promise<void> | undefined;
+  // Leaving first stops the other nodes placing meetings here while this one winds down.
+  const leaveCluster = () =>
+    (leaving ??= cluster
+      ? cluster.registry.leave(nodes.localNodeId).catch((error: unknown) => logger.warn({ err: error }, 'could not leave the cluster'))
+      : Promise.resolve());
+  const drain = () => {
+    state.draining = true;
+    void leaveCluster();
+  };
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -213,21 +251,30 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     nodes,
     clusterSecret,
     logger,
-    drain: () => {
-      state.draining = true;
-    },
+    drain,
     close: () =>
       (closing ??= (async () => {
-        state.draining = true;
+        drain();
         lifecycle.stop();
-        // Leaving first stops the other nodes placing meetings here while this one winds down.
-        await cluster?.registry.leave(nodes.localNodeId).catch((error: unknown) => logger.warn({ err: error }, 'could not leave the cluster'));
+        await leaveCluster();
         bridges.close();
         signaling.close();
-        await api.close();
+        const inFlightLimitMs = options.inFlightLimitMs ?? DEFAULT_IN_FLIGHT_LIMIT_MS;
+        const { cut } = await connections.close(() => api.close(), inFlightLimitMs);
+        if (cut > 0) logger.warn({ connections: cut, inFlightLimitMs }, 'connections still open after the in-flight limit were cut');
         await media.close();
         await store.close();
         await cluster?.disconnect();
       })()),
   };
+}
+
+/** A start step that failed, said in an operator's words: what could not be done, and which setting to change. */
+function startFailure(step: string, error: unknown, resource: string, setting: string): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'EADDRINUSE' || /EADDRINUSE/.test(message)) {
+    return new Error(`could not ${step}: ${resource} is already in use by another process (choose another with ${setting})`, { cause: error });
+  }
+  return new Error(`could not ${step}: ${message}`, { cause: error });
 }

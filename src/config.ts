@@ -78,6 +78,12 @@ export const SETTINGS = {
     help: 'IPv4 address put in ICE candidates: the address clients reach the media port at',
     default: '127.0.0.1',
   },
+  drainSeconds: {
+    flag: 'drain-seconds',
+    env: 'AMPHI_DRAIN_SECONDS',
+    help: 'On SIGTERM or SIGINT: seconds of answering 503 (API, /healthz, new signaling) so load balancers move away, before calls in flight are finished and the node stops; 0: stop at once',
+    default: '10',
+  },
   logLevel: { flag: 'log-level', env: 'AMPHI_LOG_LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
   redisUrl: {
     flag: 'redis-url',
@@ -119,6 +125,7 @@ const configSchema = z.object({
   rtcPort: int(0, 65535),
   rtcAnnouncedIp: z.ipv4(),
   mediaWorkers: int(1, 64),
+  drainSeconds: z.coerce.number().min(0).max(3600),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   redisUrl: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   nodeId: z

@@ -74,6 +74,8 @@ export class ServerProcess {
         AMPHI_MAX_MEETINGS: '100000',
         // Any free UDP ports for the media workers, so several benchmarked servers can run side by side.
         AMPHI_RTC_PORT: '0',
+        // Nothing routes around a benchmarked server: stop without a grace period.
+        AMPHI_DRAIN_SECONDS: '0',
         ...(options.redisUrl ? { AMPHI_BENCH_REDIS_URL: options.redisUrl } : {}),
       },
     });

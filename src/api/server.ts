@@ -21,6 +21,8 @@ export interface ApiDeps {
 
 /** Largest request body accepted; the largest legitimate one (100 attendees) is ~30 kB. */
 export const MAX_BODY_BYTES = 256 * 1024;
+/** What a draining node tells callers to wait before retrying (through a load balancer: at another node). */
+export const DRAIN_RETRY_AFTER_SECONDS = 5;
 /** Longest path label routed; every real one is a 36-character id. */
 export const MAX_LABEL_LENGTH = 2048;
 
@@ -146,6 +148,8 @@ export function buildApi(deps: ApiDeps) {
     // What the router refuses before any route runs (bad escapes, over-long labels) is answered in
     // the service's error shape too, not fastify's own.
     frameworkErrors: (error, request, reply) => sendError(reply, request, routerError(error, request)),
+    // While closing, calls on open connections are answered by the draining hook below, in the service's shape.
+    return503OnClosing: false,
   });
 
   // Bodies stay raw bytes until the signature over them has been checked.
@@ -155,8 +159,13 @@ export function buildApi(deps: ApiDeps) {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-amzn-RequestId', request.id);
     if (state.draining && !request.url.startsWith('/healthz')) {
-      throw serviceUnavailable('Amphi is shutting down; retry against another node or after restart', 5);
+      throw serviceUnavailable('Amphi is shutting down; retry against another node or after restart', DRAIN_RETRY_AFTER_SECONDS);
     }
+  });
+  // A draining node ends each connection after its answer, so keep-alive clients reconnect (elsewhere, behind a
+  // load balancer) instead of holding a connection that is about to close.
+  app.addHook('onSend', async (_request, reply) => {
+    if (state.draining) reply.header('connection', 'close');
   });
 
   app.setErrorHandler((error, request, reply) => sendError(reply, request, toServiceError(error, request)));

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig, settingsHelp, type AmphiConfig } from '../config.ts';
 import { startAmphi, type Amphi } from '../app.ts';
+import { stopOnSignals } from './shutdown.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -11,6 +12,11 @@ Runs an Amphi node: the Chime SDK Meetings API and signaling on one port.
 Every option can also be given as the environment variable beside it.
 
 ${settingsHelp()}
+
+SIGTERM or SIGINT drains the node: for --drain-seconds, API calls, /healthz and new
+signaling connections get 503 with Retry-After while running calls and sessions go on;
+then calls in flight are finished, conferences end (clients reconnect) and it exits 0.
+Another SIGTERM or SIGINT, a second or more later, stops it at once (exit 128 + signal).
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -30,26 +36,7 @@ async function serve(argv: string[]): Promise<void> {
       `using the development key pair kept in ${config.redisUrl ? 'Redis' : 'the data directory'}; set AMPHI_ACCESS_KEY_ID and AMPHI_SECRET_ACCESS_KEY in production`,
     );
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    amphi.close().then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(amphi, config.drainSeconds * 1000, logger);
 }
 
 /** What a newcomer needs to try it, in plain words beside the JSON logs: the endpoint, the keys, a first call. */
@@ -77,7 +64,8 @@ function firstRunHelp(amphi: Amphi, config: AmphiConfig): string {
 
 const [command, ...rest] = process.argv.slice(2);
 try {
-  if (command === 'serve') await serve(rest);
+  if (command === 'serve' && rest.some((arg) => arg === '--help' || arg === '-h')) process.stdout.write(USAGE);
+  else if (command === 'serve') await serve(rest);
   else if (command === '--version' || command === '-v' || command === 'version') process.stdout.write(`amphi ${VERSION}\n`);
   else if (command === undefined || command === 'help' || command === '--help' || command === '-h') process.stdout.write(USAGE);
   else {
@@ -86,5 +74,7 @@ try {
   }
 } catch (error) {
   process.stderr.write(`amphi: ${(error as Error).message}\n`);
-  process.exitCode = 1;
+  if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write('(amphi serve --help lists the options)\n');
+  // Exit now rather than when the event loop empties: a failed start must not linger on anything left behind.
+  process.exit(1);
 }

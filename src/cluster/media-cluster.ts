@@ -20,7 +20,7 @@ export class MediaCluster {
   private constructor(readonly workers: MediaWorkerClient[]) {}
 
   static async start(options: MediaClusterOptions, logger: Logger): Promise<MediaCluster> {
-    const workers = await Promise.all(
+    const starts = await Promise.allSettled(
       Array.from({ length: options.workers }, (_, i) =>
         MediaWorkerClient.start(
           {
@@ -34,6 +34,13 @@ export class MediaCluster {
         ),
       ),
     );
+    const workers = starts.flatMap((start) => (start.status === 'fulfilled' ? [start.value] : []));
+    const failed = starts.find((start) => start.status === 'rejected');
+    if (failed) {
+      // The workers that did start would keep the process alive: stop them before giving up.
+      await Promise.all(workers.map((worker) => worker.close()));
+      throw failed.reason;
+    }
     logger.info({ ports: workers.map((w) => w.port) }, 'media workers listening');
     return new MediaCluster(workers);
   }

@@ -23,7 +23,7 @@ const dataDir = tempDataDir();
 
 before(async () => {
   server = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), 'serve', '--host', '127.0.0.1', '--port', '0', '--rtc-port', '0', '--media-workers', '1'], {
-    env: { ...process.env, AMPHI_DATA_DIR: dataDir, AMPHI_ACCESS_KEY_ID: TEST_KEY.accessKeyId, AMPHI_SECRET_ACCESS_KEY: TEST_KEY.secretAccessKey, AMPHI_LOG_LEVEL: 'debug' },
+    env: { ...process.env, AMPHI_DATA_DIR: dataDir, AMPHI_ACCESS_KEY_ID: TEST_KEY.accessKeyId, AMPHI_SECRET_ACCESS_KEY: TEST_KEY.secretAccessKey, AMPHI_LOG_LEVEL: 'debug', AMPHI_DRAIN_SECONDS: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   server.stdout!.on('data', (chunk: Buffer) => (log += chunk));

@@ -100,6 +100,8 @@ async function startNodeProcess(redisUrl: string, node: TestNodeOptions, extraEn
     AMPHI_DATA_DIR: dataDir,
     AMPHI_ACCOUNT_ID: '111122223333',
     AMPHI_LOG_LEVEL: 'info',
+    // No load balancer to drain away from: SIGTERM stops a test node without a grace period.
+    AMPHI_DRAIN_SECONDS: '0',
     AMPHI_REDIS_URL: redisUrl,
     AMPHI_NODE_ID: node.id,
     ...(node.regions ? { AMPHI_REGIONS: node.regions.join(',') } : {}),

@@ -19,6 +19,9 @@ describe('configuration', () => {
     assert.equal(defaults.dataDir, './data');
     assert.equal(defaults.maxReplicasPerPrimary, 4);
     assert.equal(defaults.publicUrl, undefined);
+    assert.equal(defaults.drainSeconds, 10);
+    assert.equal(loadConfig(['--drain-seconds', '2.5'], {}).drainSeconds, 2.5);
+    assert.equal(loadConfig([], { AMPHI_DRAIN_SECONDS: '0' }).drainSeconds, 0);
     const env = { AMPHI_PORT: '9000', AMPHI_MAX_REPLICAS_PER_PRIMARY: '7', AMPHI_PUBLIC_URL: 'https://meet.example.com', AMPHI_LOG_LEVEL: 'debug' };
     const fromEnv = loadConfig([], env);
     assert.equal(fromEnv.port, 9000);
@@ -35,6 +38,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig([], { AMPHI_ACCOUNT_ID: '12' }), /AMPHI_ACCOUNT_ID: must be 12 digits/);
     assert.throws(() => loadConfig([], { AMPHI_PUBLIC_URL: 'ftp://x' }), /AMPHI_PUBLIC_URL/);
     assert.throws(() => loadConfig(['--no-such-flag'], {}), /no-such-flag/);
+    assert.throws(() => loadConfig([], { AMPHI_DRAIN_SECONDS: '-1' }), /--drain-seconds \/ AMPHI_DRAIN_SECONDS/);
   });
 
   test('cluster settings: Redis URL, node id and the regions a node hosts, checked against the known regions', () => {
@@ -54,7 +58,8 @@ describe('amphi serve', () => {
     const dataDir = tempDataDir();
     const port = await freePort();
     const child = spawn(process.execPath, [path.join(root, 'bin/amphi.js'), 'serve', '--host', '127.0.0.1'], {
-      env: { ...process.env, AMPHI_PORT: String(port), AMPHI_RTC_PORT: '0', AMPHI_DATA_DIR: dataDir, AMPHI_PUBLIC_URL: 'https://amphi.example.com/' },
+      // No grace period: draining is test/unit/drain.test.ts's.
+      env: { ...process.env, AMPHI_PORT: String(port), AMPHI_RTC_PORT: '0', AMPHI_DATA_DIR: dataDir, AMPHI_PUBLIC_URL: 'https://amphi.example.com/', AMPHI_DRAIN_SECONDS: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
