@@ -11,6 +11,7 @@ import type { NodeRegistryOptions } from './cluster/node-registry.ts';
 import { connectCluster, type ClusterState } from './cluster-state.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
+import { MeetingActivity } from './meetings/activity.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
 import { LocalMeetingEventBus } from './meetings/local-event-bus.ts';
 import { LocalTokenRevocations } from './meetings/local-revocations.ts';
@@ -20,6 +21,8 @@ import { SignalingGateway } from './signaling/gateway.ts';
 import { FileStore } from './store/file-store.ts';
 import type { MeetingStore } from './meetings/meeting-store.ts';
 import { systemClock, type Clock } from './util/clock.ts';
+import { forwardMeetingEvents } from './webhooks/meeting-events.ts';
+import { WebhookSender, type WebhookDeliveryOptions } from './webhooks/webhook-sender.ts';
 
 export interface StartOptions {
   /** Drives meeting ages and idle timers (tests move it by hand); signatures always use real time. */
@@ -30,6 +33,8 @@ export interface StartOptions {
   lifecycle?: Partial<LifecycleOptions>;
   /** Cluster mode: how often this node says it is alive, and after how long a silent node is dead (tests shorten them). */
   nodeRegistry?: Partial<Pick<NodeRegistryOptions, 'heartbeatMs' | 'deadAfterMs'>>;
+  /** Retry and queue settings of the meeting event webhooks (tests shorten the waits). */
+  webhooks?: Partial<WebhookDeliveryOptions>;
 }
 
 export interface Amphi {
@@ -44,6 +49,10 @@ export interface Amphi {
   lifecycle: MeetingLifecycle;
   signaling: SignalingGateway;
   media: MediaCluster;
+  /** Where this node reports meeting and attendee activity (the meeting lifecycle events). */
+  activity: MeetingActivity;
+  /** The meeting event webhooks' sender, when --webhook-url is set. */
+  webhooks: WebhookSender | undefined;
   /** The media nodes: this one, the live others (cluster mode), placement of new meetings. */
   nodes: NodeDirectory;
   /** A secret every node of the cluster holds (the first configured secret access key): node-to-node authentication. */
@@ -100,9 +109,11 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   const nodes: NodeDirectory = cluster
     ? new RedisNodeDirectory(cluster.registry, describeLocal, { cacheMs: cluster.registryOptions.heartbeatMs })
     : new EmbeddedNodeDirectory(describeLocal);
+  const activity = new MeetingActivity();
   const service = new MeetingService(
     {
       store,
+      activity,
       events: cluster?.events ?? new LocalMeetingEventBus(),
       revocations: cluster?.revocations ?? new LocalTokenRevocations(clock),
       clock,
@@ -115,6 +126,11 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
       maxActiveMeetings: config.maxMeetings,
     },
   );
+  // Each node sends the events of what it does: the API calls it answers, the sessions it hosts.
+  const webhooks = config.webhookUrl
+    ? new WebhookSender(config.webhookUrl, config.webhookSecret ?? '', logger.child({ component: 'webhooks' }), options.webhooks)
+    : undefined;
+  const stopEvents = webhooks ? forwardMeetingEvents(activity, (event) => webhooks.send(event), config.accountId, systemClock) : undefined;
   const lifecycle = new MeetingLifecycle(service, clock, nodes, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
   service.events.subscribe('meetingEnded', (meeting, reason) =>
     logger.info({ meetingId: meeting.MeetingId, reason }, 'meeting ended'),
@@ -210,6 +226,8 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     lifecycle,
     signaling,
     media,
+    activity,
+    webhooks,
     nodes,
     clusterSecret,
     logger,
@@ -225,6 +243,8 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
         bridges.close();
         signaling.close();
         await api.close();
+        stopEvents?.();
+        await webhooks?.close();
         await media.close();
         await store.close();
         await cluster?.disconnect();
