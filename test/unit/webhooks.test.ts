@@ -13,6 +13,7 @@ import {
   type Attendee,
   type Meeting,
 } from '@aws-sdk/client-chime-sdk-meetings';
+import { loadConfig } from '../../src/config.ts';
 import { FrameType, SdkStreamMediaType, SdkStreamServiceType } from '../../src/signaling/frames.ts';
 import { startTestAmphi, type TestAmphi } from '../support/helpers.ts';
 import { RawClient } from '../support/raw-signaling.ts';
@@ -285,5 +286,14 @@ describe('delivery', () => {
     assert.equal(server.amphi.webhooks?.queued, 3);
     assert.equal(dropped.length, 3);
     assert.match(dropped[0]!, /queue is full/);
+  });
+});
+
+describe('configuration', () => {
+  test('a webhook URL without a secret, or not http(s), is refused with the setting named', () => {
+    assert.throws(() => loadConfig([], { AMPHI_WEBHOOK_URL: 'http://127.0.0.1:9/events' }), /--webhook-secret \/ AMPHI_WEBHOOK_SECRET: is required with --webhook-url/);
+    assert.throws(() => loadConfig(['--webhook-url', 'ftp://127.0.0.1/events', '--webhook-secret', 's']), /--webhook-url \/ AMPHI_WEBHOOK_URL: must be an http/);
+    const config = loadConfig(['--webhook-url', 'https://hooks.example.com/amphi', '--webhook-secret', 's']);
+    assert.equal(config.webhookUrl, 'https://hooks.example.com/amphi');
   });
 });
