@@ -13,6 +13,7 @@ import type { NodeRegistryOptions } from './cluster/node-registry.ts';
 import { connectCluster, type ClusterState } from './cluster-state.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
+import { MeetingActivity } from './meetings/activity.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
 import { LocalMeetingEventBus } from './meetings/local-event-bus.ts';
 import { LocalTokenRevocations } from './meetings/local-revocations.ts';
@@ -22,6 +23,8 @@ import { SignalingGateway } from './signaling/gateway.ts';
 import { FileStore } from './store/file-store.ts';
 import type { MeetingStore } from './meetings/meeting-store.ts';
 import { systemClock, type Clock } from './util/clock.ts';
+import { forwardMeetingEvents } from './webhooks/meeting-events.ts';
+import { WebhookSender, type WebhookDeliveryOptions } from './webhooks/webhook-sender.ts';
 
 export interface StartOptions {
   /** Drives meeting ages and idle timers (tests move it by hand); signatures always use real time. */
@@ -34,6 +37,8 @@ export interface StartOptions {
   nodeRegistry?: Partial<Pick<NodeRegistryOptions, 'heartbeatMs' | 'deadAfterMs'>>;
   /** How long close() lets API calls in flight finish before cutting their connections (default 5 s). */
   inFlightLimitMs?: number;
+  /** Retry and queue settings of the meeting event webhooks (tests shorten the waits). */
+  webhooks?: Partial<WebhookDeliveryOptions>;
 }
 
 /** API calls still running when the node closes get this long to finish; a sound call takes milliseconds. */
@@ -51,6 +56,10 @@ export interface Amphi {
   lifecycle: MeetingLifecycle;
   signaling: SignalingGateway;
   media: MediaCluster;
+  /** Where this node reports meeting and attendee activity (the meeting lifecycle events). */
+  activity: MeetingActivity;
+  /** The meeting event webhooks' sender, when --webhook-url is set. */
+  webhooks: WebhookSender | undefined;
   /** The media nodes: this one, the live others (cluster mode), placement of new meetings. */
   nodes: NodeDirectory;
   /** A secret every node of the cluster holds (the first configured secret access key): node-to-node authentication. */
@@ -115,9 +124,11 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   const nodes: NodeDirectory = cluster
     ? new RedisNodeDirectory(cluster.registry, describeLocal, { cacheMs: cluster.registryOptions.heartbeatMs })
     : new EmbeddedNodeDirectory(describeLocal);
+  const activity = new MeetingActivity();
   const service = new MeetingService(
     {
       store,
+      activity,
       events: cluster?.events ?? new LocalMeetingEventBus(),
       revocations: cluster?.revocations ?? new LocalTokenRevocations(clock),
       clock,
@@ -130,6 +141,11 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
       maxActiveMeetings: config.maxMeetings,
     },
   );
+  // Each node sends the events of what it does: the API calls it answers, the sessions it hosts.
+  const webhooks = config.webhookUrl
+    ? new WebhookSender(config.webhookUrl, config.webhookSecret ?? '', logger.child({ component: 'webhooks' }), options.webhooks)
+    : undefined;
+  const stopEvents = webhooks ? forwardMeetingEvents(activity, (event) => webhooks.send(event), config.accountId, systemClock) : undefined;
   const lifecycle = new MeetingLifecycle(service, clock, nodes, { ...DEFAULT_LIFECYCLE, ...options.lifecycle });
   service.events.subscribe('meetingEnded', (meeting, reason) =>
     logger.info({ meetingId: meeting.MeetingId, reason }, 'meeting ended'),
@@ -248,6 +264,8 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     lifecycle,
     signaling,
     media,
+    activity,
+    webhooks,
     nodes,
     clusterSecret,
     logger,
@@ -262,6 +280,8 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
         const inFlightLimitMs = options.inFlightLimitMs ?? DEFAULT_IN_FLIGHT_LIMIT_MS;
         const { cut } = await connections.close(() => api.close(), inFlightLimitMs);
         if (cut > 0) logger.warn({ connections: cut, inFlightLimitMs }, 'connections still open after the in-flight limit were cut');
+        stopEvents?.();
+        await webhooks?.close();
         await media.close();
         await store.close();
         await cluster?.disconnect();

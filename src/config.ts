@@ -103,6 +103,18 @@ export const SETTINGS = {
     help: 'Comma-separated MediaRegions whose media sessions this node hosts in a cluster',
     default: '(any region)',
   },
+  webhookUrl: {
+    flag: 'webhook-url',
+    env: 'AMPHI_WEBHOOK_URL',
+    help: 'Where meeting lifecycle events are POSTed as JSON (the shape the service sends to EventBridge); needs --webhook-secret',
+    default: '(unset: no events sent)',
+  },
+  webhookSecret: {
+    flag: 'webhook-secret',
+    env: 'AMPHI_WEBHOOK_SECRET',
+    help: 'Key of the HMAC-SHA256 signature of each event (x-amphi-signature header)',
+    default: '(unset)',
+  },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -147,6 +159,8 @@ const configSchema = z.object({
       if (ctx.value.length === 0) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'names no region; leave it unset to host any region' });
     })
     .optional(),
+  webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  webhookSecret: z.string().optional(),
 });
 
 export type AmphiConfig = z.infer<typeof configSchema>;
@@ -163,7 +177,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const value = typeof fromFlag === 'string' ? fromFlag : env[setting.env];
     raw[name] = value !== undefined && value !== '' ? value : setting.default.startsWith('(') || setting.default.includes('<') ? undefined : setting.default;
   }
-  const result = configSchema.safeParse(raw);
+  const result = configSchema
+    .check((ctx) => {
+      // Unsigned events could be forged by anyone who can reach the receiver.
+      if (ctx.value.webhookUrl && !ctx.value.webhookSecret) {
+        ctx.issues.push({ code: 'custom', input: ctx.value, path: ['webhookSecret'], message: 'is required with --webhook-url (events are signed with it)' });
+      }
+    })
+    .safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const setting = SETTINGS[issue.path[0] as SettingName];

@@ -14,6 +14,7 @@ import {
   tooManyTags,
   unprocessable,
 } from './errors.ts';
+import { MeetingActivity } from './activity.ts';
 import type { MeetingEndReason, MeetingEventBus } from './events.ts';
 import type { AttendeeCapabilities, AttendeeRecord, MeetingRecord, Tag } from './model.ts';
 import { isMediaRegion } from './regions.ts';
@@ -63,6 +64,8 @@ export interface MeetingServiceParts {
   nodes: NodeDirectory;
   /** Base URL clients reach this node at (known once its port is bound): MediaPlacement of its own meetings. */
   localPublicUrl: () => string;
+  /** Where this node reports what its calls did (meeting lifecycle events); a fresh one when not given. */
+  activity?: MeetingActivity;
 }
 
 interface AttendeeBatch {
@@ -91,6 +94,8 @@ export class MeetingService {
   private readonly store: MeetingStore;
   /** Where the service announces ended meetings, deleted attendees and changed capabilities. */
   readonly events: MeetingEventBus;
+  /** What this node did to meetings and attendees, and (reported by the signaling layer) what connections did. */
+  readonly activity: MeetingActivity;
   private readonly revocations: TokenRevocations;
   private readonly clock: Clock;
   private readonly nodes: NodeDirectory;
@@ -103,6 +108,7 @@ export class MeetingService {
   ) {
     this.store = parts.store;
     this.events = parts.events;
+    this.activity = parts.activity ?? new MeetingActivity();
     this.revocations = parts.revocations;
     this.clock = parts.clock;
     this.nodes = parts.nodes;
@@ -171,6 +177,7 @@ export class MeetingService {
       CreatedAt: this.clock.now(),
     };
     await this.store.putMeeting(meeting);
+    this.activity.emit('meetingStarted', meeting);
     return meeting;
   }
 
@@ -219,6 +226,8 @@ export class MeetingService {
       const attendees = await this.store.deleteMeeting(meetingId);
       // Their clients' retries are told the meeting ended, rather than that their tokens are unknown.
       await this.revocations.revoke(attendees.map((attendee) => attendee.JoinToken), 'meetingEnded');
+      // Reported before its consequences (the sessions it ends) are.
+      this.activity.emit('meetingEnded', meeting);
       this.events.publish('meetingEnded', meeting, reason);
     });
   }
@@ -233,6 +242,7 @@ export class MeetingService {
       const batch = await this.attendeeBatch(current);
       const created = await this.planAttendee(batch, input.ExternalUserId, input.Capabilities);
       await this.store.putAttendees(batch.records);
+      this.announceAdded(batch);
       return created;
     });
     return { Attendee: renderAttendee(attendee) };
@@ -268,6 +278,7 @@ export class MeetingService {
       }
       // One journal write for the whole batch.
       await this.store.putAttendees(batch.records);
+      this.announceAdded(batch);
       return { attendees, errors };
     });
   }
@@ -308,6 +319,11 @@ export class MeetingService {
     return attendee;
   }
 
+  /** The batch's new attendees (not the ones an ExternalUserId already named), once stored. */
+  private announceAdded(batch: AttendeeBatch): void {
+    for (const attendee of batch.records) this.activity.emit('attendeeAdded', batch.meeting, attendee);
+  }
+
   /** MaxCount, 250 by default, and 25 at most for high-definition meetings (FHD video or UHD content). */
   attendeeCapOf(features: MeetingRecord['MeetingFeatures']): number {
     const highDefinition = features?.Video?.MaxResolution === 'FHD' || features?.Content?.MaxResolution === 'UHD';
@@ -343,13 +359,17 @@ export class MeetingService {
   }
 
   async deleteAttendee(meetingId: string, attendeeId: string): Promise<void> {
-    const attendee = await this.requireAttendee(meetingId, attendeeId);
+    const meeting = await this.requireMeeting(meetingId);
+    const attendee = await this.requireAttendee(meeting.MeetingId, attendeeId);
     const removed = await this.store.withLock(meetingLock(attendee.MeetingId), async () => {
       const removed = await this.store.deleteAttendee(attendee.MeetingId, attendee.AttendeeId);
       if (removed) await this.revocations.revoke([removed.JoinToken], 'attendeeRemoved');
       return removed;
     });
-    if (removed) this.events.publish('attendeeDeleted', removed);
+    if (!removed) return;
+    // Reported before its consequences (the attendee's sessions ending) are.
+    this.activity.emit('attendeeDeleted', meeting, removed);
+    this.events.publish('attendeeDeleted', removed);
   }
 
   async updateAttendeeCapabilities(meetingId: string, attendeeId: string, body: unknown) {

@@ -127,6 +127,7 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     peer.on('connectionChange', (connected) => session.log.debug({ connected }, 'media transport'));
     this.media.set(session, new SessionMedia(peer, this.context.clock.now()));
     this.mediaPresence(session, true);
+    this.context.meetings.activity.emit('attendeeJoined', this.meeting, session.attendee, session.content);
     session.send({
       type: FrameType.JOIN_ACK,
       joinack: {
@@ -245,6 +246,8 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
       this.mediaPresence(session, false);
     }
     this.sessionLeaving(session, dropped);
+    // Once per joined session: Left, or Dropped when its connection failed (after what it published has stopped).
+    if (media) this.context.meetings.activity.emit('attendeeLeft', this.meeting, session.attendee, session.content, dropped);
     session.log.info({ reason, dropped }, 'session ended');
     this.closeIfIdle();
   }

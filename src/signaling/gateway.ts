@@ -201,6 +201,8 @@ export class SignalingGateway {
     const conference = this.conferenceFor(meeting);
     const session = new SignalingSession(ws, conference, attendee, content, this.logger, this.clock);
     conference.admit(session);
+    // The service reports no authorization of a content share's token (its content events start at ContentJoined).
+    if (!content) this.meetings.activity.emit('attendeeAuthorized', meeting, attendee, false);
   }
 
   /** The meeting's live conference on this node, created on first use on its region's media worker. */

@@ -42,6 +42,8 @@ export class PrimaryConference extends Conference implements LocalPrimary {
   private indexTimer: NodeJS.Timeout | undefined;
   private indexSentAt = 0;
   private indexedParticipants = 0;
+  /** Who the meeting lifecycle events last said publishes video, by attendee id (`#content` for a share). */
+  private reportedPublishers = new Map<string, PrimaryParticipant>();
 
   constructor(...args: ConstructorParameters<typeof Conference>) {
     super(...args);
@@ -244,15 +246,18 @@ export class PrimaryConference extends Conference implements LocalPrimary {
     const participant = this.markPresent(session, attendee, false, replica);
     this.replicas.get(replica)?.promote(session.attendeeId, attendee.AttendeeId);
     this.context.connections.attendeeConnected(this.meetingId, attendee.AttendeeId);
+    this.context.meetings.activity.emit('attendeeJoined', this.meeting, attendee, false);
     return participant;
   }
 
   endPromotion(replica: ReplicaView, promotion: Promotion, dropped: boolean): void {
+    const wasPresent = this.roster.get(promotion.attendeeId) === promotion;
     const link = this.replicas.get(replica);
     link?.demote(promotion.session.attendeeId);
     this.removeParticipant(promotion, dropped);
     if (promotion.publication) link?.publishUp(this.roster.streamsVia(replica));
     this.context.connections.attendeeDisconnected(this.meetingId, promotion.attendeeId);
+    if (wasPresent) this.context.meetings.activity.emit('attendeeLeft', this.meeting, promotion.attendee, false, dropped);
   }
 
   async allocatePromotedVideo(promotion: Promotion, descriptors: ISdkStreamDescriptor[]): Promise<Publication | undefined> {
@@ -340,6 +345,21 @@ export class PrimaryConference extends Conference implements LocalPrimary {
   private publicationsChanged(): void {
     for (const [replica, link] of this.replicas) link.setPrimaryStreams(this.roster.streams(replica));
     this.indexChanged();
+    this.reportPublishers();
+  }
+
+  /** Video started and stopped, as the meeting lifecycle events say it: who publishes now against who did. */
+  private reportPublishers(): void {
+    const activity = this.context.meetings.activity;
+    const publishing = new Map<string, PrimaryParticipant>();
+    for (const participant of this.roster.all()) if (participant.publication) publishing.set(participant.attendeeId, participant);
+    for (const [attendeeId, participant] of this.reportedPublishers) {
+      if (!publishing.has(attendeeId)) activity.emit('videoStopped', this.meeting, participant.attendee, participant.session.content);
+    }
+    for (const [attendeeId, participant] of publishing) {
+      if (!this.reportedPublishers.has(attendeeId)) activity.emit('videoStarted', this.meeting, participant.attendee, participant.session.content);
+    }
+    this.reportedPublishers = publishing;
   }
 
   private post(sender: DataSender, session: SessionRef, messages: ISdkDataMessagePayload[], allowance: DataAllowance, now: number): PostedData {
