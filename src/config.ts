@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { isMediaRegion, MEDIA_REGIONS } from './meetings/regions.ts';
@@ -69,8 +70,8 @@ export const SETTINGS = {
   mediaWorkers: {
     flag: 'media-workers',
     env: 'AMPHI_MEDIA_WORKERS',
-    help: 'Media worker threads, each with its own UDP port; each new meeting goes to the least loaded',
-    default: '2',
+    help: 'Media worker threads, each with its own UDP port; each new meeting goes to the least loaded (default: one per core)',
+    default: String(availableParallelism()),
   },
   rtcAnnouncedIp: {
     flag: 'rtc-announced-ip',
