@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { CreateAttendeeCommand, CreateMeetingCommand, DeleteMeetingCommand } from '@aws-sdk/client-chime-sdk-meetings';
 import { loadConfig } from '../../src/config.ts';
@@ -97,6 +97,34 @@ describe('credentials on a real coturn', { skip: coturnUnavailable() }, () => {
       assert.equal((await turnAllocate(server, borrowed)).status, 401, `${server.transport}: borrowed`);
       assert.equal((await turnAllocate(server, extended)).status, 401, `${server.transport}: expiry moved`);
     }
+  });
+});
+
+describe("coturn's own client", { skip: coturnUnavailable() }, () => {
+  let coturn: TestCoturn;
+  before(async () => {
+    // turnutils_uclient -y relays between two allocations of its own, on loopback here.
+    coturn = await startCoturn({ allowLoopbackPeers: true });
+  });
+  after(() => coturn?.stop());
+
+  const uclient = (credentials: { username: string; password: string }, tcp: boolean) =>
+    new Promise<number | null>((resolve) => {
+      const args = ['-y', '-n', '1', ...(tcp ? ['-t'] : []), '-u', credentials.username, '-w', credentials.password, '-p', String(coturn.port), coturn.host];
+      const child = spawn('turnutils_uclient', args, { stdio: 'ignore' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+
+  test('turnutils_uclient allocates and relays with what Amphi issues, and fails with a forged password', async () => {
+    const issuer = new TurnCredentialIssuer({ uris: [`turn:${coturn.host}:${coturn.port}`], secret: coturn.secret, ttlSeconds: 600 });
+    const credentials = issuer.issue(ATTENDEE);
+    assert.equal(await uclient(credentials, false), 0, `over UDP\n${coturn.log()}`);
+    assert.equal(await uclient(credentials, true), 0, `over TCP\n${coturn.log()}`);
+    assert.notEqual(await uclient({ ...credentials, password: turnRestCredential('forged', ATTENDEE, 0).password }, false), 0);
   });
 });
 
