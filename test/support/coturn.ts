@@ -15,6 +15,8 @@ export interface TestCoturn {
   tlsPort: number | undefined;
   realm: string;
   secret: string;
+  /** The turnserver process (for CPU readings). */
+  pid: number;
   /** What coturn logged so far (for failure messages). */
   log(): string;
   stop(): Promise<void>;
@@ -117,5 +119,5 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<TestCotu
       throw new Error(`turnserver did not answer within 10 s:\n${text}`);
     }
   }
-  return { host, port, tlsPort, realm, secret, log, stop };
+  return { host, port, tlsPort, realm, secret, pid: child.pid!, log, stop };
 }
