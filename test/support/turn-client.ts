@@ -20,13 +20,17 @@ export interface AllocateResult {
   status: number;
   reason?: string;
   relayed?: { address: string; port: number };
+  /** The allocation's lifetime the server granted, in seconds. */
+  lifetimeSeconds?: number;
   /** Whether the success response's MESSAGE-INTEGRITY verified with the long-term key (the server knew the password). */
   integrityVerified?: boolean;
 }
 
 const ALLOCATE_REQUEST = 0x0003;
 const ALLOCATE_SUCCESS = 0x0103;
-const Attr = { Realm: 0x0014, Nonce: 0x0015, XorRelayedAddress: 0x0016, RequestedTransport: 0x0019 } as const;
+const REFRESH_REQUEST = 0x0004;
+const REFRESH_SUCCESS = 0x0104;
+const Attr = { Lifetime: 0x000d, Realm: 0x0014, Nonce: 0x0015, XorRelayedAddress: 0x0016, RequestedTransport: 0x0019 } as const;
 const UDP_PROTOCOL = 17;
 
 function attribute(type: number, value: Buffer): Buffer {
@@ -37,12 +41,12 @@ function attribute(type: number, value: Buffer): Buffer {
   return out;
 }
 
-/** An Allocate request; with a key, MESSAGE-INTEGRITY over everything before it. */
-function allocateRequest(attributes: Buffer[], key?: Buffer): Buffer {
+/** A request of `type`; with a key, MESSAGE-INTEGRITY over everything before it. */
+function stunRequest(type: number, attributes: Buffer[], key?: Buffer): Buffer {
   const transactionId = randomBytes(12);
   const body = Buffer.concat(attributes);
   const header = Buffer.alloc(STUN_HEADER_LENGTH);
-  header.writeUInt16BE(ALLOCATE_REQUEST, 0);
+  header.writeUInt16BE(type, 0);
   header.writeUInt32BE(STUN_MAGIC_COOKIE, 4);
   transactionId.copy(header, 8);
   if (!key) {
@@ -126,6 +130,14 @@ function openExchange(server: TurnServerAddress, timeoutMs: number): Promise<Stu
   });
 }
 
+/** An allocation kept open on its connection, to be refreshed with the credentials that made it. */
+export interface TurnAllocation {
+  result: AllocateResult;
+  /** A Refresh request (RFC 8656 §7) signed as the Allocate was: 200 and the lifetime granted, or the server's error code. */
+  refresh(): Promise<{ status: number; lifetimeSeconds?: number }>;
+  close(): void;
+}
+
 /**
  * Asks `server` for a UDP relay. Without credentials the answer is the server's challenge (401); with them the
  * challenge is answered with USERNAME, REALM, NONCE and MESSAGE-INTEGRITY keyed MD5(username:realm:password).
@@ -135,27 +147,55 @@ export async function turnAllocate(
   credentials: { username: string; password: string } | undefined,
   timeoutMs = 2_000,
 ): Promise<AllocateResult> {
+  const allocation = await openAllocation(server, credentials, timeoutMs);
+  allocation.close();
+  return allocation.result;
+}
+
+export async function openAllocation(
+  server: TurnServerAddress,
+  credentials: { username: string; password: string } | undefined,
+  timeoutMs = 2_000,
+): Promise<TurnAllocation> {
   const exchange = await openExchange(server, timeoutMs);
+  type Refresh = TurnAllocation['refresh'];
+  const done = (result: AllocateResult, refresh: Refresh = () => Promise.resolve({ status: result.status })): TurnAllocation => ({
+    result,
+    refresh,
+    close: () => exchange.close(),
+  });
   try {
     const transport = attribute(Attr.RequestedTransport, Buffer.from([UDP_PROTOCOL, 0, 0, 0]));
-    const challenge = await exchange.ask(allocateRequest([transport]));
-    if (challenge.type === ALLOCATE_SUCCESS) return { status: 200 };
+    const challenge = await exchange.ask(stunRequest(ALLOCATE_REQUEST, [transport]));
+    if (challenge.type === ALLOCATE_SUCCESS) return done({ status: 200 });
     const realm = rawAttribute(challenge.packet, Attr.Realm);
     const nonce = rawAttribute(challenge.packet, Attr.Nonce);
     if (!credentials || challenge.errorCode?.code !== 401 || !realm || !nonce) {
-      return { status: challenge.errorCode?.code ?? 0, reason: challenge.errorCode?.reason };
+      return done({ status: challenge.errorCode?.code ?? 0, reason: challenge.errorCode?.reason });
     }
     const key = createHash('md5').update(`${credentials.username}:${realm.toString('utf8')}:${credentials.password}`).digest();
-    const answer = await exchange.ask(
-      allocateRequest(
-        [transport, attribute(StunAttribute.Username, Buffer.from(credentials.username)), attribute(Attr.Realm, realm), attribute(Attr.Nonce, nonce)],
-        key,
-      ),
-    );
-    if (answer.type !== ALLOCATE_SUCCESS) return { status: answer.errorCode?.code ?? 0, reason: answer.errorCode?.reason };
+    const identity = [attribute(StunAttribute.Username, Buffer.from(credentials.username)), attribute(Attr.Realm, realm), attribute(Attr.Nonce, nonce)];
+    const answer = await exchange.ask(stunRequest(ALLOCATE_REQUEST, [transport, ...identity], key));
+    if (answer.type !== ALLOCATE_SUCCESS) return done({ status: answer.errorCode?.code ?? 0, reason: answer.errorCode?.reason });
     const relayedValue = rawAttribute(answer.packet, Attr.XorRelayedAddress);
-    return { status: 200, relayed: relayedValue && xorIpv4(relayedValue), integrityVerified: verifyMessageIntegrity(answer, key) };
-  } finally {
+    const lifetime = rawAttribute(answer.packet, Attr.Lifetime);
+    const refresh = async () => {
+      const refreshed = await exchange.ask(stunRequest(REFRESH_REQUEST, [attribute(Attr.Lifetime, Buffer.from([0, 0, 2, 88])), ...identity], key));
+      if (refreshed.type !== REFRESH_SUCCESS) return { status: refreshed.errorCode?.code ?? 0 };
+      const granted = rawAttribute(refreshed.packet, Attr.Lifetime);
+      return { status: 200, lifetimeSeconds: granted?.length === 4 ? granted.readUInt32BE(0) : undefined };
+    };
+    return done(
+      {
+        status: 200,
+        relayed: relayedValue && xorIpv4(relayedValue),
+        lifetimeSeconds: lifetime?.length === 4 ? lifetime.readUInt32BE(0) : undefined,
+        integrityVerified: verifyMessageIntegrity(answer, key),
+      },
+      refresh,
+    );
+  } catch (error) {
     exchange.close();
+    throw error;
   }
 }

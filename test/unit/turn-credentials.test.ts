@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/util/clock.ts';
 import { coturnUnavailable, startCoturn, type TestCoturn } from '../support/coturn.ts';
 import { startTestAmphi, type TestAmphi } from '../support/helpers.ts';
 import { RawClient } from '../support/raw-signaling.ts';
-import { turnAllocate, type TurnServerAddress } from '../support/turn-client.ts';
+import { openAllocation, turnAllocate, type TurnServerAddress } from '../support/turn-client.ts';
 
 const ATTENDEE = '3a1f6f0e-5b8c-4a55-9d0e-7c2a9b1e4f10';
 const HOUR_MS = 3_600_000;
@@ -84,6 +84,22 @@ describe('credentials on a real coturn', { skip: coturnUnavailable() }, () => {
     const issuedTwoHoursAgo = issuer(coturn.secret, new ManualClock(Date.now() - 2 * HOUR_MS), 3600).issue(ATTENDEE);
     for (const server of servers()) {
       assert.equal((await turnAllocate(server, issuedTwoHoursAgo)).status, 401, server.transport);
+    }
+  });
+
+  test('at expiry coturn refuses new allocations but keeps refreshing one made before (the lifetime trade-off)', async () => {
+    // Issued 58 s ago with a 60 s TTL: valid for about two more seconds.
+    const credentials = issuer(coturn.secret, new ManualClock(Date.now() - 58_000), 60).issue(ATTENDEE);
+    const expiry = Number(credentials.username.split(':')[0]);
+    const server = { transport: 'udp' as const, host: coturn.host, port: coturn.port };
+    const early = await openAllocation(server, credentials);
+    try {
+      assert.equal(early.result.status, 200, coturn.log());
+      while (Math.floor(Date.now() / 1000) <= expiry) await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal((await turnAllocate(server, credentials)).status, 401, 'a new allocation after the expiry');
+      assert.equal((await early.refresh()).status, 200, 'the allocation made before it is still refreshed');
+    } finally {
+      early.close();
     }
   });
 
