@@ -47,7 +47,8 @@ before(async () => {
   lab = await NetnsLab.create(1);
   ns = lab.namespaces[0]!;
   host = lab.bridgeAddress;
-  coturn = await startCoturn({ host, tls: true });
+  // Configured as docs/DEPLOY.md says: coturn relays to Amphi's media address and nowhere else.
+  coturn = await startCoturn({ host, tls: true, onlyPeers: [host] });
   const uris = [
     `turn:${host}:${coturn.port}?transport=udp`,
     `turn:${host}:${coturn.port}?transport=tcp`,

@@ -31,6 +31,8 @@ export interface CoturnOptions {
   realm?: string;
   /** Peers on loopback are refused by default; a test whose media server is on loopback allows them. */
   allowLoopbackPeers?: boolean;
+  /** Relay only to these addresses (every other peer denied), as docs/DEPLOY.md configures coturn in front of Amphi. */
+  onlyPeers?: string[];
 }
 
 /** Why this machine can't run the coturn tests (undefined when it can): tests skip with this reason. */
@@ -76,6 +78,10 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<TestCotu
     '--relay-threads', '1',
   ];
   if (options.allowLoopbackPeers) args.push('--allow-loopback-peers');
+  if (options.onlyPeers) {
+    args.push('--denied-peer-ip=0.0.0.0-255.255.255.255', '--denied-peer-ip=::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff');
+    for (const peer of options.onlyPeers) args.push(`--allowed-peer-ip=${peer}`);
+  }
   if (tlsPort !== undefined) {
     const cert = path.join(dir, 'cert.pem');
     const key = path.join(dir, 'key.pem');
