@@ -20,6 +20,7 @@ import { LocalTokenRevocations } from './meetings/local-revocations.ts';
 import { MeetingService } from './meetings/service.ts';
 import { MediaCluster } from './cluster/media-cluster.ts';
 import { SignalingGateway } from './signaling/gateway.ts';
+import { TurnCredentialIssuer } from './signaling/turn-credentials.ts';
 import { FileStore } from './store/file-store.ts';
 import type { MeetingStore } from './meetings/meeting-store.ts';
 import { systemClock, type Clock } from './util/clock.ts';
@@ -152,7 +153,9 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   );
 
   const state = { draining: false };
+  const turn = new TurnCredentialIssuer({ uris: config.turnUris ?? [], secret: config.turnSecret, ttlSeconds: config.turnTtl });
   const api = buildApi({
+    turn,
     state,
     service,
     verifier: new SigV4Verifier(keys, systemClock),
@@ -203,6 +206,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     pipeAddress,
     remotePrimaries,
     maxSocketsPerAddress: config.maxSocketsPerAddress,
+    turn,
   });
   const bridges = new BridgeServer(
     { meetings: service, clock: systemClock, openPrimary: (meetingId) => signaling.openLocalPrimary(meetingId) },

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { isMediaRegion, MEDIA_REGIONS } from './meetings/regions.ts';
 import { JOURNAL_FSYNC_POLICIES } from './store/journal-fsync.ts';
+import { parseTurnUris } from './signaling/turn-credentials.ts';
 
 /**
  * Every setting, with its command-line flag and environment variable. The variable names
@@ -116,6 +117,24 @@ export const SETTINGS = {
     help: 'Key of the HMAC-SHA256 signature of each event (x-amphi-signature header)',
     default: '(unset)',
   },
+  turnUris: {
+    flag: 'turn-uris',
+    env: 'AMPHI_TURN_URIS',
+    help: 'Comma-separated turn:/turns: URIs of the TURN server (coturn) handed to clients; set: every attendee\'s media goes through TURN',
+    default: '(unset: no TURN)',
+  },
+  turnSecret: {
+    flag: 'turn-secret',
+    env: 'AMPHI_TURN_SECRET',
+    help: 'The TURN server\'s shared secret (coturn\'s static-auth-secret) that signs the credentials',
+    default: '(unset)',
+  },
+  turnTtl: {
+    flag: 'turn-ttl',
+    env: 'AMPHI_TURN_TTL',
+    help: 'Seconds a TURN credential stays valid',
+    default: '86400',
+  },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -162,6 +181,23 @@ const configSchema = z.object({
     .optional(),
   webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
   webhookSecret: z.string().optional(),
+  turnUris: z
+    .string()
+    .transform((list, ctx) => {
+      try {
+        return parseTurnUris(list);
+      } catch (error) {
+        ctx.issues.push({ code: 'custom', input: list, message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  turnSecret: z.string().min(1).optional(),
+  turnTtl: int(1, 365 * 86_400),
+}).check((ctx) => {
+  if (ctx.value.turnUris && ctx.value.turnUris.length > 0 && !ctx.value.turnSecret) {
+    ctx.issues.push({ code: 'custom', input: ctx.value, path: ['turnSecret'], message: 'is needed with --turn-uris: it signs the TURN credentials' });
+  }
 });
 
 export type AmphiConfig = z.infer<typeof configSchema>;

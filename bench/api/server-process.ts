@@ -20,6 +20,8 @@ export interface ServerOptions {
   nodeFlags?: string[];
   /** Cluster mode: meetings in the Redis at this URL (bench/api/cluster-node.ts) instead of the journal. */
   redisUrl?: string;
+  /** More settings for the server, e.g. AMPHI_TURN_URIS. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -77,6 +79,7 @@ export class ServerProcess {
         // Nothing routes around a benchmarked server: stop without a grace period.
         AMPHI_DRAIN_SECONDS: '0',
         ...(options.redisUrl ? { AMPHI_BENCH_REDIS_URL: options.redisUrl } : {}),
+        ...options.env,
       },
     });
     const server = new ServerProcess(child, `http://127.0.0.1:${port}`, dataDir);

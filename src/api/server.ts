@@ -7,6 +7,8 @@ import { StoreUnavailableError } from '../meetings/meeting-store.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import { parseQuery, type SigV4Verifier } from './sigv4.ts';
 import type { Throttle } from './throttle.ts';
+import { registerTurnControl } from './turn-control.ts';
+import { NO_TURN, type TurnCredentialIssuer } from '../signaling/turn-credentials.ts';
 
 export interface ApiDeps {
   service: MeetingService;
@@ -17,6 +19,8 @@ export interface ApiDeps {
   state: { draining: boolean };
   /** Answers /healthz with more than liveness. */
   health?: () => Record<string, unknown>;
+  /** Signs the TURN credentials MediaPlacement.TurnControlUrl hands out (absent: no TURN). */
+  turn?: TurnCredentialIssuer;
 }
 
 /** Largest request body accepted; the largest legitimate one (100 attendees) is ~30 kB. */
@@ -191,6 +195,8 @@ export function buildApi(deps: ApiDeps) {
     // The SDK parses the answer as JSON, so an empty object rather than an empty body.
     reply.code(200).header('content-type', 'application/json').send('{}');
   });
+
+  registerTurnControl(app, deps.service, deps.turn ?? NO_TURN);
 
   for (const route of routes(deps.service)) {
     app.route({

@@ -22,6 +22,7 @@ import type { Publication } from './publications.ts';
 import type { Participant, PresenceInfo } from './roster.ts';
 import { receives, sends, SessionMedia, VIDEO_SUBSCRIPTION_LIMIT } from './session-media.ts';
 import type { SessionHost, SignalingSession } from './session.ts';
+import { NO_TURN, type TurnCredentialIssuer } from './turn-credentials.ts';
 
 /** The service's limit of content shares per meeting. */
 export const MAX_CONTENT_SHARES = 2;
@@ -38,6 +39,8 @@ export interface ConferenceContext {
   pipeAddress: string;
   /** The primary meeting of the replica `replicaMeetingId` here: its conference, created if nobody is connected to it yet, or a bridge to the node hosting it. */
   primaryFor(primaryMeetingId: string, replicaMeetingId: string): Promise<PrimaryHandle | undefined>;
+  /** Signs the TURN credentials JOIN_ACK carries (absent: no TURN). */
+  turn?: TurnCredentialIssuer;
 }
 
 export interface ConferenceEvents {
@@ -135,6 +138,8 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
         wantsCompressedSdp: false,
         // Said explicitly: the client adapts video itself (left out, the field decodes as DEFAULT).
         defaultServerSideNetworkAdaption: SdkServerSideNetworkAdaption.NONE,
+        // Always present: without them the SDK logs an error; with no URIs it connects directly.
+        turnCredentials: (this.context.turn ?? NO_TURN).issue(session.attendeeId),
       },
     });
     session.send(this.indexFor(session));

@@ -19,6 +19,7 @@ import { SignalingSession } from './session.ts';
 import { AddressLimits, addressOf } from './address-limits.ts';
 import { BurstLimiter } from '../util/burst-limiter.ts';
 import { isRelayed, SignalRelay } from './signal-relay.ts';
+import type { TurnCredentialIssuer } from './turn-credentials.ts';
 
 const SESSION_PROTOCOL = '_aws_wt_session';
 const CONTROL_PATH = /^\/control\/([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$/;
@@ -38,6 +39,8 @@ export interface GatewayParts {
   remotePrimaries?: RemotePrimaries;
   /** Signaling sockets open at once from one address (0: no cap). Default DEFAULT_MAX_SOCKETS_PER_ADDRESS. */
   maxSocketsPerAddress?: number;
+  /** Signs the attendees' TURN credentials (absent: no TURN). */
+  turn?: TurnCredentialIssuer;
 }
 
 /** Enough for an office behind one NAT address in one meeting (each client holds 1, 2 while sharing content). */
@@ -83,6 +86,7 @@ export class SignalingGateway {
       logger,
       clock: parts.clock,
       pipeAddress,
+      turn: parts.turn,
       primaryFor: async (primaryMeetingId, replicaMeetingId) => {
         const meeting = await meetings.meeting(primaryMeetingId);
         if (!meeting) return undefined;

@@ -141,6 +141,19 @@ export interface RtpStat {
   codec: string | null;
 }
 
+/** The ICE candidate pair the page's peer connection sends media on (RTCStats 'candidate-pair' and its two candidates). */
+export interface SelectedCandidatePair {
+  /** 'host', 'srflx', 'prflx' or 'relay'. */
+  localCandidateType: string | null;
+  /** For a relay candidate: how the browser reaches the TURN server ('udp', 'tcp' or 'tls'). */
+  localRelayProtocol: string | null;
+  localAddress: string | null;
+  remoteAddress: string | null;
+  remotePort: number | null;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
 export interface ToneLevel {
   frequency: number;
   /** Peak power (dBFS-like, from the AnalyserNode) within ±2 bins of the frequency, averaged over the window. */
@@ -218,6 +231,8 @@ export interface AmphiPageApi {
   activeSpeakers(): Promise<string[]>;
   videoTiles(): Promise<VideoTileInfo[]>;
   rtpStats(): Promise<RtpStat[]>;
+  /** The candidate pair in use (null before ICE has selected one). */
+  selectedCandidatePair(): Promise<SelectedCandidatePair | null>;
   measureTones(frequencies: number[], ms: number): Promise<ToneMeasurement>;
   /** Date.now() when the first received audio packet louder than `minLevel` (0..1) arrives (before the jitter buffer). */
   audioArrival(minLevel: number, timeoutMs: number): Promise<number>;

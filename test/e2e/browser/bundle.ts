@@ -107,8 +107,8 @@ export interface PageServer {
   close(): Promise<void>;
 }
 
-/** A static file server for `dir` on 127.0.0.1:0 (GET/HEAD only, no directory listing, no caching). */
-export async function servePage(dir: string): Promise<PageServer> {
+/** A static file server for `dir` on `host` (default 127.0.0.1), any free port (GET/HEAD only, no directory listing, no caching). */
+export async function servePage(dir: string, host = '127.0.0.1'): Promise<PageServer> {
   const root = path.resolve(dir);
   const server: Server = createServer((request, response) => {
     const pathname = decodeURIComponent(new URL(request.url ?? '/', 'http://127.0.0.1').pathname);
@@ -127,11 +127,11 @@ export async function servePage(dir: string): Promise<PageServer> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://${host}:${port}/`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

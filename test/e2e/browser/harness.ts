@@ -13,6 +13,7 @@ import type {
   ReceivedDataMessage,
   RosterEntry,
   RtpStat,
+  SelectedCandidatePair,
   ToneMeasurement,
   VideoTileInfo,
   VolumeEntry,
@@ -60,9 +61,9 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
 }
 
 /** One headless Chromium per test file. */
-export async function launchBrowser(options: { args?: string[]; timeoutMs?: number } = {}): Promise<Browser> {
+export async function launchBrowser(options: { args?: string[]; timeoutMs?: number; executablePath?: string } = {}): Promise<Browser> {
   return chromium.launch({
-    executablePath: CHROMIUM_PATH,
+    executablePath: options.executablePath ?? CHROMIUM_PATH,
     headless: true,
     args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
     timeout: options.timeoutMs ?? 30_000,
@@ -206,6 +207,9 @@ export class BrowserAttendee {
   }
   rtpStats(): Promise<RtpStat[]> {
     return this.call('rtpStats', []);
+  }
+  selectedCandidatePair(): Promise<SelectedCandidatePair | null> {
+    return this.call('selectedCandidatePair', []);
   }
   /** FFT of the RECEIVED audio (the stream bound to the page's <audio> element) over `ms`. */
   measureTones(frequencies: number[], ms = 1_000): Promise<ToneMeasurement> {

@@ -861,6 +861,27 @@ const api: AmphiPageApi = {
     return result;
   },
 
+  async selectedCandidatePair() {
+    const report = await statsReport();
+    if (!report) return null;
+    let pair: Record<string, unknown> | undefined;
+    report.forEach((stat: Record<string, unknown>) => {
+      if (stat.type === 'transport' && str(stat.selectedCandidatePairId)) pair = report.get(str(stat.selectedCandidatePairId)!);
+    });
+    if (!pair) return null;
+    const local = report.get(str(pair.localCandidateId) ?? '') as Record<string, unknown> | undefined;
+    const remote = report.get(str(pair.remoteCandidateId) ?? '') as Record<string, unknown> | undefined;
+    return {
+      localCandidateType: str(local?.candidateType),
+      localRelayProtocol: str(local?.relayProtocol),
+      localAddress: str(local?.address),
+      remoteAddress: str(remote?.address),
+      remotePort: num(remote?.port),
+      bytesSent: num(pair.bytesSent) ?? 0,
+      bytesReceived: num(pair.bytesReceived) ?? 0,
+    };
+  },
+
   async audioArrival(minLevel, timeoutMs) {
     watchStartedAt = performance.timeOrigin + performance.now();
     return watchArrival(minLevel, timeoutMs);
