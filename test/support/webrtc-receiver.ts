@@ -55,7 +55,7 @@ export class WebRtcReceiver extends EventEmitter<WebRtcReceiverEvents> {
   private losing: { ssrc: number; count: number; lost: number[]; done: (lost: number[]) => void } | undefined;
 
   private constructor(
-    private readonly socket: Socket,
+    private socket: Socket,
     readonly identity: DtlsIdentity,
     private readonly checkIntervalMs: number,
   ) {
@@ -137,6 +137,26 @@ export class WebRtcReceiver extends EventEmitter<WebRtcReceiverEvents> {
   sendRtcp(packet: Buffer): void {
     if (!this.srtp) throw new Error('not connected');
     this.sendDatagram(this.srtp.protectRtcp(packet));
+  }
+
+  /**
+   * Moves to a new local address, as a client does when its path changes (a direct path to a TURN relay, or back):
+   * a new socket whose checks nominate it; the old one is closed. Resolves with the new port.
+   */
+  async move(): Promise<number> {
+    const socket = createSocket('udp4');
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    socket.on('message', (datagram) => this.receive(datagram));
+    const old = this.socket;
+    this.socket = socket;
+    old.close();
+    this.sendCheck();
+    return socket.address().port;
+  }
+
+  get port(): number {
+    return this.socket.address().port;
   }
 
   close(): void {

@@ -178,6 +178,19 @@ describe('ICE consent freshness (RFC 7675)', () => {
     await waitFor(() => tally.arrived(lostAfter!), 5000, 'retransmissions resuming');
   });
 
+  test('a viewer whose path changes (to a relay and back) gets its media on the new path, and consent follows it', async () => {
+    const tally = new Tally(receiver);
+    await waitFor(() => tally.audio > 5 && tally.video > 5, 5000, 'media on the first path');
+    for (let move = 0; move < 2; move++) {
+      const port = await receiver.move();
+      const audioBefore = tally.audio;
+      const videoBefore = tally.video;
+      await waitFor(() => tally.audio > audioBefore + 10 && tally.video > videoBefore + 10, 5000, `media on the new path (port ${port})`);
+      assert.equal(viewer.stats().consentFresh, true, 'consent is fresh on the new path');
+      assert.equal(viewer.stats().connected, true);
+    }
+  });
+
   test('checks keep being answered while consent is expired (STUN is the one thing that may be sent)', async () => {
     receiver.stopConsent();
     await waitFor(() => !viewer.stats().consentFresh, CONSENT_TIMEOUT_MS + 5000, 'consent expiring');
