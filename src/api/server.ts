@@ -7,6 +7,7 @@ import { StoreUnavailableError } from '../meetings/meeting-store.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import { parseQuery, type SigV4Verifier } from './sigv4.ts';
 import type { Throttle } from './throttle.ts';
+import { corsPreflight } from './cors.ts';
 import { registerTurnControl } from './turn-control.ts';
 import { NO_TURN, type TurnCredentialIssuer } from '../signaling/turn-credentials.ts';
 
@@ -288,14 +289,4 @@ function sendError(reply: FastifyReply, request: FastifyRequest, error: ServiceE
         ...(error.extra.resourceName !== undefined ? { ResourceName: error.extra.resourceName } : {}),
       }),
     );
-}
-
-function corsPreflight(request: FastifyRequest, reply: FastifyReply) {
-  reply
-    .code(204)
-    .header('access-control-allow-origin', '*')
-    .header('access-control-allow-methods', 'POST, OPTIONS')
-    .header('access-control-allow-headers', request.headers['access-control-request-headers'] ?? '*')
-    .header('access-control-max-age', '86400')
-    .send();
 }

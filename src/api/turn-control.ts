@@ -1,6 +1,7 @@
 import type { FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Logger } from 'pino';
 import { forbidden, notFound } from '../meetings/errors.ts';
+import { corsPreflight } from './cors.ts';
 import type { MeetingService } from '../meetings/service.ts';
 import { CONTENT_MODALITY } from '../signaling/frames.ts';
 import type { TurnCredentialIssuer } from '../signaling/turn-credentials.ts';
@@ -18,16 +19,10 @@ const AUTH_PREFIX = '_aws_wt_session=';
  */
 export function registerTurnControl(
   app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>,
-  service: MeetingService, turn: TurnCredentialIssuer): void {
-  app.options(TURN_CONTROL_PATH, async (request, reply) => {
-    reply
-      .code(204)
-      .header('access-control-allow-origin', '*')
-      .header('access-control-allow-methods', 'POST, OPTIONS')
-      .header('access-control-allow-headers', request.headers['access-control-request-headers'] ?? '*')
-      .header('access-control-max-age', '86400')
-      .send();
-  });
+  service: MeetingService,
+  turn: TurnCredentialIssuer,
+): void {
+  app.options(TURN_CONTROL_PATH, async (request, reply) => corsPreflight(request, reply));
   app.post(TURN_CONTROL_PATH, async (request, reply) => {
     reply.header('access-control-allow-origin', '*');
     const header = request.headers[AUTH_HEADER];
