@@ -56,6 +56,20 @@ describe('parsing offers', () => {
     assert.deepEqual(simulcast.media[1]!.sendRids, ['low', 'mid', 'hi']);
   });
 
+  test('values that look like numbers are read as text (the fuzz suite found codec names that crashed the parser)', () => {
+    const original = fixture('chrome-first-offer').sdpOffer;
+    const numeric = original
+      .replace(/a=rtpmap:111 opus\/48000\/2/, 'a=rtpmap:111 123/48000/2')
+      .replace(/a=ice-ufrag:\S+/g, 'a=ice-ufrag:1234')
+      .replace(/a=ice-pwd:\S+/g, 'a=ice-pwd:123456789012345678901234')
+      .replace(/a=setup:\S+/g, 'a=setup:1');
+    const offer = parseOffer(numeric);
+    assert.equal(offer.iceUfrag, '1234');
+    assert.equal(offer.icePwd, '123456789012345678901234');
+    assert.equal(offer.setup, '1');
+    assert.ok(offer.media[0]!.codecs.some((codec) => codec.payloadType === 111 && codec.name === '123'));
+  });
+
   test('garbage and mutilated offers fail with SdpError only', () => {
     for (const bad of ['', 'garbage', 'v=0\r\n', 'v=0\r\nm=audio 9 RTP/AVP 0\r\n']) assert.throws(() => parseOffer(bad), SdpError, JSON.stringify(bad));
     const original = fixture('chrome-camera-and-subscription').sdpOffer;

@@ -94,8 +94,9 @@ export function parseOffer(text: string): Offer {
   if (sections.length === 0) throw new SdpError('the SDP offer has no m-line');
   if (sections.length > MAX_MEDIA_SECTIONS) throw new SdpError(`the SDP offer has more than ${MAX_MEDIA_SECTIONS} m-lines`);
   const first = sections[0]!;
-  const iceUfrag = first.iceUfrag ?? session.iceUfrag;
-  const icePwd = first.icePwd ?? session.icePwd;
+  // sdp-transform turns numeric-looking values into numbers, so every text read here goes through asText().
+  const iceUfrag = asText(first.iceUfrag ?? session.iceUfrag);
+  const icePwd = asText(first.icePwd ?? session.icePwd);
   const fingerprint = first.fingerprint ?? session.fingerprint;
   if (!iceUfrag || !icePwd) throw new SdpError('the SDP offer has no ICE credentials');
   if (!fingerprint?.hash || !fingerprint.type) throw new SdpError('the SDP offer has no DTLS fingerprint');
@@ -110,7 +111,7 @@ export function parseOffer(text: string): Offer {
     seenMids.add(mid);
     const direction = (section.direction ?? 'sendrecv') as Direction;
     if (!DIRECTIONS.includes(direction)) throw new SdpError(`m-line ${mid} has an invalid direction`);
-    const fmtps = new Map((section.fmtp ?? []).map((f) => [Number(f.payload), f.config]));
+    const fmtps = new Map((section.fmtp ?? []).map((f) => [Number(f.payload), String(f.config)]));
     const feedback = new Map<number, string[]>();
     for (const fb of section.rtcpFb ?? []) {
       const entry = fb.subtype ? `${fb.type} ${fb.subtype}` : fb.type;
@@ -119,7 +120,8 @@ export function parseOffer(text: string): Offer {
     }
     const codecs = (section.rtp ?? []).map((rtp) => ({
       payloadType: rtp.payload,
-      name: rtp.codec.toLowerCase(),
+      // sdp-transform turns numeric-looking values into numbers: a codec name may come back as one.
+      name: String(rtp.codec).toLowerCase(),
       clockRate: rtp.rate ?? 90000,
       ...(rtp.encoding ? { channels: Number(rtp.encoding) } : {}),
       fmtp: fmtps.get(rtp.payload) ?? '',
@@ -132,7 +134,7 @@ export function parseOffer(text: string): Offer {
     }
     const rtxSsrcs = new Map<number, number>();
     for (const group of section.ssrcGroups ?? []) {
-      const [primary, repair] = group.ssrcs.split(' ').map(Number);
+      const [primary, repair] = String(group.ssrcs).split(' ').map(Number);
       if (group.semantics === 'FID' && primary !== undefined && repair !== undefined) rtxSsrcs.set(primary, repair);
     }
     const repairs = new Set(rtxSsrcs.values());
@@ -153,7 +155,12 @@ export function parseOffer(text: string): Offer {
       ...(section.simulcast ? { simulcast: `${section.simulcast.dir1} ${section.simulcast.list1}` } : {}),
     };
   });
-  return { iceUfrag, icePwd, fingerprint: { algorithm: fingerprint.type.toLowerCase(), value: fingerprint.hash.toUpperCase() }, setup: first.setup ?? session.setup ?? 'actpass', media };
+  const setup = asText(first.setup ?? session.setup) ?? 'actpass';
+  return { iceUfrag, icePwd, fingerprint: { algorithm: String(fingerprint.type).toLowerCase(), value: String(fingerprint.hash).toUpperCase() }, setup, media };
+}
+
+function asText(value: unknown): string | undefined {
+  return value === undefined || value === null ? undefined : String(value);
 }
 
 export interface SendStream {
