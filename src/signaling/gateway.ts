@@ -10,7 +10,7 @@ import type { MediaCluster } from '../cluster/media-cluster.ts';
 import { internalUrlOf, type NodeDirectory } from '../cluster/node-directory.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
 import type { Clock } from '../util/clock.ts';
-import type { Conference, ConferenceContext } from './conference.ts';
+import type { Conference, ConferenceContext, SignalingMetrics } from './conference.ts';
 import type { LocalPrimary, RemotePrimaries } from './primary-handle.ts';
 import { PrimaryConference } from './primary-conference.ts';
 import { ReplicaConference } from './replica-conference.ts';
@@ -38,6 +38,8 @@ export interface GatewayParts {
   remotePrimaries?: RemotePrimaries;
   /** Signaling sockets open at once from one address (0: no cap). Default DEFAULT_MAX_SOCKETS_PER_ADDRESS. */
   maxSocketsPerAddress?: number;
+  /** Where promotions are counted (unset: not counted). */
+  metrics?: SignalingMetrics;
 }
 
 /** Enough for an office behind one NAT address in one meeting (each client holds 1, 2 while sharing content). */
@@ -83,6 +85,7 @@ export class SignalingGateway {
       logger,
       clock: parts.clock,
       pipeAddress,
+      metrics: parts.metrics,
       primaryFor: async (primaryMeetingId, replicaMeetingId) => {
         const meeting = await meetings.meeting(primaryMeetingId);
         if (!meeting) return undefined;
@@ -123,6 +126,11 @@ export class SignalingGateway {
   primaryConference(meetingId: string): PrimaryConference | undefined {
     const conference = this.conferences.get(meetingId);
     return conference instanceof PrimaryConference ? conference : undefined;
+  }
+
+  /** The live conferences on this node (primaries and replicas), for the metrics. */
+  liveConferences(): IterableIterator<Conference> {
+    return this.conferences.values();
   }
 
   /** Client connections relayed to other nodes. */
