@@ -23,7 +23,7 @@ export class ConferenceMetrics implements SignalingMetrics {
     const census = () => this.census();
     new Gauge({
       name: 'amphi_meetings',
-      help: 'Meetings with a live conference on this node (someone connected, or a replica fed from here), by role',
+      help: 'Meetings with a live conference on this node (attendees connected, or a primary feeding its replicas), by role',
       labelNames: ['role'],
       registers: [registry],
       collect() {
