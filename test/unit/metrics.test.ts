@@ -220,6 +220,19 @@ describe('GET /metrics', () => {
     receiver.close();
   });
 
+  test('is answered while the node drains, when the API is not', async () => {
+    const draining = await startTestAmphi();
+    try {
+      draining.amphi.drain();
+      assert.equal((await fetch(`${draining.amphi.url}/healthz`)).status, 503);
+      assert.equal((await scrape(draining)).value('amphi_api_requests_total'), 0, '/healthz and /metrics are not API calls');
+      assert.equal((await fetch(`${draining.amphi.url}/meetings/11111111-2222-3333-4444-555555555555`)).status, 503);
+      assert.equal((await scrape(draining)).value('amphi_api_requests_total', { operation: 'GetMeeting', code: '503' }), 1);
+    } finally {
+      await draining.stop();
+    }
+  });
+
   test('--metrics off serves no /metrics; other values are refused', async () => {
     const quiet = await startTestAmphi({ env: { AMPHI_METRICS: 'off' } });
     try {
