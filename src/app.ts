@@ -19,6 +19,7 @@ import { LocalMeetingEventBus } from './meetings/local-event-bus.ts';
 import { LocalTokenRevocations } from './meetings/local-revocations.ts';
 import { MeetingService } from './meetings/service.ts';
 import { MediaCluster } from './cluster/media-cluster.ts';
+import { NodeMetrics } from './metrics/node-metrics.ts';
 import { SignalingGateway } from './signaling/gateway.ts';
 import { TurnCredentialIssuer } from './signaling/turn-credentials.ts';
 import { FileStore } from './store/file-store.ts';
@@ -154,6 +155,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
 
   const state = { draining: false };
   const turn = new TurnCredentialIssuer({ uris: config.turnUris ?? [], secret: config.turnSecret, ttlSeconds: config.turnTtl });
+  const metrics = config.metrics ? new NodeMetrics() : undefined;
   const api = buildApi({
     turn,
     state,
@@ -162,6 +164,8 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     throttle: new Throttle(config.apiRateLimit, systemClock),
     logger,
     health: () => ({ node: nodes.localNodeId, sessions: signaling.sessionCount }),
+    requests: metrics?.api,
+    metrics: metrics && (() => metrics.render()),
   });
   const connections = new ConnectionCloser(api.server);
   // What has been started so far, stopped in reverse order if a later step fails, so that a failed start leaves
@@ -207,7 +211,9 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     remotePrimaries,
     maxSocketsPerAddress: config.maxSocketsPerAddress,
     turn,
+    metrics: metrics?.conferences,
   });
+  metrics?.observe({ conferences: () => signaling.liveConferences(), workers: media.workers });
   const bridges = new BridgeServer(
     { meetings: service, clock: systemClock, openPrimary: (meetingId) => signaling.openLocalPrimary(meetingId) },
     clusterSecret,

@@ -86,6 +86,12 @@ export const SETTINGS = {
     help: 'On SIGTERM or SIGINT: seconds of answering 503 (API, /healthz, new signaling) so load balancers move away, before calls in flight are finished and the node stops; 0: stop at once',
     default: '10',
   },
+  metrics: {
+    flag: 'metrics',
+    env: 'AMPHI_METRICS',
+    help: 'on: GET /metrics serves Prometheus metrics (unauthenticated); off: no such route',
+    default: 'on',
+  },
   logLevel: { flag: 'log-level', env: 'AMPHI_LOG_LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
   redisUrl: {
     flag: 'redis-url',
@@ -158,6 +164,7 @@ const configSchema = z.object({
   rtcAnnouncedIp: z.ipv4(),
   mediaWorkers: int(1, 64),
   drainSeconds: z.coerce.number().min(0).max(3600),
+  metrics: z.enum(['on', 'off']).transform((value) => value === 'on'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   redisUrl: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   nodeId: z

@@ -7,6 +7,7 @@ import type { MediaRoom } from './media/sfu/room.ts';
 import { PipeTransport } from './media/transport/pipe-transport.ts';
 import { MediaWorker } from './media/worker/media-worker.ts';
 import type { WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './media/worker/protocol.ts';
+import { ThreadLoad } from './media/worker/thread-load.ts';
 
 /**
  * A media worker thread: its own UDP port, rooms and peers. It runs every per-packet path, so
@@ -20,6 +21,8 @@ import type { WorkerCall, WorkerEvent, WorkerMethods, WorkerOptions } from './me
 const options = workerData.options as WorkerOptions;
 const logger = pino({ level: options.logLevel, base: { worker: options.name } });
 const worker = await MediaWorker.start({ listenIp: options.listenIp, port: options.port, announcedIp: options.announcedIp, logger });
+/** This thread's CPU time and event-loop lag, for the metrics. */
+const load = new ThreadLoad();
 const port = parentPort!;
 const post = (event: WorkerEvent) => port.postMessage(event);
 
@@ -67,7 +70,7 @@ async function openPipe<Room extends MediaRoom, End extends PipeEnd>(
   pipeId: string,
   build: (room: Room, transport: PipeTransport) => End,
 ): Promise<{ end: End; port: number }> {
-  const transport = await PipeTransport.open(options.listenIp);
+  const transport = await PipeTransport.open(options.listenIp, worker.traffic);
   if (worker.room(opened.id) !== opened) {
     transport.close();
     throw new Error(`room ${opened.id} closed while its pipe opened`);
@@ -130,10 +133,11 @@ const methods: WorkerMethods = {
   replicaPipeSendStreams: (pipeId, streamIds) => pipeEnd(pipeId, ReplicaPipeEnd, 'replica pipe').sendStreams(streamIds),
   replicaPipePromote: (pipeId, slot, attendeeId) => pipeEnd(pipeId, ReplicaPipeEnd, 'replica pipe').promote(slot, attendeeId),
   replicaPipeDemote: (pipeId, attendeeId) => pipeEnd(pipeId, ReplicaPipeEnd, 'replica pipe').demote(attendeeId),
-  workerStats: () => worker.stats(),
+  workerStats: () => ({ ...worker.stats(), thread: load.snapshot() }),
   exit(exitCode) {
     setImmediate(() => {
       try {
+        load.close();
         worker.close();
       } finally {
         process.exit(exitCode);

@@ -22,7 +22,19 @@ export interface ApiDeps {
   health?: () => Record<string, unknown>;
   /** Signs the TURN credentials MediaPlacement.TurnControlUrl hands out (absent: no TURN). */
   turn?: TurnCredentialIssuer;
+  /** Told of every answered API call (unset: not counted). */
+  requests?: ApiRequestObserver;
+  /** Serves GET /metrics, unauthenticated as Prometheus scrapes it (unset: no such route). */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
+
+export interface ApiRequestObserver {
+  /** `operation`: the API operation's name, or UnknownOperation when the request names none. */
+  requestAnswered(operation: string, status: number, seconds: number): void;
+}
+
+/** The operation label of a request that names no operation. */
+export const UNKNOWN_OPERATION = 'UnknownOperation';
 
 /** Largest request body accepted; the largest legitimate one (100 attendees) is ~30 kB. */
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -163,7 +175,7 @@ export function buildApi(deps: ApiDeps) {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-amzn-RequestId', request.id);
-    if (state.draining && !request.url.startsWith('/healthz')) {
+    if (state.draining && !request.url.startsWith('/healthz') && !request.url.startsWith('/metrics')) {
       throw serviceUnavailable('Amphi is shutting down; retry against another node or after restart', DRAIN_RETRY_AFTER_SECONDS);
     }
   });
@@ -172,6 +184,14 @@ export function buildApi(deps: ApiDeps) {
   app.addHook('onSend', async (_request, reply) => {
     if (state.draining) reply.header('connection', 'close');
   });
+
+  const requests = deps.requests;
+  if (requests) {
+    app.addHook('onResponse', async (request, reply) => {
+      const operation = operationOf(request);
+      if (operation) requests.requestAnswered(operation, reply.statusCode, reply.elapsedTime / 1000);
+    });
+  }
 
   app.setErrorHandler((error, request, reply) => sendError(reply, request, toServiceError(error, request)));
   // AWS's front end answers a route that names no operation with 404 UnknownOperationException
@@ -188,6 +208,14 @@ export function buildApi(deps: ApiDeps) {
     reply.code(state.draining ? 503 : 200).send({ status: state.draining ? 'draining' : 'ok', ...deps.health?.() });
   });
 
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await metrics();
+      reply.code(200).header('content-type', contentType).send(body);
+    });
+  }
+
   // The browser SDK posts its client events here (MediaPlacement.EventIngestionUrl).
   app.options('/v1/client-events', async (request, reply) => corsPreflight(request, reply));
   app.post('/v1/client-events', async (request, reply) => {
@@ -200,9 +228,11 @@ export function buildApi(deps: ApiDeps) {
   registerTurnControl(app, deps.service, deps.turn ?? NO_TURN);
 
   for (const route of routes(deps.service)) {
+    const config: ApiRouteConfig = { operations: Object.fromEntries(Object.entries(route.operations).map(([key, operation]) => [key, operation.name])) };
     app.route({
       method: route.method,
       url: route.url,
+      config,
       handler: async (request, reply) => {
         const rawUrl = request.raw.url ?? request.url;
         const queryStart = rawUrl.indexOf('?');
@@ -227,6 +257,22 @@ export function buildApi(deps: ApiDeps) {
     });
   }
   return app;
+}
+
+/** What an API route carries for the request metrics: its operations' names by their `?operation=` value. */
+interface ApiRouteConfig {
+  operations: Record<string, string>;
+}
+
+/** The API operation a request called, as the route and `?operation=` name it; undefined for what is not the API (/healthz, /metrics). */
+function operationOf(request: FastifyRequest): string | undefined {
+  const operations = (request.routeOptions.config as Partial<ApiRouteConfig> | undefined)?.operations;
+  if (!operations) return request.is404 ? UNKNOWN_OPERATION : undefined;
+  const rawUrl = request.raw.url ?? request.url;
+  const queryStart = rawUrl.indexOf('?');
+  const named = queryStart < 0 ? undefined : parseQuery(rawUrl.slice(queryStart + 1)).operation;
+  const key = typeof named === 'string' ? named : '';
+  return Object.hasOwn(operations, key) ? operations[key]! : UNKNOWN_OPERATION;
 }
 
 function parseJson(body: Buffer): unknown {

@@ -37,10 +37,18 @@ export interface ConferenceContext {
   clock: Clock;
   /** Where this node's media workers reach each other's pipe ports. */
   pipeAddress: string;
+  /** Where what signaling decides is counted for the metrics (unset: not counted). */
+  metrics?: SignalingMetrics;
   /** The primary meeting of the replica `replicaMeetingId` here: its conference, created if nobody is connected to it yet, or a bridge to the node hosting it. */
   primaryFor(primaryMeetingId: string, replicaMeetingId: string): Promise<PrimaryHandle | undefined>;
   /** Signs the TURN credentials JOIN_ACK carries (absent: no TURN). */
   turn?: TurnCredentialIssuer;
+}
+
+/** What signaling reports to the node's metrics. */
+export interface SignalingMetrics {
+  /** A replica viewer's PRIMARY_MEETING_JOIN was answered: 'ok', or the status it was refused with. */
+  promotionAnswered(result: 'ok' | number): void;
 }
 
 export interface ConferenceEvents {

@@ -10,7 +10,7 @@ import type { MediaCluster } from '../cluster/media-cluster.ts';
 import { internalUrlOf, type NodeDirectory } from '../cluster/node-directory.ts';
 import type { MediaWorkerClient } from '../media/worker/client.ts';
 import type { Clock } from '../util/clock.ts';
-import type { Conference, ConferenceContext } from './conference.ts';
+import type { Conference, ConferenceContext, SignalingMetrics } from './conference.ts';
 import type { LocalPrimary, RemotePrimaries } from './primary-handle.ts';
 import { PrimaryConference } from './primary-conference.ts';
 import { ReplicaConference } from './replica-conference.ts';
@@ -41,6 +41,8 @@ export interface GatewayParts {
   maxSocketsPerAddress?: number;
   /** Signs the attendees' TURN credentials (absent: no TURN). */
   turn?: TurnCredentialIssuer;
+  /** Where promotions are counted (unset: not counted). */
+  metrics?: SignalingMetrics;
 }
 
 /** Enough for an office behind one NAT address in one meeting (each client holds 1, 2 while sharing content). */
@@ -87,6 +89,7 @@ export class SignalingGateway {
       clock: parts.clock,
       pipeAddress,
       turn: parts.turn,
+      metrics: parts.metrics,
       primaryFor: async (primaryMeetingId, replicaMeetingId) => {
         const meeting = await meetings.meeting(primaryMeetingId);
         if (!meeting) return undefined;
@@ -127,6 +130,11 @@ export class SignalingGateway {
   primaryConference(meetingId: string): PrimaryConference | undefined {
     const conference = this.conferences.get(meetingId);
     return conference instanceof PrimaryConference ? conference : undefined;
+  }
+
+  /** The live conferences on this node (primaries and replicas), for the metrics. */
+  liveConferences(): IterableIterator<Conference> {
+    return this.conferences.values();
   }
 
   /** Client connections relayed to other nodes. */

@@ -175,6 +175,7 @@ export class ReplicaConference extends Conference implements ReplicaView {
   override async primaryMeetingJoin(session: SignalingSession, credentials: ISdkMeetingSessionCredentials): Promise<void> {
     const refuse = (status: number, description: string) => {
       session.log.info({ status, description }, 'promotion refused');
+      this.context.metrics?.promotionAnswered(status);
       session.send({ type: FrameType.PRIMARY_MEETING_JOIN_ACK, primaryMeetingJoinAck: {}, error: { status, description } });
     };
     if (!this.media.has(session)) return refuse(403, 'only an attendee of a replica meeting can join its primary meeting');
@@ -206,6 +207,7 @@ export class ReplicaConference extends Conference implements ReplicaView {
     this.promotions.set(session, promotion);
     session.log.info({ primaryAttendeeId: attendee.AttendeeId }, 'promoted to the primary meeting');
     session.send({ type: FrameType.PRIMARY_MEETING_JOIN_ACK, primaryMeetingJoinAck: {} });
+    this.context.metrics?.promotionAnswered('ok');
     session.send(this.indexFor(session));
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { audioLevel, rtp, rtpHeaderLength, rtpPayloadEnd, writeAudioRtpPacket } from '../../src/media/protocol/rtp.ts';
+import { audioLevel, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../../src/media/protocol/rtp.ts';
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -41,5 +41,29 @@ describe('rtpHeaderLength', () => {
     assert.equal(rtpHeaderLength(packet, 11), -1);
     assert.equal(rtpHeaderLength(packet.subarray(0, 26)), -1, 'the extension overruns');
     assert.equal(rtpHeaderLength(hex('40 6f 0001 00000000 00000001')), -1, 'not version 2');
+  });
+});
+
+describe('visitRtcp reception reports', () => {
+  const block = (ssrc: string, lost: string) => `${ssrc} 00 ${lost} 00000000 00000000 00000000 00000000`;
+  const reports = (packet: Buffer) => {
+    const seen: [number, number][] = [];
+    visitRtcp(packet, { receptionReport: (ssrc, lost) => seen.push([ssrc, lost]) });
+    return seen;
+  };
+
+  test('reads the blocks of an SR after its sender info, and of an RR, with signed cumulative losses', () => {
+    // A compound packet as a sending browser makes it: an SR with two blocks, then an RR with one.
+    const sr = hex(`82 c8 0012 00000001 00000002 00000003 00000004 00000005 00000006 ${block('0000aaaa', '000007')} ${block('0000bbbb', 'fffffe')}`);
+    const rr = hex(`81 c9 0007 00000001 ${block('0000cccc', '012345')}`);
+    assert.deepEqual(reports(Buffer.concat([sr, rr])), [
+      [0xaaaa, 7],
+      [0xbbbb, -2],
+      [0xcccc, 0x012345],
+    ]);
+  });
+
+  test('stops at the end of the packet when the count promises more blocks than it holds', () => {
+    assert.deepEqual(reports(hex(`82 c9 0007 00000001 ${block('0000aaaa', '000003')}`)), [[0xaaaa, 3]]);
   });
 });

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { HistogramCounts, type HistogramSnapshot } from '../../util/histogram-counts.ts';
 
 export const FRAME_MS = 20;
 
@@ -18,6 +19,8 @@ export interface FrameClockStats {
   framesPerSecond: number;
   /** How late wake-ups were in the last completed window (ms): median, 99th percentile, worst. */
   lateness: { p50: number; p99: number; max: number };
+  /** Every wake-up's lateness since the clock started, in seconds: the metrics' histogram. */
+  latenessSeconds: HistogramSnapshot;
 }
 
 export interface FrameClockOptions {
@@ -32,6 +35,8 @@ export interface FrameClockEvents {
 }
 
 const LATENESS_WINDOW = 500;
+/** Upper bounds (s) of the lateness histogram: a frame is 20 ms, and more than one late is heard. */
+export const LATENESS_BUCKETS_SECONDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.1, 0.25, 1];
 
 /**
  * One 20 ms media clock per worker thread, driving every mixer on it. Frames are numbered from
@@ -57,6 +62,7 @@ export class FrameClock extends EventEmitter<FrameClockEvents> {
   private lateCount = 0;
   private lastLateness = { p50: 0, p99: 0, max: 0 };
   private window = { startedAt: 0, frames: 0, framesPerSecond: 0 };
+  private readonly latenessHistogram = new HistogramCounts(LATENESS_BUCKETS_SECONDS);
 
   constructor(options: FrameClockOptions = {}) {
     super();
@@ -118,6 +124,7 @@ export class FrameClock extends EventEmitter<FrameClockEvents> {
       skipped: this.skipped,
       framesPerSecond: this.window.framesPerSecond,
       lateness: this.lateCount >= 50 ? this.summariseLateness(false) : this.lastLateness,
+      latenessSeconds: this.latenessHistogram.snapshot(),
     };
   }
 
@@ -134,6 +141,7 @@ export class FrameClock extends EventEmitter<FrameClockEvents> {
   }
 
   private recordLateness(ms: number): void {
+    this.latenessHistogram.observe(ms / 1000);
     this.lateSamples[this.lateCount++] = ms;
     if (this.lateCount < LATENESS_WINDOW) return;
     this.lastLateness = this.summariseLateness(true);

@@ -186,6 +186,8 @@ export interface RtcpVisitor {
   nack?(mediaSsrc: number, sequence: number): void;
   remb?(bitrateBps: number, ssrcs: number[]): void;
   senderReport?(ssrc: number, ntpHigh: number, ntpLow: number, rtpTimestamp: number): void;
+  /** A report block of an SR or RR: how many packets of `sourceSsrc` its sender lost so far (RFC 3550 §6.4.1, signed). */
+  receptionReport?(sourceSsrc: number, cumulativeLost: number): void;
 }
 
 /** Walks a (decrypted) compound RTCP packet and reports what Amphi acts on. Malformed parts end the walk. */
@@ -222,8 +224,19 @@ export function visitRtcp(packet: Buffer, visitor: RtcpVisitor): void {
       }
     } else if (type === RtcpType.SR && length >= 28) {
       visitor.senderReport?.(packet.readUInt32BE(body), packet.readUInt32BE(body + 4), packet.readUInt32BE(body + 8), packet.readUInt32BE(body + 12));
+      visitReportBlocks(packet, body + 24, count, offset + length, visitor);
+    } else if (type === RtcpType.RR && length >= 8) {
+      visitReportBlocks(packet, body + 4, count, offset + length, visitor);
     }
     offset += length;
+  }
+}
+
+/** The report blocks of an SR or RR (24 bytes each), as far as the packet holds them. */
+function visitReportBlocks(packet: Buffer, start: number, count: number, end: number, visitor: RtcpVisitor): void {
+  if (!visitor.receptionReport) return;
+  for (let i = 0, at = start; i < count && at + 24 <= end; i++, at += 24) {
+    visitor.receptionReport(packet.readUInt32BE(at), packet.readIntBE(at + 5, 3));
   }
 }
 

@@ -120,7 +120,10 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     remb: (bps: number) => {
       this.downlinkBps = bps;
     },
+    receptionReport: (ssrc: number, cumulativeLost: number) => this.lossReported(ssrc, cumulativeLost),
   };
+  /** The highest cumulative loss the client reported per stream this peer sends it. */
+  private readonly reportedLoss = new Map<number, number>();
 
   /** Made by its room (`MediaRoom.createPeer`), which closes it with itself. */
   constructor(
@@ -297,6 +300,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
 
   private dropSubscription(mid: string, subscription: Subscription): void {
     subscription.downstream.detach();
+    this.reportedLoss.delete(subscription.downstream.ssrc);
     this.downstreamBySsrc.delete(subscription.downstream.ssrc);
     this.subscriptions.delete(mid);
   }
@@ -461,6 +465,15 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     // With the RFC 6464 level of the mix this listener hears (the receiver's per-packet audio level).
     const length = writeAudioRtpPacket(audioScratch, this.opusPayloadType, this.audioSeq, audioTs, this.audioOutSsrc, this.extensionIds.audioLevel, level, payload);
     this.transport.sendRtp(audioScratch.subarray(0, length));
+  }
+
+  /** What the client says it lost of a stream sent to it counts once, for the worker's metrics (RTCP, not the packet path). */
+  private lossReported(ssrc: number, cumulativeLost: number): void {
+    if (ssrc !== this.audioOutSsrc && !this.downstreamBySsrc.has(ssrc)) return;
+    const before = this.reportedLoss.get(ssrc) ?? 0;
+    if (cumulativeLost <= before) return;
+    this.reportedLoss.set(ssrc, cumulativeLost);
+    this.transport.traffic.packetsLost += cumulativeLost - before;
   }
 
   private sendRtcp(packet: Buffer): void {

@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { SRTP_AEAD_AES_128_GCM, SrtpSession, type SrtpMasterKey } from '../protocol/srtp.ts';
 import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
+import type { TrafficCounters } from './traffic-counters.ts';
 
 /**
  * One end of a pipe between two rooms: RTP and RTCP over UDP to one fixed remote address, protected with SRTP
@@ -17,8 +18,11 @@ export class PipeTransport extends SrtpTransport {
   /** `rejected`: from another address, unauthentic or replayed, or failed in a listener. */
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, rejected: 0 };
 
-  private constructor(private readonly socket: dgram.Socket) {
-    super();
+  private constructor(
+    private readonly socket: dgram.Socket,
+    traffic: TrafficCounters | undefined,
+  ) {
+    super(traffic);
     socket.on('message', (packet, from) => {
       try {
         this.receive(packet, from.address, from.port);
@@ -29,7 +33,8 @@ export class PipeTransport extends SrtpTransport {
     socket.on('error', () => undefined);
   }
 
-  static async open(listenIp: string): Promise<PipeTransport> {
+  /** `traffic`: the worker's counters, shared by its transports. */
+  static async open(listenIp: string, traffic?: TrafficCounters): Promise<PipeTransport> {
     const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -38,7 +43,7 @@ export class PipeTransport extends SrtpTransport {
         resolve();
       });
     });
-    return new PipeTransport(socket);
+    return new PipeTransport(socket, traffic);
   }
 
   get port(): number {

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { isRtcp } from '../protocol/rtp.ts';
 import type { SrtpSession } from '../protocol/srtp.ts';
 import type { MediaTransport, MediaTransportEvents, TransportCounters } from './media-transport.ts';
+import { TrafficCounters } from './traffic-counters.ts';
 
 export interface RemoteAddress {
   address: string;
@@ -25,6 +26,11 @@ export abstract class SrtpTransport extends EventEmitter<MediaTransportEvents> i
   protected closed = false;
   private isConnected = false;
 
+  /** `traffic`: the worker's counters, shared by all its transports (a transport of its own by default). */
+  constructor(readonly traffic: TrafficCounters = new TrafficCounters()) {
+    super();
+  }
+
   get connected(): boolean {
     return this.isConnected;
   }
@@ -32,7 +38,10 @@ export abstract class SrtpTransport extends EventEmitter<MediaTransportEvents> i
   sendRtp(packet: Buffer): void {
     if (!this.isConnected || !this.srtp || !this.remote) return;
     this.stats.rtpOut++;
-    this.transmit(this.srtp.protectRtp(packet), this.remote);
+    const datagram = this.srtp.protectRtp(packet);
+    this.traffic.packetsSent++;
+    this.traffic.bytesSent += datagram.length;
+    this.transmit(datagram, this.remote);
   }
 
   sendRtcp(packet: Buffer): void {

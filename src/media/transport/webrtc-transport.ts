@@ -4,6 +4,7 @@ import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdent
 import { SrtpSession } from '../protocol/srtp.ts';
 import { answerBindingRequest, isStun } from '../protocol/stun.ts';
 import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
+import type { TrafficCounters } from './traffic-counters.ts';
 import type { MuxedTransport, UdpMux } from './udp-mux.ts';
 
 const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -13,6 +14,8 @@ const CONSENT_TIMEOUT_MS = 30_000;
 export interface WebRtcTransportOptions {
   /** How long the client's consent lasts after its last authenticated check; 30 s (RFC 7675) unless a test shortens it. */
   consentTimeoutMs?: number;
+  /** The worker's traffic counters, shared by its transports. */
+  traffic?: TrafficCounters;
 }
 
 function iceString(length: number): string {
@@ -53,7 +56,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     private readonly logger: Logger,
     options: WebRtcTransportOptions = {},
   ) {
-    super();
+    super(options.traffic);
     this.consentTimeoutMs = options.consentTimeoutMs ?? CONSENT_TIMEOUT_MS;
     mux.register(this);
   }

@@ -144,7 +144,7 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
     return room;
   }
 
-  /** The worker's media clock (frames, lateness), opus codecs and mixer failures. */
+  /** The worker's media clock (frames, lateness), opus codecs, mixer failures, traffic and thread load. */
   stats(): Promise<WorkerAnswer<'workerStats'>> {
     return this.call('workerStats');
   }

@@ -8,6 +8,7 @@ import { loadOpusBackend } from '../audio/opus/backend.ts';
 import { OpusCodecPool, type CodecPoolStats } from '../audio/opus/codec-pool.ts';
 import type { MediaPeer } from '../sfu/peer.ts';
 import { MediaRoom, type RoomPeer } from '../sfu/room.ts';
+import { TrafficCounters, type TrafficSnapshot } from '../transport/traffic-counters.ts';
 import { UdpMux } from '../transport/udp-mux.ts';
 import { WebRtcTransport, type WebRtcTransportOptions } from '../transport/webrtc-transport.ts';
 
@@ -29,6 +30,8 @@ export interface MediaWorkerStats {
   opus: { backend: string } & CodecPoolStats;
   /** Times a room's mixer rebuilt its codec state after a failure. */
   mixerRebuilds: number;
+  /** RTP sent by all its transports since the worker started, and the losses receivers reported. */
+  traffic: TrafficSnapshot;
 }
 
 /**
@@ -43,6 +46,8 @@ export class MediaWorker {
   private readonly codecs = new OpusCodecPool(loadOpusBackend(), MIX_ENCODER_SETTINGS);
   private readonly failureLog = new BurstLimiter();
   private mixerRebuilds = 0;
+  /** Shared by every transport of this worker, its clients' and its pipes'. */
+  readonly traffic = new TrafficCounters();
 
   private constructor(
     private readonly mux: UdpMux,
@@ -134,6 +139,7 @@ export class MediaWorker {
       clock: this.clock.stats(),
       opus: { backend: this.codecs.backend.name, ...this.codecs.stats() },
       mixerRebuilds: this.mixerRebuilds,
+      traffic: this.traffic.snapshot(),
     };
   }
 
@@ -150,7 +156,10 @@ export class MediaWorker {
   /** An attendee's peer in `room` under `peerId`, over a new WebRTC transport on this worker's port. */
   createPeer(room: MediaRoom, peerId: string, attendeeId: string): MediaPeer {
     if (this.findPeer(peerId)) throw new Error(`peer ${peerId} exists`);
-    const transport = new WebRtcTransport(this.mux, this.identity, [{ ip: this.announcedIp, port: this.mux.port }], this.logger.child({ attendeeId }), this.transportOptions);
+    const transport = new WebRtcTransport(this.mux, this.identity, [{ ip: this.announcedIp, port: this.mux.port }], this.logger.child({ attendeeId }), {
+      ...this.transportOptions,
+      traffic: this.traffic,
+    });
     return room.createPeer(peerId, attendeeId, transport);
   }
 

@@ -1,5 +1,6 @@
 import type { MidSubscription, NegotiationInput, NegotiationResult, SubscriptionUpdate } from '../sfu/peer.ts';
 import type { MediaWorkerStats } from './media-worker.ts';
+import type { ThreadLoadSnapshot } from './thread-load.ts';
 
 /**
  * Messages between the main thread (signaling) and a media worker thread. Calls are answered
@@ -33,6 +34,9 @@ export interface PipeStats {
 }
 
 export type StreamRef = { streamId: number; groupId: number };
+
+/** A worker's media statistics and its thread's load (CPU time, event-loop lag). */
+export type WorkerStats = MediaWorkerStats & { thread: ThreadLoadSnapshot };
 
 /** Ids are chosen by the main thread; closing a room closes its peers and pipe ends. */
 export interface WorkerMethods {
@@ -71,8 +75,8 @@ export interface WorkerMethods {
   /** Replica end: the attendee's voice goes up in the slot, and it hears the slot's mix. */
   replicaPipePromote(pipeId: string, slot: number, attendeeId: string): void;
   replicaPipeDemote(pipeId: string, attendeeId: string): void;
-  /** The worker's media clock (frames, lateness), opus codecs and mixer failures. */
-  workerStats(): MediaWorkerStats;
+  /** The worker's media clock (frames, lateness), opus codecs, mixer failures, traffic and thread load. */
+  workerStats(): WorkerStats;
   /**
    * Closes everything and ends the thread with `exitCode` once the answer is sent: between two
    * packets, never in the middle of native codec work as `Worker.terminate()` can be.
