@@ -13,8 +13,8 @@ export interface MediaClusterOptions {
 
 /**
  * This node's media workers, each a thread with its own UDP port. A new meeting's room goes to the
- * worker with the fewest rooms, so that meetings (a primary and its replicas among them) spread over
- * every core.
+ * least-loaded worker (by the connections it serves), so that meetings (a primary and its replicas
+ * among them) spread over every core.
  */
 export class MediaCluster {
   private constructor(readonly workers: MediaWorkerClient[]) {}
@@ -46,15 +46,15 @@ export class MediaCluster {
   }
 
   /**
-   * The worker for a new room: the least loaded; on a tie, not `apart` (a replica's primary's worker, so
-   * the pipe's two ends use two cores), then the first. A worker that could not be started again gets no
-   * more rooms.
+   * The worker for a new room: the least loaded (its connections and rooms, `MediaWorkerClient.load`); on a
+   * tie, not `apart` (a replica's primary's worker, so the pipe's two ends use two cores), then the first. A
+   * worker that could not be started again gets no more rooms.
    */
   workerFor(apart?: WorkerChannel): MediaWorkerClient {
     const available = this.workers.filter((w) => w.available);
     const pool = available.length > 0 ? available : this.workers;
     return pool.reduce((best, worker) => {
-      const difference = worker.roomCount - best.roomCount;
+      const difference = worker.load - best.load;
       if (difference !== 0) return difference < 0 ? worker : best;
       return best === apart && worker !== apart ? worker : best;
     });

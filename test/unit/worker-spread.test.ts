@@ -4,15 +4,15 @@ import { CreateAttendeeCommand, CreateMeetingCommand, type Meeting } from '@aws-
 import { startTestAmphi, type TestAmphi } from '../support/helpers.ts';
 import { RawClient } from '../support/raw-signaling.ts';
 
-/** A node with two media workers places each new meeting's room on the least loaded one. */
+/** A node with two media workers places each new meeting's room on the least loaded one (by connections served). */
 let node: TestAmphi;
 before(async () => {
   node = await startTestAmphi({ env: { AMPHI_MEDIA_WORKERS: '2' } });
 });
 after(() => node.stop());
 
-const join = async (meeting: Meeting) => {
-  const attendee = (await node.client.send(new CreateAttendeeCommand({ MeetingId: meeting.MeetingId, ExternalUserId: 'someone' }))).Attendee!;
+const join = async (meeting: Meeting, externalUserId = 'someone') => {
+  const attendee = (await node.client.send(new CreateAttendeeCommand({ MeetingId: meeting.MeetingId, ExternalUserId: externalUserId }))).Attendee!;
   const client = await RawClient.connect(meeting.MediaPlacement!.SignalingUrl!, attendee.JoinToken!);
   await client.join();
   return client;
@@ -33,5 +33,27 @@ test('one primary and four replicas spread over both workers', async () => {
   const replicaWorkers = replicas.map(workerOf);
   assert.ok(replicaWorkers.includes(first!) && replicaWorkers.includes(second!), `replicas on both workers: ${replicaWorkers}`);
   assert.notEqual(replicaWorkers[0], workerOf(primary), "the first replica's pipe ends are on two workers");
+  for (const client of clients) client.ws.close();
+});
+
+test('a worker serving many viewers is avoided even with fewer rooms', async () => {
+  // The first test's rooms close once their clients are gone.
+  for (let waited = 0; node.amphi.media.workers.some((w) => w.roomCount > 0); waited += 20) {
+    assert.ok(waited < 5000, 'the earlier rooms closed');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const create = async (name: string) => (await node.client.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: name }))).Meeting!;
+  const busy = await create('busy');
+  const clients = [];
+  for (let i = 0; i < 6; i++) clients.push(await join(busy, `viewer-${i}`));
+  const workerOf = (meeting: Meeting) => node.amphi.signaling.conference(meeting.MeetingId!)!.room.worker;
+  const busyWorker = workerOf(busy);
+  const small = [];
+  for (const name of ['small-1', 'small-2']) {
+    const meeting = await create(name);
+    clients.push(await join(meeting));
+    small.push(meeting);
+  }
+  for (const meeting of small) assert.notEqual(workerOf(meeting), busyWorker, 'the small meetings go to the other worker, though it then has more rooms');
   for (const client of clients) client.ws.close();
 });

@@ -60,9 +60,19 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
     return this.restarts;
   }
 
-  /** Rooms open on this worker: its load, for placing new meetings. */
+  /** Rooms open on this worker. */
   get roomCount(): number {
     return this.rooms.size;
+  }
+
+  /**
+   * The worker's load, for placing new meetings: every connection it sends media to (a replica of 250 viewers
+   * weighs 250), and each room besides, so that rooms nobody joined yet spread too.
+   */
+  get load(): number {
+    let connections = 0;
+    for (const room of this.rooms.values()) connections += room.connectionCount;
+    return this.rooms.size + connections;
   }
 
   /** False once the thread died and could not be started again: place nothing here. */

@@ -33,6 +33,11 @@ export class RoomHandle extends EventEmitter<RoomHandleEvents> {
     super();
   }
 
+  /** Open peers and pipe ends: what the room's worker sends to, packet by packet. */
+  get connectionCount(): number {
+    return this.peers.size + this.primaryEnds.size + this.replicaEnds.size;
+  }
+
   get closed(): boolean {
     return this.closeCause !== undefined;
   }
