@@ -18,7 +18,7 @@ export interface ServerOptions {
   secretAccessKey: string;
   /** Extra flags for the server's node, e.g. --cpu-prof. */
   nodeFlags?: string[];
-  /** Cluster mode: meetings in the Redis at this URL (bench/api/cluster-node.ts) instead of the journal. */
+  /** Cluster mode (`--redis-url`): a node whose meetings live in the Redis at this URL instead of the journal. */
   redisUrl?: string;
   /** More settings for the server, e.g. AMPHI_TURN_URIS. */
   env?: Record<string, string>;
@@ -27,8 +27,8 @@ export interface ServerOptions {
 /**
  * `amphi serve` in its own process, exactly as deployed (bin/amphi.js through the tsx loader),
  * so its CPU time can be read from /proc apart from the load generator's. The only addition
- * is server-timing.mjs, which times requests inside the server on demand. With `redisUrl`, the
- * process is cluster-node.ts instead: the same settings, its meetings in Redis.
+ * is server-timing.mjs, which times requests inside the server on demand. With `redisUrl` it is a
+ * node of a cluster (`--redis-url`): its meetings, events and revocations in Redis, its entry in the registry.
  */
 export class ServerProcess {
   private readonly output: string[] = [];
@@ -58,7 +58,7 @@ export class ServerProcess {
   static async start(options: ServerOptions): Promise<ServerProcess> {
     const port = await freeLoopbackPort();
     const dataDir = mkdtempSync(path.join(tmpdir(), 'amphi-bench-'));
-    const entry = options.redisUrl ? ['--import', 'tsx', 'bench/api/cluster-node.ts'] : ['bin/amphi.js', 'serve'];
+    const entry = ['bin/amphi.js', 'serve'];
     const child = spawn(process.execPath, ['--import', TIMING_HOOK, ...(options.nodeFlags ?? []), ...entry], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -78,7 +78,7 @@ export class ServerProcess {
         AMPHI_RTC_PORT: '0',
         // Nothing routes around a benchmarked server: stop without a grace period.
         AMPHI_DRAIN_SECONDS: '0',
-        ...(options.redisUrl ? { AMPHI_BENCH_REDIS_URL: options.redisUrl } : {}),
+        ...(options.redisUrl ? { AMPHI_REDIS_URL: options.redisUrl } : {}),
         ...options.env,
       },
     });
