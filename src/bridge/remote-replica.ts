@@ -41,6 +41,8 @@ interface Viewer extends SessionRef {
 export class RemoteReplica implements ReplicaView {
   private primary: LocalPrimary | undefined;
   private readonly viewers = new Map<number, Viewer>();
+  /** The primary names promoted viewers by the stand-ins it was given; each maps back to its number. */
+  private readonly standIns = new Map<SessionRef, number>();
   private readonly pipes = new Map<string, RemoteReplicaPipeEnd>();
   private readonly bitratesTimer: NodeJS.Timeout;
   private ended = false;
@@ -103,13 +105,9 @@ export class RemoteReplica implements ReplicaView {
     const promotion = await primary.promote(this, standIn, attendee);
     if ('status' in promotion) return { refusal: promotion };
     this.viewers.set(number, { ...standIn, number, allowance: new DataAllowance(this.node.clock.now()), promotion });
-    // Promotion identity is the stand-in object the primary holds.
     this.standIns.set(promotion.session, number);
     return { participant: presenceInfo(promotion) };
   }
-
-  /** The primary names promoted viewers by the stand-ins it was given; each maps back to its number. */
-  private readonly standIns = new Map<SessionRef, number>();
 
   private async postData(number: number, messages: string[]): Promise<unknown> {
     const viewer = this.viewers.get(number);
