@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { isVp8KeyFrame, rtp, writeRtpHeader } from '../protocol/rtp.ts';
+import { FanOutPacer } from './fan-out-pacer.ts';
 
 /**
  * SFU video forwarding. A VideoLayer is one published stream (a camera, or one simulcast
@@ -18,6 +19,8 @@ const KEY_FRAME_REQUEST_INTERVAL_MS = 1000;
 const MAX_RTP_SIZE = 1500;
 /** One output buffer for the whole thread: every packet is built, protected and sent before the next. */
 const scratch = Buffer.allocUnsafe(MAX_RTP_SIZE + 64);
+/** One pacer for the whole thread (a worker): its layers share one send budget per event-loop turn. */
+export const threadFanOutPacer = new FanOutPacer<VideoLayer>();
 
 export interface VideoLayerEvents {
   /** The layer gained its first subscriber or lost its last (a replica's pipe fetches a stream only while wanted). */
@@ -44,6 +47,7 @@ export class VideoLayer extends EventEmitter<VideoLayerEvents> {
     readonly streamId: number,
     readonly groupId: number,
     private readonly askPublisherForKeyFrame: (ssrc: number) => void,
+    private readonly pacer: FanOutPacer<VideoLayer> = threadFanOutPacer,
   ) {
     super();
   }
@@ -75,7 +79,7 @@ export class VideoLayer extends EventEmitter<VideoLayerEvents> {
     this.historyEnd[slot] = payloadEnd;
     const keyFrame = isVp8KeyFrame(packet, headerLength);
     if (keyFrame) this.keyFrames++;
-    for (const subscriber of this.subscribers) subscriber.forward(packet, headerLength, payloadEnd, keyFrame, seq);
+    this.pacer.fanOut(this, packet, headerLength, payloadEnd, keyFrame, seq);
   }
 
   /** The stored packet with this sequence number, for retransmission. */
@@ -110,6 +114,7 @@ export class VideoLayer extends EventEmitter<VideoLayerEvents> {
 
   close(): void {
     clearTimeout(this.pendingKeyFrameRequest);
+    this.pacer.forget(this);
     for (const subscriber of [...this.subscribers]) subscriber.detach();
     this.history.fill(undefined);
   }
