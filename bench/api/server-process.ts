@@ -22,6 +22,8 @@ export interface ServerOptions {
   redisUrl?: string;
   /** More settings for the server, e.g. AMPHI_TURN_URIS. */
   env?: Record<string, string>;
+  /** CPUs the server may run on (`taskset -c`, e.g. '0'), all its threads included; unset: any. */
+  cpuList?: string;
 }
 
 /**
@@ -59,7 +61,10 @@ export class ServerProcess {
     const port = await freeLoopbackPort();
     const dataDir = mkdtempSync(path.join(tmpdir(), 'amphi-bench-'));
     const entry = ['bin/amphi.js', 'serve'];
-    const child = spawn(process.execPath, ['--import', TIMING_HOOK, ...(options.nodeFlags ?? []), ...entry], {
+    const nodeArgs = ['--import', TIMING_HOOK, ...(options.nodeFlags ?? []), ...entry];
+    // taskset execs node in its own process: the pid stays the server's.
+    const [command, args] = options.cpuList ? ['taskset', ['-c', options.cpuList, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+    const child = spawn(command, args, {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import type { ChimeSDKMeetingsClient, Meeting } from '@aws-sdk/client-chime-sdk-meetings';
+import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
+import { visitRtcp } from '../../src/media/protocol/rtp.ts';
+import { ToneEncoder } from '../../test/support/audio-tones.ts';
+import { joinMeeting, leave, type JoinedSession } from './session.ts';
+
+/**
+ * The presenter in the primary: a camera at ~1.5 Mb/s and a microphone, sent as RTP replayed from a
+ * pre-built loop rather than from a browser (steadier, and no browser on the load's core).
+ *
+ * Video: VP8 RTP as Chrome packetizes a 640×384 camera at 30 frames/s: 1,150-byte packets, a delta frame
+ * of 5 packets every 33 ms and a key frame of 40 packets every 3 s (and on a PLI, at most once a second),
+ * i.e. ~1.5 Mb/s and ~163 packets/s. The payloads are the RFC 7741 descriptor and VP8 frame tag (all the
+ * server reads) followed by random bytes: Amphi never decodes video, so encoded pictures would cost it the
+ * same. Audio: a 440 Hz tone encoded once with libopus (50 frames, looped), 20 ms frames with the
+ * ssrc-audio-level extension marking speech, so the primary's mixer decodes and mixes it for real.
+ * One camera, no simulcast: the replica's viewers all take the one layer.
+ */
+
+/** The recorded offer's SSRCs (chrome-camera-and-subscription): what the server expects this client to send. */
+const AUDIO_SSRC = 4081466887;
+const VIDEO_SSRC = 1145014417;
+const OPUS_PAYLOAD_TYPE = 111;
+const VP8_PAYLOAD_TYPE = 96;
+/** ssrc-audio-level's id in the recorded offer. */
+const AUDIO_LEVEL_EXTENSION_ID = 1;
+const SPEECH_LEVEL = 30;
+
+const FRAME_INTERVAL_MS = 1000 / 30;
+const VIDEO_PACKET_PAYLOAD = 1150;
+const DELTA_FRAME_PACKETS = 5;
+const KEY_FRAME_PACKETS = 40;
+const KEY_FRAME_INTERVAL_MS = 3000;
+const MIN_KEY_FRAME_GAP_MS = 1000;
+
+export const PUBLISHER_VIDEO = { packetPayloadBytes: VIDEO_PACKET_PAYLOAD, deltaFramePackets: DELTA_FRAME_PACKETS, keyFramePackets: KEY_FRAME_PACKETS, keyFrameIntervalMs: KEY_FRAME_INTERVAL_MS, framesPerSecond: 30 };
+
+export class Publisher {
+  private videoSeq = Math.floor(Math.random() * 0x8000);
+  private audioSeq = Math.floor(Math.random() * 0x8000);
+  private audioTimestamp = Math.floor(Math.random() * 0x7fffffff);
+  private audioFrame = 0;
+  private lastKeyFrameAt = -Infinity;
+  private keyFrameWanted = true;
+  private videoTimer: NodeJS.Timeout | undefined;
+  private audioTimer: NodeJS.Timeout | undefined;
+  private readonly payloadBytes = randomBytes(VIDEO_PACKET_PAYLOAD);
+  /** Packets sent and the key frames among the frames. */
+  readonly sent = { video: 0, audio: 0, keyFrames: 0, pliReceived: 0 };
+
+  private constructor(
+    readonly session: JoinedSession,
+    private readonly opusFrames: Buffer[],
+  ) {
+    session.media.on('rtcp', (packet) =>
+      visitRtcp(packet, {
+        pli: () => {
+          this.sent.pliReceived++;
+          this.keyFrameWanted = true;
+        },
+        fir: () => void (this.keyFrameWanted = true),
+      }),
+    );
+  }
+
+  static async join(api: ChimeSDKMeetingsClient, primary: Meeting): Promise<Publisher> {
+    const session = await joinMeeting(api, primary, 'presenter', { publish: true, checkIntervalMs: 2500, authenticateOneIn: 1 });
+    const backend = loadOpusBackend();
+    const tone = new ToneEncoder(440, backend);
+    const opusFrames = Array.from({ length: 50 }, () => tone.frame());
+    tone.free();
+    return new Publisher(session, opusFrames);
+  }
+
+  /** The server's stream id of the camera (what viewers subscribe to). */
+  get videoStreamId(): number {
+    const allocation = this.session.ack.allocations?.find((a) => a.trackLabel === 'AmazonChimeExpressVideo') ?? this.session.ack.allocations?.[0];
+    if (allocation?.streamId === undefined || allocation.streamId === null) throw new Error('the server allocated no stream for the camera');
+    return allocation.streamId;
+  }
+
+  start(): void {
+    this.videoTimer = setInterval(() => this.sendFrame(), FRAME_INTERVAL_MS);
+    this.audioTimer = setInterval(() => this.sendAudio(), 20);
+  }
+
+  close(): void {
+    clearInterval(this.videoTimer);
+    clearInterval(this.audioTimer);
+    leave(this.session);
+  }
+
+  /**
+   * One video frame, its packets back to back as a pacer-less sender would. The RTP timestamp is the send
+   * time on the 90 kHz clock (performance.now), which the viewers in this process read the same way: their
+   * one-way delay is arrival time minus this, up to a constant the server's rewrite adds.
+   */
+  private sendFrame(): void {
+    const now = performance.now();
+    const key = (this.keyFrameWanted && now - this.lastKeyFrameAt >= MIN_KEY_FRAME_GAP_MS) || now - this.lastKeyFrameAt >= KEY_FRAME_INTERVAL_MS;
+    if (key) {
+      this.keyFrameWanted = false;
+      this.lastKeyFrameAt = now;
+      this.sent.keyFrames++;
+    }
+    const timestamp = Math.round(now * 90) >>> 0;
+    const packets = key ? KEY_FRAME_PACKETS : DELTA_FRAME_PACKETS;
+    for (let i = 0; i < packets; i++) {
+      const packet = Buffer.allocUnsafe(12 + VIDEO_PACKET_PAYLOAD);
+      packet[0] = 0x80;
+      packet[1] = (i === packets - 1 ? 0x80 : 0) | VP8_PAYLOAD_TYPE;
+      packet.writeUInt16BE(this.videoSeq++ & 0xffff, 2);
+      packet.writeUInt32BE(timestamp, 4);
+      packet.writeUInt32BE(VIDEO_SSRC, 8);
+      this.payloadBytes.copy(packet, 12);
+      packet[12] = i === 0 ? 0x10 : 0x00; // RFC 7741: S=1 on the frame's first packet, partition 0
+      if (i === 0) packet[13] = key ? 0x9c : 0x9d; // VP8 frame tag: bit 0 clear on a key frame
+      this.session.media.sendRtp(packet);
+      this.sent.video++;
+    }
+  }
+
+  private sendAudio(): void {
+    const payload = this.opusFrames[this.audioFrame++ % this.opusFrames.length]!;
+    const packet = Buffer.allocUnsafe(12 + 8 + payload.length);
+    packet[0] = 0x90; // V=2, X=1
+    packet[1] = OPUS_PAYLOAD_TYPE;
+    packet.writeUInt16BE(this.audioSeq++ & 0xffff, 2);
+    packet.writeUInt32BE(this.audioTimestamp >>> 0, 4);
+    this.audioTimestamp += 960;
+    packet.writeUInt32BE(AUDIO_SSRC, 8);
+    // RFC 8285 one-byte header extension: ssrc-audio-level (RFC 6464), voice active.
+    packet.writeUInt16BE(0xbede, 12);
+    packet.writeUInt16BE(1, 14);
+    packet[16] = (AUDIO_LEVEL_EXTENSION_ID << 4) | 0;
+    packet[17] = 0x80 | SPEECH_LEVEL;
+    packet[18] = 0;
+    packet[19] = 0;
+    payload.copy(packet, 20);
+    this.session.media.sendRtp(packet);
+    this.sent.audio++;
+  }
+}
