@@ -168,6 +168,17 @@ setInterval(() => {
   for (const open of worker.openRooms()) post({ type: 'rates', roomId: open.id, bitrates: open.layerBitrates(), downlinks: open.downlinkEstimates() });
 }, 1000).unref();
 
+// The worker's packet rate, measured here off the packet path (two counters it adds to anyway), for placement.
+let packetsCounted = 0;
+let countedAt = performance.now();
+setInterval(() => {
+  const packets = worker.traffic.packetsSent + worker.traffic.packetsReceived;
+  const now = performance.now();
+  post({ type: 'load', packetsPerSecond: Math.round(((packets - packetsCounted) * 1000) / Math.max(1, now - countedAt)) });
+  packetsCounted = packets;
+  countedAt = now;
+}, 1000).unref();
+
 // The last line of defence: whatever escapes a handler is logged (once per burst), and the
 // worker's other meetings go on.
 process.on('uncaughtException', (error) => worker.reportFailure('uncaught', error, 'uncaught error in media worker'));

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { ChimeSDKMeetingsClient, CreateMeetingCommand, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
 import { ServerProcess } from '../api/server-process.ts';
 import { DelayHistogram } from './delay-histogram.ts';
-import { Publisher } from './publisher.ts';
+import { Publisher } from '../../test/support/replayed-presenter.ts';
 import { ServerSampler, type ServerInterval } from './server-sampler.ts';
 import { AUTHENTICATE_ONE_IN, Viewer } from './viewer.ts';
 

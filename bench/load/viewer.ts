@@ -1,6 +1,6 @@
 import type { ChimeSDKMeetingsClient, Meeting } from '@aws-sdk/client-chime-sdk-meetings';
 import { buildNack, buildRemb } from '../../src/media/protocol/rtp.ts';
-import { joinMeeting, leave, type JoinedSession } from './session.ts';
+import { joinMeeting, leave, type JoinedSession } from '../../test/support/media-session.ts';
 import type { DelayHistogram } from './delay-histogram.ts';
 
 /**

@@ -72,6 +72,7 @@ export abstract class SrtpTransport extends EventEmitter<MediaTransportEvents> i
       const plain = srtp.unprotectRtp(packet);
       if (!plain) return false;
       this.stats.rtpIn++;
+      this.traffic.packetsReceived++;
       this.emit('rtp', plain);
     }
     return true;

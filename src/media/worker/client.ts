@@ -13,6 +13,14 @@ export interface MediaWorkerClientEvents {
 }
 
 const RESTART_ATTEMPTS = 5;
+/**
+ * What a connection weighs before its packets show in the measured rate, in packets per second: about what a
+ * viewer of one camera (VP8 at ~1.5 Mb/s, ~170 packets/s) with audio (50) costs. Joins come faster than the
+ * rate is measured (each second), so a burst of them is weighed at once.
+ */
+export const PACKETS_PER_CONNECTION = 200;
+/** What a room weighs besides, so rooms nobody joined yet spread over the workers too. */
+export const PACKETS_PER_ROOM = 50;
 
 /**
  * The main thread's handle on a media worker thread, and the parent of its RoomHandles (which
@@ -34,6 +42,8 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
   /** False from the moment the thread exits until a new one is ready. */
   private threadAlive = true;
   private restarts = 0;
+  /** RTP packets the thread sent and received per second, as it last reported (each second). */
+  private measuredPacketsPerSecond = 0;
 
   private constructor(
     private thread: Worker,
@@ -65,14 +75,20 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
     return this.rooms.size;
   }
 
+  /** RTP packets per second the thread sent and received over its last second. */
+  get packetsPerSecond(): number {
+    return this.measuredPacketsPerSecond;
+  }
+
   /**
-   * The worker's load, for placing new meetings: every connection it sends media to (a replica of 250 viewers
-   * weighs 250), and each room besides, so that rooms nobody joined yet spread too.
+   * The worker's load, for placing new meetings, in packets per second: what it moves (measured by the
+   * thread each second), plus each connection it serves and each room at what they will soon cost (a
+   * replica of 250 viewers weighs 250 viewers before its video even starts).
    */
   get load(): number {
     let connections = 0;
     for (const room of this.rooms.values()) connections += room.connectionCount;
-    return this.rooms.size + connections;
+    return this.measuredPacketsPerSecond + PACKETS_PER_CONNECTION * connections + PACKETS_PER_ROOM * this.rooms.size;
   }
 
   /** False once the thread died and could not be started again: place nothing here. */
@@ -86,6 +102,7 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
     thread.on('error', (error) => this.logger.error({ err: error, worker: this.name }, 'media worker failed'));
     thread.on('exit', (code) => {
       this.threadAlive = false;
+      this.measuredPacketsPerSecond = 0;
       for (const { reject } of this.pending.values()) reject(new Error(`media worker ${this.name} exited (${code})`));
       this.pending.clear();
       if (this.closing) {
@@ -205,6 +222,9 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
         return this.rooms.get(event.roomId)?.levelsMeasured(event.levels);
       case 'rates':
         return this.rooms.get(event.roomId)?.ratesMeasured(event.bitrates, event.downlinks);
+      case 'load':
+        this.measuredPacketsPerSecond = event.packetsPerSecond;
+        return;
     }
   }
 }

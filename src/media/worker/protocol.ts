@@ -111,4 +111,6 @@ export type WorkerEvent =
   /** Every 200 ms per room: audio level (-dBov) of each talking attendee. */
   | { type: 'levels'; roomId: string; levels: [string, number][] }
   /** Every second per room: received bitrate per published stream, downlink estimate per peer. */
-  | { type: 'rates'; roomId: string; bitrates: [number, number][]; downlinks: [string, number][] };
+  | { type: 'rates'; roomId: string; bitrates: [number, number][]; downlinks: [string, number][] }
+  /** Every second: RTP packets the worker sent and received per second over the last second (its load, for placement). */
+  | { type: 'load'; packetsPerSecond: number };

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { ChimeSDKMeetingsClient, Meeting } from '@aws-sdk/client-chime-sdk-meetings';
 import { loadOpusBackend } from '../../src/media/audio/opus/backend.ts';
 import { visitRtcp } from '../../src/media/protocol/rtp.ts';
-import { ToneEncoder } from '../../test/support/audio-tones.ts';
-import { joinMeeting, leave, type JoinedSession } from './session.ts';
+import { ToneEncoder } from './audio-tones.ts';
+import { joinMeeting, leave, type JoinedSession } from './media-session.ts';
 
 /**
  * The presenter in the primary: a camera at ~1.5 Mb/s and a microphone, sent as RTP replayed from a

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { CreateAttendeeCommand, type ChimeSDKMeetingsClient, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
 import { decodeFrame, FrameType, SdkPingPongType, SdkStreamMediaType, SdkStreamServiceType } from '../../src/signaling/frames.ts';
-import { RawClient } from '../../test/support/raw-signaling.ts';
-import { serverEndpoint, WebRtcReceiver } from '../../test/support/webrtc-receiver.ts';
+import { RawClient } from './raw-signaling.ts';
+import { serverEndpoint, WebRtcReceiver } from './webrtc-receiver.ts';
 
 /**
  * One client's way into a meeting, as the SDK takes it: CreateAttendee through the API, the signaling
@@ -16,7 +16,7 @@ interface RecordedOffer {
 }
 
 const recorded = (name: string) =>
-  JSON.parse(readFileSync(new URL(`../../test/support/fixtures/offers/${name}.json`, import.meta.url), 'utf8')) as RecordedOffer;
+  JSON.parse(readFileSync(new URL(`./fixtures/offers/${name}.json`, import.meta.url), 'utf8')) as RecordedOffer;
 
 /** The recorded offer as this client's: its ICE credentials and certificate fingerprint replace Chrome's. */
 function ownOffer(sdp: string, media: WebRtcReceiver): string {
