@@ -70,6 +70,8 @@ interface Row {
   maxDelayMs: number;
   nacks: number;
   authFailures: number;
+  /** What the presenter sent per second (it should stay ~213: a starved load core thins it). */
+  presenterPacketsPerSecond: number;
 }
 
 const floor = await measureFloor();
@@ -118,6 +120,7 @@ try {
 
     const before = await sampler.read();
     const loadBefore = loadCpuSeconds();
+    const presenterBefore = publisher.sent.video + publisher.sent.audio;
     const tallyBefore = viewers.map((v) => ({ expected: v.video.expected + v.audio.expected, lost: v.video.lost + v.audio.lost, nacks: v.nacksSent, failed: v.authentication.failed }));
     delays.current = new DelayHistogram();
     await delay(measureSeconds * 1000);
@@ -126,6 +129,7 @@ try {
     delays.current = new DelayHistogram();
     const after = await sampler.read();
     const loadAfter = loadCpuSeconds();
+    const presenterSent = publisher.sent.video + publisher.sent.audio - presenterBefore;
     await delay(1100);
     let expected = 0;
     let lost = 0;
@@ -151,6 +155,7 @@ try {
       maxDelayMs: histogram.maxMs,
       nacks,
       authFailures,
+      presenterPacketsPerSecond: presenterSent / interval.seconds,
     };
     rows.push(row);
     log(
@@ -175,8 +180,8 @@ const lines = [
   `Amphi ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, server on cpu ${flags['server-cpu']} (${flags.workers} media worker${flags.workers === '1' ? '' : 's'}), load on cpu ${flags['load-cpu']}; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   `Floor loop (header rewrite + protect + dgram.send): ${gcm.toFixed(2)} µs/packet with AEAD_AES_128_GCM, ${floor.SRTP_AES128_CM_HMAC_SHA1_80!.toFixed(2)} µs with AES_CM_128_HMAC_SHA1_80; viewers SRTP-authenticated 1 packet in ${AUTHENTICATE_ONE_IN}`,
   '',
-  '| viewers | server CPU | main thread | media workers | CPU per viewer | packets/s sent | Mb/s sent | µs CPU per packet | loss | p50 / p99 added delay | RSS | viewers per core at 85% | floor: viewers per core | load core |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| viewers | server CPU | main thread | media workers | CPU per viewer | packets/s sent | Mb/s sent | µs CPU per packet | loss | p50 / p99 added delay | RSS | viewers per core at 85% | floor: viewers per core | load core | presenter packets/s |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const row of rows) {
   const s = row.server;
@@ -187,7 +192,7 @@ for (const row of rows) {
     `| ${row.viewers} | ${s.processCpuPercent.toFixed(1)}% | ${s.mainThreadCpuPercent.toFixed(1)}% | ${[...s.workerCpuPercent.values()].map((p) => `${p.toFixed(1)}%`).join(' / ')} | ` +
       `${(cpuPerViewer * 10).toFixed(2)} ms/s | ${Math.round(s.packetsPerSecond)} | ${s.megabitsPerSecond.toFixed(0)} | ${((s.processCpuPercent * 1e4) / s.packetsPerSecond).toFixed(1)} | ` +
       `${row.lossPercent.toFixed(3)}%${row.nacks ? ` (${row.nacks} NACKs)` : ''} | ${row.p50DelayMs.toFixed(1)} / ${row.p99DelayMs.toFixed(1)} ms | ${s.rssMiB.toFixed(0)} MiB | ` +
-      `${Math.round((TARGET_CPU_PERCENT * row.viewers) / s.processCpuPercent)} | ${Math.round(floorViewers)} | ${row.loadCpuPercent.toFixed(0)}% |`,
+      `${Math.round((TARGET_CPU_PERCENT * row.viewers) / s.processCpuPercent)} | ${Math.round(floorViewers)} | ${row.loadCpuPercent.toFixed(0)}% | ${Math.round(row.presenterPacketsPerSecond)} |`,
   );
 }
 const failures = rows.reduce((sum, row) => sum + row.authFailures, 0);

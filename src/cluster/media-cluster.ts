@@ -13,7 +13,7 @@ export interface MediaClusterOptions {
 
 /**
  * This node's media workers, each a thread with its own UDP port. A new meeting's room goes to the
- * least-loaded worker (by the connections it serves), so that meetings (a primary and its replicas
+ * least-loaded worker (by the packets it moves and the connections it serves), so that meetings (a primary and its replicas
  * among them) spread over every core.
  */
 export class MediaCluster {
@@ -46,7 +46,7 @@ export class MediaCluster {
   }
 
   /**
-   * The worker for a new room: the least loaded (its connections and rooms, `MediaWorkerClient.load`); on a
+   * The worker for a new room: the least loaded (its packet rate, connections and rooms, `MediaWorkerClient.load`); on a
    * tie, not `apart` (a replica's primary's worker, so the pipe's two ends use two cores), then the first. A
    * worker that could not be started again gets no more rooms.
    */

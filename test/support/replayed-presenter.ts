@@ -33,6 +33,9 @@ const DELTA_FRAME_PACKETS = 5;
 const KEY_FRAME_PACKETS = 40;
 const KEY_FRAME_INTERVAL_MS = 3000;
 const MIN_KEY_FRAME_GAP_MS = 1000;
+const AUDIO_FRAME_MS = 20;
+/** Frames a late wake-up may send at once; beyond that the stream skips, as a starved encoder would. */
+const MAX_CATCH_UP_FRAMES = 10;
 
 export const PUBLISHER_VIDEO = { packetPayloadBytes: VIDEO_PACKET_PAYLOAD, deltaFramePackets: DELTA_FRAME_PACKETS, keyFramePackets: KEY_FRAME_PACKETS, keyFrameIntervalMs: KEY_FRAME_INTERVAL_MS, framesPerSecond: 30 };
 
@@ -43,8 +46,10 @@ export class Publisher {
   private audioFrame = 0;
   private lastKeyFrameAt = -Infinity;
   private keyFrameWanted = true;
-  private videoTimer: NodeJS.Timeout | undefined;
-  private audioTimer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  private framesSent = 0;
+  private audioFramesSent = 0;
   private readonly payloadBytes = randomBytes(VIDEO_PACKET_PAYLOAD);
   /** Packets sent and the key frames among the frames. */
   readonly sent = { video: 0, audio: 0, keyFrames: 0, pliReceived: 0 };
@@ -80,14 +85,31 @@ export class Publisher {
     return allocation.streamId;
   }
 
+  /**
+   * Sends what is due by the clock (30 video frames and 50 audio frames a second), catching up after a late
+   * wake-up (up to 10 frames), so a busy machine delays the stream but does not thin it.
+   */
   start(): void {
-    this.videoTimer = setInterval(() => this.sendFrame(), FRAME_INTERVAL_MS);
-    this.audioTimer = setInterval(() => this.sendAudio(), 20);
+    this.startedAt = performance.now();
+    this.timer = setInterval(() => {
+      const elapsed = performance.now() - this.startedAt;
+      const videoDue = Math.floor(elapsed / FRAME_INTERVAL_MS);
+      if (videoDue - this.framesSent > MAX_CATCH_UP_FRAMES) this.framesSent = videoDue - MAX_CATCH_UP_FRAMES;
+      while (this.framesSent < videoDue) {
+        this.framesSent++;
+        this.sendFrame();
+      }
+      const audioDue = Math.floor(elapsed / AUDIO_FRAME_MS);
+      if (audioDue - this.audioFramesSent > MAX_CATCH_UP_FRAMES) this.audioFramesSent = audioDue - MAX_CATCH_UP_FRAMES;
+      while (this.audioFramesSent < audioDue) {
+        this.audioFramesSent++;
+        this.sendAudio();
+      }
+    }, 5);
   }
 
   close(): void {
-    clearInterval(this.videoTimer);
-    clearInterval(this.audioTimer);
+    clearInterval(this.timer);
     leave(this.session);
   }
 

@@ -113,6 +113,36 @@ describe('fan-out pacing', () => {
     assert.equal(pacer.backlogPackets, 0);
   });
 
+  test('a thread that cannot keep up drops what waited too long, instead of queueing without end', async () => {
+    const pacer = new FanOutPacer<VideoLayer>(1, 20);
+    const received = new Map<number, number[]>();
+    const layer = new VideoLayer(1, 1, () => undefined, pacer);
+    for (let i = 0; i < 5; i++) {
+      const seqs: number[] = [];
+      received.set(i, seqs);
+      // Each send takes at least 1 ms, as on an overloaded core: 50 sends need 50 ms, more than the 20 ms allowed.
+      const slowSink = {
+        sendRtp: (packet: Buffer) => {
+          const until = performance.now() + 1;
+          while (performance.now() < until);
+          seqs.push(rtp.sequence(packet));
+        },
+      };
+      new VideoDownstream(8000 + i, 96, 0, slowSink).attach(layer);
+    }
+    for (let seq = 0; seq < 10; seq++) {
+      const packet = vp8(seq, seq === 0);
+      layer.receive(packet, 12, packet.length);
+    }
+    while (pacer.backlogPackets > 0) await nextTurn();
+    assert.ok(pacer.droppedPackets > 0, 'packets that waited past 20 ms were dropped');
+    const delivered = [...received.values()].reduce((sum, seqs) => sum + seqs.length, 0);
+    assert.ok(delivered < 50, `fewer than all 50 sends happened (${delivered})`);
+    for (const seqs of received.values()) {
+      for (let i = 1; i < seqs.length; i++) assert.ok(((seqs[i]! - seqs[i - 1]!) & 0xffff) < 0x8000, 'what arrives is still in order');
+    }
+  });
+
   test('a budget that is not a positive integer is refused', () => {
     assert.throws(() => new FanOutPacer(0), /positive integer/);
     assert.throws(() => new FanOutPacer(2.5), /positive integer/);

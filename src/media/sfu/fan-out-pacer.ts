@@ -30,6 +30,8 @@ interface PendingPacket<Layer> {
   seq: number;
   subscribers: FanOutSubscriber<Layer>[];
   next: number;
+  /** performance.now() when it was queued. */
+  queuedAt: number;
 }
 
 /**
@@ -37,6 +39,12 @@ interface PendingPacket<Layer> {
  * packet takes one turn and a bit; a key frame to them spreads over ~40 turns.
  */
 export const DEFAULT_SENDS_PER_TURN = 256;
+/**
+ * A packet that waited this long is dropped for the receivers it has not reached (they NACK it or ask for a key
+ * frame), as a full socket buffer would drop it: a thread that cannot keep up must not build a queue of seconds.
+ * A key frame to 250 viewers takes ~100–150 ms on a core of its own.
+ */
+export const MAX_QUEUE_MS = 500;
 
 export class FanOutPacer<Layer extends FanOutSource<Layer>> {
   private sentThisTurn = 0;
@@ -50,8 +58,13 @@ export class FanOutPacer<Layer extends FanOutSource<Layer>> {
   };
   /** Packets that waited for a later turn, since the pacer started (a measure of how often it paces). */
   deferredPackets = 0;
+  /** Packets dropped after waiting longer than `maxQueueMs`, for the receivers they had not reached yet. */
+  droppedPackets = 0;
 
-  constructor(readonly sendsPerTurn = DEFAULT_SENDS_PER_TURN) {
+  constructor(
+    readonly sendsPerTurn = DEFAULT_SENDS_PER_TURN,
+    readonly maxQueueMs = MAX_QUEUE_MS,
+  ) {
     if (!Number.isInteger(sendsPerTurn) || sendsPerTurn < 1) throw new Error(`sendsPerTurn must be a positive integer, not ${sendsPerTurn}`);
   }
 
@@ -64,7 +77,7 @@ export class FanOutPacer<Layer extends FanOutSource<Layer>> {
       for (const subscriber of subscribers) subscriber.forward(packet, headerLength, payloadEnd, keyFrame, seq);
       return;
     }
-    const pending: PendingPacket<Layer> = { packet, headerLength, payloadEnd, keyFrame, seq, subscribers: [...subscribers], next: 0 };
+    const pending: PendingPacket<Layer> = { packet, headerLength, payloadEnd, keyFrame, seq, subscribers: [...subscribers], next: 0, queuedAt: performance.now() };
     const queue = this.backlog.get(layer);
     if (queue) queue.push(pending);
     else this.backlog.set(layer, [pending]);
@@ -86,9 +99,16 @@ export class FanOutPacer<Layer extends FanOutSource<Layer>> {
 
   /** Serves the backlog round robin, one packet's worth of a layer at a time, until the turn's budget is spent. */
   private serve(): void {
+    const tooOld = performance.now() - this.maxQueueMs;
     while (this.backlog.size > 0 && this.sentThisTurn < this.sendsPerTurn) {
       const [layer, queue] = this.backlog.entries().next().value as [Layer, PendingPacket<Layer>[]];
       const pending = queue[0]!;
+      if (pending.queuedAt < tooOld) {
+        queue.shift();
+        this.droppedPackets++;
+        if (queue.length === 0) this.backlog.delete(layer);
+        continue;
+      }
       const end = Math.min(pending.subscribers.length, pending.next + this.sendsPerTurn - this.sentThisTurn);
       this.spend(end - pending.next);
       for (let i = pending.next; i < end; i++) {
