@@ -161,7 +161,7 @@ try {
     log(
       `${target} viewers${silent ? ` (${silent} without video)` : ''}: server ${interval.processCpuPercent.toFixed(1)}% (main ${interval.mainThreadCpuPercent.toFixed(1)}%, ` +
         `workers ${[...interval.workerCpuPercent.values()].map((p) => p.toFixed(1)).join('/')}%), ${Math.round(interval.packetsPerSecond)} packets/s, ` +
-        `loss ${row.lossPercent.toFixed(3)}%, p99 ${row.p99DelayMs.toFixed(1)} ms, load ${row.loadCpuPercent.toFixed(0)}%`,
+        `fan-out deferred ${interval.fanOutDeferred} dropped ${interval.fanOutDropped}, presenter ${Math.round(row.presenterPacketsPerSecond)}/s, loss ${row.lossPercent.toFixed(3)}%, p99 ${row.p99DelayMs.toFixed(1)} ms, load ${row.loadCpuPercent.toFixed(0)}%`,
     );
     if (row.lossPercent > 5 || interval.processCpuPercent > 98) {
       log('the server is saturated: stopping the ramp');
@@ -180,8 +180,8 @@ const lines = [
   `Amphi ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, server on cpu ${flags['server-cpu']} (${flags.workers} media worker${flags.workers === '1' ? '' : 's'}), load on cpu ${flags['load-cpu']}; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   `Floor loop (header rewrite + protect + dgram.send): ${gcm.toFixed(2)} µs/packet with AEAD_AES_128_GCM, ${floor.SRTP_AES128_CM_HMAC_SHA1_80!.toFixed(2)} µs with AES_CM_128_HMAC_SHA1_80; viewers SRTP-authenticated 1 packet in ${AUTHENTICATE_ONE_IN}`,
   '',
-  '| viewers | server CPU | main thread | media workers | CPU per viewer | packets/s sent | Mb/s sent | µs CPU per packet | loss | p50 / p99 added delay | RSS | viewers per core at 85% | floor: viewers per core | load core | presenter packets/s |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| viewers | server CPU | main thread | media workers | CPU per viewer | packets/s sent | Mb/s sent | µs CPU per packet | loss | p50 / p99 added delay | RSS | viewers per core at 85% | floor: viewers per core | load core | presenter packets/s | fan-out deferred / dropped |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const row of rows) {
   const s = row.server;
@@ -192,7 +192,7 @@ for (const row of rows) {
     `| ${row.viewers} | ${s.processCpuPercent.toFixed(1)}% | ${s.mainThreadCpuPercent.toFixed(1)}% | ${[...s.workerCpuPercent.values()].map((p) => `${p.toFixed(1)}%`).join(' / ')} | ` +
       `${(cpuPerViewer * 10).toFixed(2)} ms/s | ${Math.round(s.packetsPerSecond)} | ${s.megabitsPerSecond.toFixed(0)} | ${((s.processCpuPercent * 1e4) / s.packetsPerSecond).toFixed(1)} | ` +
       `${row.lossPercent.toFixed(3)}%${row.nacks ? ` (${row.nacks} NACKs)` : ''} | ${row.p50DelayMs.toFixed(1)} / ${row.p99DelayMs.toFixed(1)} ms | ${s.rssMiB.toFixed(0)} MiB | ` +
-      `${Math.round((TARGET_CPU_PERCENT * row.viewers) / s.processCpuPercent)} | ${Math.round(floorViewers)} | ${row.loadCpuPercent.toFixed(0)}% | ${Math.round(row.presenterPacketsPerSecond)} |`,
+      `${Math.round((TARGET_CPU_PERCENT * row.viewers) / s.processCpuPercent)} | ${Math.round(floorViewers)} | ${row.loadCpuPercent.toFixed(0)}% | ${Math.round(row.presenterPacketsPerSecond)} | ${s.fanOutDeferred} / ${s.fanOutDropped} |`,
   );
 }
 const failures = rows.reduce((sum, row) => sum + row.authFailures, 0);

@@ -14,8 +14,16 @@ export interface ServerReading {
   at: number;
   processCpuSeconds: number;
   mainThreadCpuSeconds: number;
-  workers: Map<string, { cpuSeconds: number; packetsSent: number; bytesSent: number }>;
+  workers: Map<string, WorkerReading>;
   rssMiB: number;
+}
+
+interface WorkerReading {
+  cpuSeconds: number;
+  packetsSent: number;
+  bytesSent: number;
+  fanOutDeferred: number;
+  fanOutDropped: number;
 }
 
 export interface ServerInterval {
@@ -27,6 +35,9 @@ export interface ServerInterval {
   workerCpuPercent: Map<string, number>;
   packetsPerSecond: number;
   megabitsPerSecond: number;
+  /** Video packets the fan-out pacer held for a later turn, and dropped after 500 ms, over the interval. */
+  fanOutDeferred: number;
+  fanOutDropped: number;
   rssMiB: number;
 }
 
@@ -60,7 +71,14 @@ export class ServerSampler {
     const cpu = samplesByWorker(page, 'amphi_media_worker_cpu_seconds_total');
     const packets = samplesByWorker(page, 'amphi_media_packets_sent_total');
     const bytes = samplesByWorker(page, 'amphi_media_bytes_sent_total');
-    const workers = new Map([...cpu.keys()].map((name) => [name, { cpuSeconds: cpu.get(name)!, packetsSent: packets.get(name) ?? 0, bytesSent: bytes.get(name) ?? 0 }]));
+    const deferred = samplesByWorker(page, 'amphi_media_fanout_deferred_packets_total');
+    const dropped = samplesByWorker(page, 'amphi_media_fanout_dropped_packets_total');
+    const workers = new Map<string, WorkerReading>(
+      [...cpu.keys()].map((name) => [
+        name,
+        { cpuSeconds: cpu.get(name)!, packetsSent: packets.get(name) ?? 0, bytesSent: bytes.get(name) ?? 0, fanOutDeferred: deferred.get(name) ?? 0, fanOutDropped: dropped.get(name) ?? 0 },
+      ]),
+    );
     return { at, processCpuSeconds, mainThreadCpuSeconds, workers, rssMiB: rssKiB / 1024 };
   }
 
@@ -70,11 +88,15 @@ export class ServerSampler {
     const workerCpuPercent = new Map<string, number>();
     let packets = 0;
     let bytes = 0;
+    let fanOutDeferred = 0;
+    let fanOutDropped = 0;
     for (const [name, end] of to.workers) {
-      const start = from.workers.get(name) ?? { cpuSeconds: 0, packetsSent: 0, bytesSent: 0 };
+      const start = from.workers.get(name) ?? { cpuSeconds: 0, packetsSent: 0, bytesSent: 0, fanOutDeferred: 0, fanOutDropped: 0 };
       workerCpuPercent.set(name, percent(end.cpuSeconds - start.cpuSeconds));
       packets += end.packetsSent - start.packetsSent;
       bytes += end.bytesSent - start.bytesSent;
+      fanOutDeferred += end.fanOutDeferred - start.fanOutDeferred;
+      fanOutDropped += end.fanOutDropped - start.fanOutDropped;
     }
     return {
       seconds,
@@ -83,6 +105,8 @@ export class ServerSampler {
       workerCpuPercent,
       packetsPerSecond: packets / seconds,
       megabitsPerSecond: (bytes * 8) / seconds / 1e6,
+      fanOutDeferred,
+      fanOutDropped,
       rssMiB: to.rssMiB,
     };
   }

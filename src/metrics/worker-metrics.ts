@@ -43,6 +43,8 @@ export class WorkerMetrics {
     counter('amphi_media_packets_sent_total', 'RTP packets sent by the media worker, to clients and through pipes', (s) => s.traffic.packetsSent);
     counter('amphi_media_bytes_sent_total', 'Bytes of RTP sent by the media worker (SRTP payloads, without UDP and IP headers)', (s) => s.traffic.bytesSent);
     counter('amphi_media_packets_lost_total', "Packets the media worker sent that clients reported lost (RTCP receiver reports)", (s) => s.traffic.packetsLost);
+    counter('amphi_media_fanout_deferred_packets_total', 'Video packets the media worker handed to some receivers in a later event-loop turn (fan-out pacing)', (s) => s.fanOut.deferredPackets);
+    counter('amphi_media_fanout_dropped_packets_total', 'Video packets the media worker dropped for some receivers after they waited over 500 ms to be sent', (s) => s.fanOut.droppedPackets);
     counter('amphi_media_worker_cpu_seconds_total', "CPU time used by the media worker's thread", (s) => s.thread.cpuSeconds);
     new Gauge({
       name: 'amphi_media_worker_event_loop_lag_seconds',

@@ -8,6 +8,7 @@ import { loadOpusBackend } from '../audio/opus/backend.ts';
 import { OpusCodecPool, type CodecPoolStats } from '../audio/opus/codec-pool.ts';
 import type { MediaPeer } from '../sfu/peer.ts';
 import { MediaRoom, type RoomPeer } from '../sfu/room.ts';
+import { threadFanOutPacer } from '../sfu/video-forwarding.ts';
 import { TrafficCounters, type TrafficSnapshot } from '../transport/traffic-counters.ts';
 import { UdpMux } from '../transport/udp-mux.ts';
 import { WebRtcTransport, type WebRtcTransportOptions } from '../transport/webrtc-transport.ts';
@@ -32,6 +33,8 @@ export interface MediaWorkerStats {
   mixerRebuilds: number;
   /** RTP sent by all its transports since the worker started, and the losses receivers reported. */
   traffic: TrafficSnapshot;
+  /** Video packets its fan-out pacer held for a later event-loop turn, and those it dropped after waiting too long. */
+  fanOut: { deferredPackets: number; droppedPackets: number };
 }
 
 /**
@@ -140,6 +143,7 @@ export class MediaWorker {
       opus: { backend: this.codecs.backend.name, ...this.codecs.stats() },
       mixerRebuilds: this.mixerRebuilds,
       traffic: this.traffic.snapshot(),
+      fanOut: { deferredPackets: threadFanOutPacer.deferredPackets, droppedPackets: threadFanOutPacer.droppedPackets },
     };
   }
 
