@@ -196,6 +196,6 @@ for (const row of rows) {
   );
 }
 const failures = rows.reduce((sum, row) => sum + row.authFailures, 0);
-if (failures > 0) lines.push('', `**${failures} sampled SRTP packets failed authentication.**`);
+if (failures > 0) lines.push('', `**${failures} sampled SRTP packets failed to unprotect** (forged, damaged, or retransmissions older than the replay window).`);
 process.stdout.write(`${lines.join('\n')}\n`);
 process.exit(0);
