@@ -265,9 +265,19 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     this.closeIfIdle();
   }
 
+  /** Ends every session with `audioStatus`, then the conference. */
   end(audioStatus: number): void {
+    this.sendFinalStatus(audioStatus);
     for (const session of [...this.sessions]) session.end(audioStatus);
     this.close();
+  }
+
+  /**
+   * Tells every client its session ends, before any is closed: a client told first of the others leaving would
+   * renegotiate, and its SDK holds a reconnect back until that renegotiation times out (15 s).
+   */
+  sendFinalStatus(audioStatus: number): void {
+    for (const session of this.sessions) session.sendFinalStatus(audioStatus);
   }
 
   /** DeleteAttendee, or the same attendee connecting elsewhere. */

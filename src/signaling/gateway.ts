@@ -257,6 +257,8 @@ export class SignalingGateway {
       }
     }
     if (lost.size > 0) this.logger.warn({ worker: worker.name, conferences: lost.size }, 'media worker lost; its clients reconnect');
+    // Every client hears its status before a primary's end reaches its replicas' clients.
+    for (const conference of lost) conference.sendFinalStatus(AudioStatus.ServiceUnavailable);
     for (const conference of lost) {
       if (this.conferences.get(conference.meeting.MeetingId) === conference) this.conferences.delete(conference.meeting.MeetingId);
       conference.end(AudioStatus.ServiceUnavailable);
@@ -276,6 +278,8 @@ export class SignalingGateway {
 
   close(): void {
     for (const unsubscribe of this.unsubscribes) unsubscribe();
+    // Every client hears its status before a primary's end reaches its replicas' clients.
+    for (const conference of this.conferences.values()) conference.sendFinalStatus(AudioStatus.ServiceUnavailable);
     for (const conference of this.conferences.values()) conference.end(AudioStatus.ServiceUnavailable);
     this.conferences.clear();
     this.relay.close();
