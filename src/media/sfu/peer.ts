@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { MixerSink } from '../audio/audio-mixer.ts';
 import { FRAME_SAMPLES } from '../audio/audio-mixer.ts';
 import type { PeerRoom, RoomPeer } from './room-peer.ts';
-import { AudioTimestamps, audioLevel, buildNack, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../protocol/rtp.ts';
+import { AudioTimestamps, audioLevel, buildNack, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, unwrapRtx, visitRtcp, writeAudioRtpPacket } from '../protocol/rtp.ts';
 import { buildAnswer, EXT, type AnswerMedia, type Codec, type Extension, type Offer, type OfferedMedia } from '../protocol/sdp.ts';
 import { VideoDownstream, VideoLayer } from './video-forwarding.ts';
 import type { WebRtcTransport } from '../transport/webrtc-transport.ts';
@@ -473,21 +473,11 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     return handler;
   }
 
-  /**
-   * An RTX packet (RFC 4588 §4): the original sequence number, then the original payload. The
-   * layer takes it back as the packet it stands for, to its history and to every subscriber.
-   * Padding-only ones (bandwidth probes) carry nothing.
-   */
+  /** A retransmission the publisher sent on RTX: the layer takes it back as the packet it stands for, to its history and subscribers. */
   private receiveRepair(layer: VideoLayer, packet: Buffer, headerLength: number, payloadEnd: number): void {
-    if (payloadEnd - headerLength <= 2 || layer.ssrc === 0 || this.rtxPayloadType < 0) return;
-    const original = Buffer.allocUnsafe(payloadEnd - 2);
-    packet.copy(original, 0, 0, headerLength);
-    packet.copy(original, headerLength, headerLength + 2, payloadEnd);
-    original[0] = original[0]! & ~0x20; // its padding stayed behind
-    rtp.setPayloadType(original, this.vp8PayloadType);
-    rtp.setSequence(original, packet.readUInt16BE(headerLength));
-    rtp.setSsrc(original, layer.ssrc);
-    layer.receive(original, headerLength, original.length);
+    if (layer.ssrc === 0 || this.rtxPayloadType < 0) return;
+    const original = unwrapRtx(packet, headerLength, payloadEnd, this.vp8PayloadType, layer.ssrc);
+    if (original) layer.receive(original, headerLength, original.length);
   }
 
   private readonly receiveAudioPacket: InboundHandler = (packet, headerLength, payloadEnd) => {
