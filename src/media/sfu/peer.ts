@@ -482,7 +482,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
 
   private readonly receiveAudioPacket: InboundHandler = (packet, headerLength, payloadEnd) => {
     if (!this.receivingAudio || this.muted) return;
-    this.room.mixer.push(this.attendeeId, packet.subarray(headerLength, payloadEnd), audioLevel(packet, this.extensionIds.audioLevel));
+    this.room.mixer.push(this.attendeeId, packet.subarray(headerLength, payloadEnd), audioLevel(packet, this.extensionIds.audioLevel), rtp.sequence(packet));
   };
 
   private sendAudio(payload: Buffer, level: number, timestamp: number): void {
