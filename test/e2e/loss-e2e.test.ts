@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateAttendeeCommand, CreateMeetingCommand, DeleteMeetingCommand, type Attendee, type Meeting } from '@aws-sdk/client-chime-sdk-meetings';
@@ -170,7 +170,8 @@ describe('media across a last mile with 5 % loss and 50 ms jitter each way', { s
       }
 
       const server = () => amphi.amphi.signaling.conference(meeting.MeetingId!)!.stats();
-      const serverBefore = await server();
+      const worker = amphi.amphi.media.workers[0]!;
+      const [serverBefore, clockBefore] = [await server(), (await worker.stats()).clock];
       const firsts = await Promise.all([snapshot(impaired, clearAttendee), snapshot(clear, impairedAttendee)]);
       const startedAt = Date.now();
       const heard = { impaired: 0, clear: 0 };
@@ -187,7 +188,7 @@ describe('media across a last mile with 5 % loss and 50 ms jitter each way', { s
       }
       const seconds = (Date.now() - startedAt) / 1000;
       const lasts = previous;
-      const serverAfter = await server();
+      const [serverAfter, clockAfter] = [await server(), (await worker.stats()).clock];
 
       const down = received('downlink (Amphi → impaired client)', firsts[0], lasts[0], seconds, heard.impaired);
       const up = received('uplink (impaired client → Amphi → clear client)', firsts[1], lasts[1], seconds, heard.clear);
@@ -212,7 +213,9 @@ describe('media across a last mile with 5 % loss and 50 ms jitter each way', { s
       console.log(
         `# Amphi: to the impaired client ${serverFigures.nacked} packets NACKed, ${serverFigures.retransmitted} sent again, ${serverFigures.missed} no longer held; ` +
           `from it ${serverFigures.resendRequests} packets NACKed, ${serverFigures.recovered} recovered, ${serverFigures.keyFrameRequests} key-frame requests, ${serverFigures.keyFrames} key frames; ` +
-          `the impaired sender got ${sender('nackCount')} NACKs and ${sender('pliCount')} PLIs, sent ${sender('retransmittedPackets')} packets again`,
+          `the impaired sender got ${sender('nackCount')} NACKs and ${sender('pliCount')} PLIs, sent ${sender('retransmittedPackets')} packets again; ` +
+          `mix frames: ${clockAfter.frames - clockBefore.frames} produced, ${clockAfter.late - clockBefore.late} late (not sent), ${clockAfter.skipped - clockBefore.skipped} skipped; ` +
+          `load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`,
       );
       for (const flow of media.gateway?.flowStats() ?? []) {
         if (flow.client.address === lab.addressOf(impairedNs)) console.log(`# gateway flow ${flow.client.address}:${flow.client.port}: ${JSON.stringify(flow)}`);
