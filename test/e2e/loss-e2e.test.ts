@@ -131,7 +131,8 @@ function received(name: string, first: Snapshot, last: Snapshot, seconds: number
   const packets = delta(last.video?.packets, first.video?.packets);
   const figures = {
     framesPerSecond: delta(last.framesDecoded, first.framesDecoded) / seconds,
-    videoPacketsLost: v('packetsLost'),
+    // Cumulative loss goes down again when a late or repaired packet arrives: over a window it may net out below 0.
+    videoPacketsLost: Math.max(0, v('packetsLost')),
     videoPackets: packets,
     nacksSent: v('nackCount'),
     keyFrameRequestsSent: v('pliCount') + v('firCount'),
@@ -144,7 +145,7 @@ function received(name: string, first: Snapshot, last: Snapshot, seconds: number
     toneHeardPercent: (100 * heard) / ROUNDS,
   };
   console.log(
-    `# ${name}: video ${figures.framesPerSecond.toFixed(1)} frames/s decoded, ${figures.videoPacketsLost} of ${figures.videoPackets + figures.videoPacketsLost} packets lost ` +
+    `# ${name}: video ${figures.framesPerSecond.toFixed(1)} frames/s decoded, ${figures.videoPacketsLost} of ${figures.videoPackets + figures.videoPacketsLost} packets net lost ` +
       `(${percent(figures.videoPacketsLost, figures.videoPackets + figures.videoPacketsLost)} % after repair), ${figures.nacksSent} NACKs and ${figures.keyFrameRequestsSent} PLI/FIR sent, ` +
       `${figures.freezes} freezes (${figures.frozenPercent.toFixed(1)} % of the time frozen); audio ${figures.concealedPercent.toFixed(1)} % of samples concealed ` +
       `in ${figures.concealmentEvents} events, ${figures.audioPacketsLost} packets lost, ${figures.fecPackets} FEC packets; tone heard in ${heard}/${ROUNDS} rounds`,
