@@ -69,12 +69,15 @@ export function netnsUnavailable(): string | undefined {
 /**
  * A small network of namespaces for tests: each has loopback up and a veth to a bridge in the root
  * namespace, all on one private /24 (the bridge holds .1), so processes in the namespaces and in the
- * root namespace reach each other. `setLink` delays and drops what a namespace sends. Everything is
+ * root namespace reach each other. `setLink` delays and drops what a namespace sends, `setDownlink`
+ * what it receives; `udpPath` joins two namespaces' UDP endpoints and `udpGateway` puts the links in
+ * front of a root-namespace UDP server, whichever the impairment mode. Everything is
  * removed by `destroy()`, on process exit, or, after a crash, by the next lab made on this machine.
  */
 export class NetnsLab {
   private readonly children = new Set<ChildProcess>();
-  private readonly paths = new Set<{ close(): void }>();
+  /** Relays and gateways open now. */
+  private readonly routes = new Set<{ close(): void }>();
   /** What each namespace's link does to what it sends (uplink) and to what it receives (downlink). */
   private readonly impairments = new Map<string, Impairment>();
   private readonly downlinks = new Map<string, Impairment>();
@@ -183,11 +186,10 @@ export class NetnsLab {
    * namespace.
    */
   async setDownlink(ns: string, impairment: Impairment): Promise<void> {
-    const veth = this.veths[this.namespaces.indexOf(ns)];
     this.addressOf(ns);
     const checked = checkedImpairment(impairment);
     this.downlinks.set(ns, checked);
-    if (this.impairment === 'netem') await runTool('tc', netemCommand('replace', veth!, checked));
+    if (this.impairment === 'netem') await runTool('tc', netemCommand('replace', this.veths[this.namespaces.indexOf(ns)]!, checked));
   }
 
   /**
@@ -211,10 +213,10 @@ export class NetnsLab {
       relay,
       close: () => {
         relay?.close();
-        this.paths.delete(path);
+        this.routes.delete(path);
       },
     };
-    this.paths.add(path);
+    this.routes.add(path);
     return path;
   }
 
@@ -242,10 +244,10 @@ export class NetnsLab {
       gateway,
       close: () => {
         gateway?.close();
-        this.paths.delete(opened);
+        this.routes.delete(opened);
       },
     };
-    this.paths.add(opened);
+    this.routes.add(opened);
     return opened;
   }
 
@@ -257,7 +259,7 @@ export class NetnsLab {
   destroy(): Promise<void> {
     this.destroyed ??= (async () => {
       process.off('exit', this.onExit);
-      for (const path of [...this.paths]) path.close();
+      for (const path of [...this.routes]) path.close();
       await Promise.all(
         [...this.children].map((child) => {
           if (child.exitCode !== null || child.signalCode !== null) return undefined;
@@ -277,7 +279,7 @@ export class NetnsLab {
 
   /** On process exit nothing asynchronous runs any more. */
   private destroySync(): void {
-    for (const path of this.paths) path.close();
+    for (const path of this.routes) path.close();
     for (const child of this.children) child.kill('SIGKILL');
     for (const veth of this.veths) tryIp(['link', 'del', veth]);
     for (const ns of this.namespaces) tryIp(['netns', 'del', ns]);
