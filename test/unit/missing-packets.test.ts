@@ -47,4 +47,11 @@ describe('the gaps of an incoming stream', () => {
     missing.received(1001, 30);
     assert.deepEqual(missing.due(200), []);
   });
+
+  test('never asked (nobody watches), gaps stay bounded: the oldest make room', () => {
+    const missing = new MissingPackets();
+    for (let seq = 0; seq < 20_000; seq += 2) missing.received(seq, 0);
+    assert.equal(missing.size, 512);
+    assert.equal(missing.due(20)[0], 20_000 - 2 * 512 - 1, 'the newest are kept');
+  });
 });

@@ -14,6 +14,8 @@ const MAX_ASKS = 4;
 const GIVE_UP_MS = 1_000;
 /** A jump larger than this is a restart or a long outage, for a key frame to repair, not NACKs. */
 const MAX_GAP = 256;
+/** Gaps are forgotten only when asked for; while nobody watches none are, so the oldest make room. */
+const MAX_TRACKED = 512;
 
 interface Gap {
   since: number;
@@ -42,6 +44,12 @@ export class MissingPackets {
       }
     }
     this.highest = seq;
+    if (this.gaps.size > MAX_TRACKED) {
+      for (const oldest of this.gaps.keys()) {
+        if (this.gaps.size <= MAX_TRACKED) break;
+        this.gaps.delete(oldest);
+      }
+    }
     return false;
   }
 
