@@ -21,8 +21,13 @@ export interface PeerStats {
   /** Date.now() when this listener's audio last turned from silence to speech. */
   voiceStartedAt: number;
   talking: boolean;
-  subscriptions: { mid: string; streamId: number; ssrc: number; forwarded: number }[];
-  layers: { streamId: number; ssrc: number; packets: number; keyFrames: number }[];
+  /** Per subscribed stream: packets forwarded, asked for again (NACK), sent again from history, and asked for but no longer held. */
+  subscriptions: { mid: string; streamId: number; ssrc: number; forwarded: number; nacked: number; retransmitted: number; missed: number }[];
+  /**
+   * Per published layer: packets and key frames received, key-frame requests and packets asked again (NACK) sent
+   * to the publisher, and lost packets that came after all (repaired or late).
+   */
+  layers: { streamId: number; ssrc: number; packets: number; keyFrames: number; keyFrameRequests: number; resendRequests: number; recovered: number }[];
 }
 
 export interface PipeStats {
