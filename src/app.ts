@@ -178,6 +178,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
         apiUrl: () => apiUrl,
         key: keys[0]!,
         limits: { seatsPerReplica: config.demoSeatsPerReplica, replicaQuota: config.maxReplicasPerPrimary },
+        events: service.events,
         logger: logger.child({ component: 'demo' }),
       })
     : undefined;

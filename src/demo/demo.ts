@@ -2,6 +2,7 @@ import { ChimeSDKMeetingsClient } from '@aws-sdk/client-chime-sdk-meetings';
 import type { FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccessKey } from '../api/sigv4.ts';
+import type { MeetingEventBus } from '../meetings/events.ts';
 import { PageBundle } from './page-bundle.ts';
 import { registerDemoRoutes } from './routes.ts';
 import type { WebinarLimits } from './webinar.ts';
@@ -15,6 +16,8 @@ export interface DemoOptions {
   /** The key pair the demo signs its API calls with (the node's first). */
   key: AccessKey;
   limits: WebinarLimits;
+  /** Where the demo learns that a meeting ended (deleted anywhere, or idle), to forget its webinar or replica. */
+  events: MeetingEventBus;
   logger: Logger;
 }
 
@@ -25,13 +28,16 @@ export interface DemoOptions {
 export class Demo {
   readonly webinars: Webinars;
   private chime: ChimeSDKMeetingsClient | undefined;
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly options: DemoOptions) {
     this.webinars = new Webinars({ chime: () => this.client(), limits: options.limits, logger: options.logger });
     registerDemoRoutes(options.app, this.webinars, new PageBundle());
+    this.unsubscribe = options.events.subscribe('meetingEnded', (meeting) => this.webinars.meetingEnded(meeting.MeetingId));
   }
 
   close(): void {
+    this.unsubscribe();
     this.webinars.close();
     this.chime?.destroy();
   }

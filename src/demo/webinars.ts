@@ -173,6 +173,28 @@ export class Webinars {
     await this.leaveStage(webinar, viewer);
   }
 
+  /**
+   * A meeting ended, by whatever cause (DeleteMeeting from anywhere, the idle deletion): a webinar whose primary it
+   * was is over; a replica of one is forgotten, with the viewers it had.
+   */
+  meetingEnded(meetingId: string): void {
+    const webinar = this.webinars.get(meetingId);
+    if (webinar) return this.forget(webinar);
+    for (const candidate of this.webinars.values()) {
+      const replica = candidate.replicas.find((r) => r.meeting.MeetingId === meetingId);
+      if (!replica) continue;
+      for (const viewer of candidate.viewers.values()) {
+        if (viewer.replica !== replica) continue;
+        // Their meeting is over (also when the primary's deletion ends its replicas first).
+        this.streams.send(`${candidate.id}/${viewer.id}`, { type: 'ended' });
+        this.streams.end(`${candidate.id}/${viewer.id}`);
+      }
+      candidate.removeReplica(replica);
+      this.audienceChanged(candidate);
+      return;
+    }
+  }
+
   /** Answers `response` with the event stream of the participant `key` proves. */
   openStream(webinarId: string, key: string, response: ServerResponse): void {
     const webinar = this.webinar(webinarId);

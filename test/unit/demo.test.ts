@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { GetMeetingCommand, ListAttendeesCommand } from '@aws-sdk/client-chime-sdk-meetings';
+import { DeleteMeetingCommand, GetMeetingCommand, ListAttendeesCommand } from '@aws-sdk/client-chime-sdk-meetings';
 import { loadConfig } from '../../src/config.ts';
 import type { DemoEvent, PresenterSeat, ViewerSeat } from '../../src/demo/protocol.ts';
 import { Webinar } from '../../src/demo/webinar.ts';
@@ -227,7 +227,34 @@ describe('the demo endpoints', () => {
     await viewer.close();
     await presenter.close();
   });
+
+  test('meetings ended outside the demo (another caller, the idle deletion) end its webinar or forget its replica', async () => {
+    const { body: seat } = (await post('/webinars', { title: 'Outside', name: 'Ada' })) as { body: PresenterSeat };
+    const w = `/webinars/${seat.webinarId}`;
+    const { body: bea } = (await post(`${w}/viewers`, { name: 'Bea' })) as { body: ViewerSeat };
+    const presenter = await openEvents(seat.webinarId, seat.presenterKey);
+    const viewer = await openEvents(seat.webinarId, bea.viewerKey);
+    await presenter.next('audience');
+    await server.client.send(new DeleteMeetingCommand({ MeetingId: bea.meeting.MeetingId }));
+    assert.deepEqual(await waitForAudience(presenter, (members) => members.length === 0), []);
+    await viewer.next('ended');
+    await waitFor(() => viewer.ended, 'the viewer of the deleted replica is let go');
+    const { body: cal } = (await post(`${w}/viewers`, { name: 'Cal' })) as { body: ViewerSeat };
+    assert.notEqual(cal.meeting.MeetingId, bea.meeting.MeetingId, 'seated in a new replica');
+    await server.client.send(new DeleteMeetingCommand({ MeetingId: seat.webinarId }));
+    await presenter.next('ended');
+    assert.equal((await fetch(`${api}${w}`)).status, 404);
+    await presenter.close();
+    await viewer.close();
+  });
 });
+
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !condition(); waited += 20) {
+    if (waited > 10_000) throw new Error(`timed out: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 async function waitForAudience(stream: Awaited<ReturnType<typeof openEvents>>, until: (members: NonNullable<Extract<DemoEvent, { type: 'audience' }>['members']>) => boolean) {
   for (;;) {
