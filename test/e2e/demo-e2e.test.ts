@@ -124,11 +124,16 @@ function tileFrames(page: Page, name: string): Promise<{ frames: number; width: 
   }, name);
 }
 
-const sees = (page: Page, name: string, who: string) =>
-  waitFor(async () => {
-    const tile = await tileFrames(page, name);
-    return tile && tile.frames > 30 && tile.width > 0;
-  }, 20_000, { message: `${who} sees ${name}'s video` });
+/** Whether the tile captioned `name` shows new frames now (sampled half a second apart). */
+async function playing(page: Page, name: string): Promise<boolean> {
+  const first = await tileFrames(page, name);
+  if (!first) return false;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const second = await tileFrames(page, name);
+  return second !== null && second.width > 0 && second.frames > first.frames + 3;
+}
+
+const sees = (page: Page, name: string, who: string) => waitFor(() => playing(page, name), 20_000, { message: `${who} sees ${name}'s video` });
 
 const hears = (page: Page, frequency: number, who: string, heard = true) =>
   waitFor(async () => (await tonesAt(page, [frequency]))[frequency] === heard, 20_000, {
@@ -244,6 +249,15 @@ describe('the webinar demo page', () => {
     }, 10_000, { message: "Bea's primary attendee is deleted" });
     await waitFor(async () => (await presenter.locator('#audience li button.to-stage').count()) === 2, 10_000, { message: 'both viewers in the audience' });
     await screenshot(bea, '3-guest-back-in-audience');
+  });
+
+  test("a reload of the presenter's page offers to resume, and the audience gets the presenter back", async () => {
+    await presenter.reload();
+    await presenter.click('#resume', { timeout: 10_000 });
+    await presenter.waitForSelector('#audience-link:not([hidden])', { timeout: 20_000 });
+    await waitFor(async () => (await presenter.textContent('#watching')) === '2', 10_000, { message: 'the audience is still there' });
+    await hears(cal, PRESENTER_TONE, 'Cal');
+    await sees(cal, 'Ada', 'Cal, again,');
   });
 
   test('ending the webinar ends every page', async () => {

@@ -34,6 +34,8 @@ function element(tag: string, className: string, text?: string): HTMLElement {
 }
 
 const STOP_REASONS: Record<string, string> = { MeetingEnded: 'The presenter ended it.', Left: 'You left.' };
+/** The presenter's seat is kept in this tab, so a reload can resume the webinar rather than orphan it. */
+const SAVED_SEAT = 'amphi-demo-presenter';
 
 type Role = { kind: 'presenter'; seat: PresenterSeat } | { kind: 'viewer'; seat: ViewerSeat };
 
@@ -105,7 +107,7 @@ class LiveView {
         break;
       case 'ended':
         this.session.leave();
-        this.ended('The presenter ended it.');
+        this.ended(STOP_REASONS.MeetingEnded!);
         break;
     }
   }
@@ -242,6 +244,7 @@ class LiveView {
 
   private ended(reason: string): void {
     this.events?.close();
+    if (reason === STOP_REASONS.MeetingEnded) sessionStorage.removeItem(SAVED_SEAT);
     $('live-badge').hidden = true;
     $('ended-reason').textContent = reason;
     show('ended');
@@ -252,14 +255,31 @@ class LiveView {
   }
 }
 
+async function offerResume(): Promise<void> {
+  const saved = sessionStorage.getItem(SAVED_SEAT);
+  if (!saved) return;
+  const seat = JSON.parse(saved) as PresenterSeat;
+  const live = await demoApi.info(seat.webinarId).then(
+    () => true,
+    () => false,
+  );
+  if (!live) return sessionStorage.removeItem(SAVED_SEAT);
+  const resume = button('resume');
+  resume.textContent = `Resume presenting “${seat.title}”`;
+  resume.hidden = false;
+  resume.onclick = () => void new LiveView({ kind: 'presenter', seat }).start();
+}
+
 async function main(): Promise<void> {
   const webinarId = new URLSearchParams(location.search).get('webinar');
   if (!webinarId) {
     show('start');
     onSubmit($<HTMLFormElement>('start-form'), async (data) => {
       const seat = await demoApi.start(String(data.get('title')), String(data.get('name')));
+      sessionStorage.setItem(SAVED_SEAT, JSON.stringify(seat));
       await new LiveView({ kind: 'presenter', seat }).start();
     });
+    await offerResume();
     return;
   }
   show('invite');
@@ -270,9 +290,9 @@ async function main(): Promise<void> {
   try {
     const info = await demoApi.info(webinarId);
     $('invite-title').textContent = info.title;
-    $('invite-watching').textContent = info.watching === 1 ? '1 person is watching.' : `${info.watching} people are watching.`;
-  } catch (error) {
-    $('ended-reason').textContent = (error as Error).message;
+    $('invite-watching').textContent = ['Be the first to watch.', '1 person is watching.'][info.watching] ?? `${info.watching} people are watching.`;
+  } catch {
+    $('ended-reason').textContent = 'This link names no webinar on this server: it may have ended.';
     show('ended');
   }
 }
