@@ -35,6 +35,8 @@ export class EventStreams extends EventEmitter<EventStreamsEvents> {
     // The oldest stream of a channel gives way: a page reloaded many times must not hold connections forever.
     if (streams.size >= this.maxPerChannel) [...streams][0]!.end();
     streams.add(response);
+    // A page gone mid-write is noticed by 'close'; its write error must not become an unhandled one.
+    response.on('error', () => response.destroy());
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -76,7 +78,7 @@ export class EventStreams extends EventEmitter<EventStreamsEvents> {
 
   private write(stream: ServerResponse, text: string): void {
     if (stream.writableLength > MAX_BUFFERED_BYTES) stream.destroy();
-    else if (!stream.writableEnded) stream.write(text);
+    else if (!stream.writableEnded && !stream.destroyed) stream.write(text);
   }
 }
 

@@ -111,10 +111,11 @@ export class Webinars {
     const viewer = this.viewer(webinar, viewerId, key, 'either');
     webinar.viewers.delete(viewer.id);
     this.clearTimer(`${webinar.id}/${viewer.id}`);
+    this.clearTimer(`${webinar.id}/${viewer.id}/stage`);
     this.streams.end(`${webinar.id}/${viewer.id}`);
     this.audienceChanged(webinar);
-    await this.ignoringNotFound((chime) => chime.send(new DeleteAttendeeCommand({ MeetingId: viewer.replica.meeting.MeetingId, AttendeeId: viewer.attendeeId })));
-    if (viewer.stageAttendeeId) await this.ignoringNotFound((chime) => chime.send(new DeleteAttendeeCommand({ MeetingId: webinar.id, AttendeeId: viewer.stageAttendeeId })));
+    await this.deleteAttendee(viewer.replica.meeting.MeetingId!, viewer.attendeeId);
+    if (viewer.stageAttendeeId) await this.deleteAttendee(webinar.id, viewer.stageAttendeeId);
   }
 
   raiseHand(webinarId: string, viewerId: string, key: string, raised: boolean): void {
@@ -146,7 +147,7 @@ export class Webinars {
     const attendee = await this.createAttendee(webinar.primary, `${viewer.name}|s-${viewer.id}`);
     // The viewer may have left while the attendee was made.
     if (webinar.viewers.get(viewer.id) !== viewer) {
-      await this.ignoringNotFound((chime) => chime.send(new DeleteAttendeeCommand({ MeetingId: webinar.id, AttendeeId: attendee.AttendeeId })));
+      await this.deleteAttendee(webinar.id, attendee.AttendeeId!);
       throw notFound(`${viewer.name} has left`);
     }
     viewer.stageAttendeeId = attendee.AttendeeId;
@@ -221,7 +222,7 @@ export class Webinars {
     if (!attendeeId) return;
     viewer.stageAttendeeId = undefined;
     this.audienceChanged(webinar);
-    await this.ignoringNotFound((chime) => chime.send(new DeleteAttendeeCommand({ MeetingId: webinar.id, AttendeeId: attendeeId })));
+    await this.deleteAttendee(webinar.id, attendeeId);
   }
 
   private async addReplica(webinar: Webinar): Promise<Replica> {
@@ -262,6 +263,10 @@ export class Webinars {
       this.options.logger.warn({ err: error }, 'a demo call to the API failed');
       throw new DemoError(502, `Amphi's API failed: ${(error as Error).message}`);
     }
+  }
+
+  private deleteAttendee(meetingId: string, attendeeId: string): Promise<void> {
+    return this.ignoringNotFound((chime) => chime.send(new DeleteAttendeeCommand({ MeetingId: meetingId, AttendeeId: attendeeId })));
   }
 
   /** Deletes what may already be gone. */
