@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 
 /** Browsers send an ICE consent check every ~5 s (RFC 7675) and RTCP every second or so, besides their media. */
-export const SILENCE_CHECK_MS = 5_000;
+const SILENCE_CHECK_MS = 5_000;
 /** Checks in a row that found nothing: two of 5 s each make a client silent after 10 to 15 s. */
 const SILENT_CHECKS = 2;
 
@@ -25,7 +25,7 @@ export class SilenceWatch extends EventEmitter<SilenceWatchEvents> {
     super();
   }
 
-  /** A datagram arrived from the client. */
+  /** A datagram arrived from the client (an authenticated check, or anything from the address ICE selected). */
   packet(): void {
     this.heard = true;
     if (this.timer === undefined && !this.stopped) this.start();

@@ -97,10 +97,10 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   /** A datagram from the mux, already attributed to this transport. */
   receive(packet: Buffer, address: string, port: number, key: string): void {
     if (this.closed || packet.length === 0) return;
-    this.silence.packet();
     if (isStun(packet)) return this.receiveStun(packet, address, port, key);
     // Anything else only counts from the address ICE selected.
     if (!this.remote || this.remote.address !== address || this.remote.port !== port) return;
+    this.silence.packet();
     const first = packet[0]!;
     if (isDtlsDatagram(packet)) {
       this.dtlsSession()?.handleDatagram(packet);
@@ -123,6 +123,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     const { response, verdict } = answerBindingRequest(packet, { localUfrag: this.iceUfrag, localPassword: this.icePwd }, { address, port });
     if (response) this.mux.send(response, address, port);
     if (verdict.action !== 'accept') return;
+    this.silence.packet();
     // ICE-lite: the controlling browser decides; follow the pair it nominates (or the first that works).
     if (!this.remote || verdict.useCandidate) {
       if (!this.remote || this.remote.address !== address || this.remote.port !== port) {
