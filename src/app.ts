@@ -42,6 +42,8 @@ export interface StartOptions {
   inFlightLimitMs?: number;
   /** Retry and queue settings of the meeting event webhooks (tests shorten the waits). */
   webhooks?: Partial<WebhookDeliveryOptions>;
+  /** How often the media workers look for clients that stopped sending (default 5 s: dropped after 10–15 s); tests shorten it. */
+  mediaSilenceCheckMs?: number;
 }
 
 /** API calls still running when the node closes get this long to finish; a sound call takes milliseconds. */
@@ -196,7 +198,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   };
   const listenIp = host === '::' ? '0.0.0.0' : host;
   const media = await MediaCluster.start(
-    { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel },
+    { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel, silenceCheckMs: options.mediaSilenceCheckMs },
     logger.child({ component: 'media' }),
   ).catch((error: unknown) => {
     // Worker i binds rtcPort + i: name the port the failing bind reported.

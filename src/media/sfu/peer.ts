@@ -55,6 +55,8 @@ export interface SubscriptionUpdate {
 export interface MediaPeerEvents {
   /** The WebRTC transport connected (ICE and DTLS done) or lost its connection. */
   connectionChange: [connected: boolean];
+  /** The client sent nothing (media, RTCP, consent checks) for 10–15 s after it had sent something. */
+  silent: [];
   /** The peer closed (by its parent or with its room). */
   closed: [];
 }
@@ -145,6 +147,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
       }
       this.emit('connectionChange', connected);
     });
+    transport.silence.on('silent', () => this.emit('silent'));
     this.feedbackTimer = setInterval(() => this.sendPublisherFeedback(), 1000);
     this.feedbackTimer.unref();
   }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdentity } from '../protocol/dtls.ts';
 import { SrtpSession } from '../protocol/srtp.ts';
 import { answerBindingRequest, isStun } from '../protocol/stun.ts';
+import { SilenceWatch } from './silence-watch.ts';
 import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 import type { MuxedTransport, UdpMux } from './udp-mux.ts';
@@ -14,6 +15,8 @@ const CONSENT_TIMEOUT_MS = 30_000;
 export interface WebRtcTransportOptions {
   /** How long the client's consent lasts after its last authenticated check; 30 s (RFC 7675) unless a test shortens it. */
   consentTimeoutMs?: number;
+  /** How often the client's silence is looked at: silent for two looks in a row, it is gone (5 s unless a test shortens it). */
+  silenceCheckMs?: number;
   /** The worker's traffic counters, shared by its transports. */
   traffic?: TrafficCounters;
 }
@@ -48,6 +51,8 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   private readonly consentTimeoutMs: number;
   /** Counters for metrics and tests; `srtpErrors`: SRTP or SRTCP that did not unprotect. */
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, srtpErrors: 0 };
+  /** Says when the client stops sending anything (media, RTCP, consent checks): the attendee dropped. */
+  readonly silence: SilenceWatch;
 
   constructor(
     private readonly mux: UdpMux,
@@ -58,6 +63,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   ) {
     super(options.traffic);
     this.consentTimeoutMs = options.consentTimeoutMs ?? CONSENT_TIMEOUT_MS;
+    this.silence = new SilenceWatch(options.silenceCheckMs);
     mux.register(this);
   }
 
@@ -94,6 +100,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     if (isStun(packet)) return this.receiveStun(packet, address, port, key);
     // Anything else only counts from the address ICE selected.
     if (!this.remote || this.remote.address !== address || this.remote.port !== port) return;
+    this.silence.packet();
     const first = packet[0]!;
     if (isDtlsDatagram(packet)) {
       this.dtlsSession()?.handleDatagram(packet);
@@ -106,6 +113,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.consentTimer);
+    this.silence.stop();
     this.dtls?.close();
     this.mux.unregister(this);
     this.updateConnected();
@@ -115,6 +123,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     const { response, verdict } = answerBindingRequest(packet, { localUfrag: this.iceUfrag, localPassword: this.icePwd }, { address, port });
     if (response) this.mux.send(response, address, port);
     if (verdict.action !== 'accept') return;
+    this.silence.packet();
     // ICE-lite: the controlling browser decides; follow the pair it nominates (or the first that works).
     if (!this.remote || verdict.useCandidate) {
       if (!this.remote || this.remote.address !== address || this.remote.port !== port) {

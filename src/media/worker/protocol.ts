@@ -12,6 +12,8 @@ export interface WorkerOptions {
   announcedIp: string;
   logLevel: string;
   name: string;
+  /** How often a client's silence is looked at (default 5 s); tests shorten it. */
+  silenceCheckMs?: number;
 }
 
 export interface PeerStats {
@@ -111,6 +113,8 @@ export type WorkerEvent =
   | { type: 'ready'; port: number }
   | { type: 'result'; id: number; result?: unknown; error?: string }
   | { type: 'peerConnection'; roomId: string; peerId: string; connected: boolean }
+  /** The client of this peer sent nothing for 10–15 s after it had sent something: it is gone. */
+  | { type: 'peerSilent'; roomId: string; peerId: string }
   /** A replica's viewers now subscribe to these streams of the primary. */
   | { type: 'pipeDemand'; roomId: string; pipeId: string; streamIds: number[] }
   /** Every 200 ms per room: audio level (-dBov) of each talking attendee. */
