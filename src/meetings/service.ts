@@ -482,7 +482,8 @@ export class MeetingService {
     const current = await this.store.withLock(meetingLock(meeting.MeetingId), async () => {
       const current = await this.store.getMeeting(meeting.MeetingId);
       if (!current || current.MediaNodeId !== meeting.MediaNodeId) return current;
-      moved = { ...current, MediaNodeId: target.id, MediaNodeUrl: target.publicUrl };
+      // MediaNodeUrl stays: the URL clients hold (the region's front, shared by its nodes) must go on working.
+      moved = { ...current, MediaNodeId: target.id };
       await this.store.putMeeting(moved);
       return moved;
     });
@@ -528,9 +529,10 @@ export class MeetingService {
   }
 
   renderMeeting(meeting: MeetingRecord) {
-    // This node's meetings follow its current public URL; another node's keep the URL it had when they were
-    // created, so they stay renderable when that node is gone (records older than the field: this node's URL).
-    const nodeUrl = this.nodes.isLocal(meeting.MediaNodeId) ? this.localPublicUrl() : (meeting.MediaNodeUrl ?? this.localPublicUrl());
+    // The URL the meeting was placed at, for its whole life: it stays renderable when its node is gone, and the same
+    // after a re-homing, so the URL its clients hold stays the one they are given (records older than the field, and
+    // the embedded node's after a restart: this node's URL).
+    const nodeUrl = meeting.MediaNodeUrl ?? this.localPublicUrl();
     const http = nodeUrl.replace(/\/+$/, '');
     const ws = http.replace(/^http/, 'ws');
     const host = new URL(http).host;

@@ -92,7 +92,7 @@ describe("a dead node's meetings", () => {
     for (const result of results) assert.deepEqual(result, results[0], 'every caller gets the one record');
     const stored = await record(meeting.MeetingId!);
     assert.deepEqual(stored, results[0]);
-    assert.deepEqual({ ...stored, MediaNodeId: orphan.MediaNodeId, MediaNodeUrl: orphan.MediaNodeUrl }, orphan, 'nothing else changed');
+    assert.deepEqual({ ...stored, MediaNodeId: orphan.MediaNodeId }, orphan, 'nothing else changed, its URL included');
     // Each node hears its own moves at once, the other's through Redis: one move, seen on both nodes.
     await eventually('the move reaches both nodes', () => moves.length >= 2);
     assert.deepEqual(moves, [`${winner} from doomed`, `${winner} from doomed`]);
@@ -111,10 +111,11 @@ describe("a dead node's meetings", () => {
     assert.equal(hosting.amphi.signaling.conference(meeting.MeetingId!)?.sessions.size, 4, 'all four sessions on the winner');
     assert.equal(other.amphi.signaling.conference(meeting.MeetingId!), undefined, 'no conference on the other node');
     assert.equal(other.amphi.signaling.relayCount, 2, "the other node relays its two clients to the winner");
-    // Same meeting: MediaPlacement now names the winner's public URL (in production, the region's shared front).
-    const { Meeting: read } = await w.client.send(new GetMeetingCommand({ MeetingId: meeting.MeetingId }));
-    assert.equal(read!.MediaPlacement!.SignalingUrl, signalingAt(hosting, meeting));
-    assert.equal(read!.ExternalMeetingId, 'doomed-2');
+    // Same meeting, same MediaPlacement (the dead node's URL here; in production, the region's front it shared).
+    for (const node of [a, b, w]) {
+      const { Meeting: read } = await node.client.send(new GetMeetingCommand({ MeetingId: meeting.MeetingId }));
+      assert.deepEqual(read, meeting, `as created, read on ${node.amphi.nodes.localNodeId}`);
+    }
     for (const client of joined) client.ws.close();
   });
 
@@ -148,6 +149,22 @@ describe("a dead node's meetings", () => {
     const presenter = await connect(signalingAt(a, primary), await tokenFor(primary, 'presenter'));
     await presenter.join();
     assert.equal(hosting.amphi.signaling.primaryConference(primary.MeetingId!)?.sessions.size, 1);
+    viewer.ws.close();
+    presenter.ws.close();
+  });
+
+  test("a replica on a dead node: its viewer's connection re-homes it, and it links to its primary from there", async () => {
+    const primary = await meetingIn('us-east-1');
+    const replica = await meetingIn('ap-south-1', primary.MeetingId);
+    assert.equal((await record(replica.MeetingId!)).MediaNodeId, 'ghost');
+    const primaryHost = { a, b }[(await record(primary.MeetingId!)).MediaNodeId as 'a' | 'b'];
+    const presenter = await connect(signalingAt(primaryHost, primary), await tokenFor(primary, 'presenter'));
+    await presenter.join();
+    const viewer = await connect(signalingAt(w, replica), await tokenFor(replica, 'viewer'));
+    await viewer.join();
+    assert.equal((await record(replica.MeetingId!)).MediaNodeId, 'w');
+    assert.equal(w.amphi.signaling.conference(replica.MeetingId!)?.sessions.size, 1);
+    await eventually('the replica linked to its primary', () => primaryHost.amphi.signaling.primaryConference(primary.MeetingId!)?.linkedReplicaIds().includes(replica.MeetingId!));
     viewer.ws.close();
     presenter.ws.close();
   });
