@@ -183,4 +183,21 @@ describe("a dead node's meetings", () => {
     await client.closed();
     assert.equal(host.amphi.signaling.conference(meeting.MeetingId!), undefined);
   });
+
+  test("a meeting re-homed here is idle from when it was seen orphaned or re-homed, not from its creation", async () => {
+    const doomed = await startTestAmphi({ env: nodeEnv('doomed-3', 'eu-west-1'), start });
+    const meeting = (await doomed.client.send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'doomed-3' }))).Meeting!;
+    const gone = async () => (await redis.client.hexists('amphi:meetings', meeting.MeetingId!)) === 0;
+    await a.amphi.lifecycle.sweep(); // a sees it on its live node
+    await doomed.stop();
+    await eventually('a sees the node gone', async () => (await a.amphi.nodes.node('doomed-3')) === undefined);
+    const moved = await a.amphi.service.liveHome(await record(meeting.MeetingId!), 'here');
+    assert.equal(moved?.MediaNodeId, 'a');
+    a.clock.advance(10 * 60_000);
+    await a.amphi.lifecycle.sweep();
+    assert.equal(await gone(), false, 'created 10 minutes ago, never joined, but re-homed here just now');
+    a.clock.advance(5 * 60_000);
+    await a.amphi.lifecycle.sweep();
+    assert.equal(await gone(), true, 'idle for 5 minutes since');
+  });
 });
