@@ -200,4 +200,20 @@ describe("a dead node's meetings", () => {
     await a.amphi.lifecycle.sweep();
     assert.equal(await gone(), true, 'idle for 5 minutes since');
   });
+
+  test('a draining node: a new connection through another node moves its meeting there, and its sessions follow', async () => {
+    const drainer = await startTestAmphi({ env: nodeEnv('drainer', 'sa-east-1'), start });
+    const meeting = (await drainer.client.send(new CreateMeetingCommand({ MediaRegion: 'sa-east-1', ExternalMeetingId: 'drained' }))).Meeting!;
+    const early = await connect(signalingAt(drainer, meeting), await tokenFor(meeting, 'early'));
+    await early.join();
+    drainer.amphi.drain(); // SIGTERM's first step: 503 to new connections, and out of the registry at once
+    await eventually('b sees the draining node gone', async () => (await b.amphi.nodes.node('drainer')) === undefined);
+    const late = await connect(signalingAt(b, meeting), await tokenFor(meeting, 'late'));
+    await late.join();
+    assert.equal((await record(meeting.MeetingId!)).MediaNodeId, 'b');
+    assert.equal((await early.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 503, 'the early session ends: the SDK reconnects, to b');
+    assert.equal(drainer.amphi.signaling.conference(meeting.MeetingId!), undefined);
+    late.ws.close();
+    await drainer.stop();
+  });
 });
