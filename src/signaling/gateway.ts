@@ -184,29 +184,28 @@ export class SignalingGateway {
    * it to this live node. A node that refuses the relay's connection is dead too, whatever the registry says yet.
    */
   private async route(request: IncomingMessage, socket: Duplex, head: Buffer, found: MeetingRecord, attendee: AttendeeRecord, content: boolean): Promise<void> {
-    let meeting: MeetingRecord | undefined = found;
-    if (!this.nodes.isLocal(meeting.MediaNodeId) && !isRelayed(request)) {
+    let meeting = found;
+    if (!this.nodes.isLocal(found.MediaNodeId) && !isRelayed(request)) {
+      let homed: MeetingRecord | undefined;
       try {
-        meeting = await this.meetings.liveHome(meeting, 'here');
+        homed = await this.meetings.liveHome(found, 'here');
       } catch (error) {
         this.logger.warn({ err: error, meetingId: found.MeetingId }, 'could not re-home a meeting whose node is dead');
         return refuse(socket, 503, 'Service Unavailable');
       }
-      if (!meeting) return refuse(socket, 403, 'Forbidden'); // deleted meanwhile: its retries learn why
-      if (meeting.MediaNodeId !== found.MediaNodeId) {
-        this.logger.info({ meetingId: meeting.MeetingId, from: found.MediaNodeId, to: meeting.MediaNodeId }, "a dead node's meeting re-homed");
+      if (!homed) return refuse(socket, 403, 'Forbidden'); // deleted meanwhile: its retries learn why
+      if (homed.MediaNodeId !== found.MediaNodeId) {
+        this.logger.info({ meetingId: found.MeetingId, from: found.MediaNodeId, to: homed.MediaNodeId }, "a dead node's meeting re-homed");
       }
+      meeting = homed;
     }
     if (this.nodes.isLocal(meeting.MediaNodeId)) {
-      const hosted = meeting;
-      this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, hosted, attendee, content));
+      this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
       return;
     }
-    const deadNodeId = meeting.MediaNodeId;
-    const hosted = meeting;
     await this.relayToHost(request, socket, head, meeting, () => {
-      this.nodes.markUnreachable(deadNodeId);
-      this.route(request, socket, head, hosted, attendee, content).catch((error: unknown) => {
+      this.nodes.markUnreachable(meeting.MediaNodeId);
+      this.route(request, socket, head, meeting, attendee, content).catch((error: unknown) => {
         this.logger.error({ err: error }, 'signaling upgrade failed');
         refuse(socket, 500, 'Internal Server Error');
       });
