@@ -67,6 +67,10 @@ export class FrontProxy {
     });
     upstream.once('connect', () => {
       connected = true;
+      if (client.destroyed) {
+        upstream.destroy();
+        return;
+      }
       this.stats.served.set(backend, (this.stats.served.get(backend) ?? 0) + 1);
       client.on('error', () => upstream.destroy());
       client.pipe(upstream);
