@@ -313,6 +313,17 @@ export class SignalingGateway {
     conference.end(AudioStatus.ServiceUnavailable);
   }
 
+  /**
+   * This node was taken for dead (its registry entry expired: cut off from Redis) and is back: the moves it may have
+   * missed meanwhile are read from the records, and the conferences of meetings re-homed elsewhere end here.
+   */
+  async endMovedConferences(): Promise<void> {
+    for (const meetingId of [...this.conferences.keys()]) {
+      const meeting = await this.meetings.meeting(meetingId);
+      if (meeting) this.onMeetingMoved(meeting);
+    }
+  }
+
   private onMeetingEnded(meeting: MeetingRecord): void {
     const conference = this.conferences.get(meeting.MeetingId);
     if (!conference) return;

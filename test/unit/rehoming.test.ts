@@ -184,6 +184,21 @@ describe("a dead node's meetings", () => {
     assert.equal(host.amphi.signaling.conference(meeting.MeetingId!), undefined);
   });
 
+  test('a node taken for dead while cut off from Redis ends, once back, its sessions of meetings re-homed meanwhile', async () => {
+    const meeting = await meetingIn('us-east-1');
+    const hostId = (await record(meeting.MeetingId!)).MediaNodeId;
+    const [host, otherId] = hostId === 'a' ? [a, 'b'] : [b, 'a'];
+    const client = await connect(signalingAt(host, meeting), await tokenFor(meeting, 'was-cut-off'));
+    await client.join();
+    // What the others did while it was away: its entry expired and the meeting was re-homed; the move's event, sent
+    // while it was away, never reached it.
+    await redis.client.hset('amphi:meetings', meeting.MeetingId!, JSON.stringify({ ...(await record(meeting.MeetingId!)), MediaNodeId: otherId }));
+    await redis.client.del(`amphi:node:${hostId}`);
+    assert.equal((await client.next(FrameType.AUDIO_STATUS)).audioStatus?.audioStatus, 503, 'its next heartbeat finds it was dead: the session ends');
+    assert.equal(host.amphi.signaling.conference(meeting.MeetingId!), undefined);
+    assert.ok(await redis.client.exists(`amphi:node:${hostId}`), 'and the node is back in the registry');
+  });
+
   test("a meeting re-homed here is idle from when it was seen orphaned or re-homed, not from its creation", async () => {
     const doomed = await startTestAmphi({ env: nodeEnv('doomed-3', 'eu-west-1'), start });
     const meeting = (await doomed.client.send(new CreateMeetingCommand({ MediaRegion: 'eu-west-1', ExternalMeetingId: 'doomed-3' }))).Meeting!;
