@@ -263,6 +263,10 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
       if ((await cluster.registry.liveNodes()).some((node) => node.id === local.id)) {
         logger.warn({ nodeId: local.id }, 'a live node already has this id: node ids must be unique (or this node restarted within the dead-after delay)');
       }
+      // Taken for dead while cut off: its meetings may have been re-homed meanwhile, and are hosted once.
+      cluster.registry.on('rejoined', () => {
+        signaling.endMovedConferences().catch((error: unknown) => logger.warn({ err: error }, 'could not check for re-homed meetings'));
+      });
       await cluster.registry.join(describeLocal);
     } catch (error) {
       await giveUp(error);
