@@ -9,9 +9,10 @@ export type { RemoteAddress } from './rtp-sender.ts';
 
 /**
  * What every SRTP transport shares: protect, count and transmit what goes out (RTP through its socket's
- * RtpSender, RTCP through `transmit`); unprotect, count and emit what comes in. Subclasses own the socket and decide when there are keys (`srtp`) and a peer
- * address (`remote`), and when they are `connected` (setConnected): the one condition every send
- * checks, so a subclass with more to require (WebRTC: the client's consent) requires it of all.
+ * RtpSender, RTCP through `transmit`); unprotect, count and emit what comes in. Subclasses own the
+ * socket and decide when there are keys (`srtp`) and a peer address (`remote`), and when they are
+ * `connected` (setConnected): the one condition every send checks, so a subclass with more to
+ * require (WebRTC: the client's consent) requires it of all.
  *
  * Received packets are events: with one listener, emit() costs some 10 ns more than calling a
  * one-slot callback, against 1–3 µs for the SRTP unprotect before it (bench/replication/hop.ts
