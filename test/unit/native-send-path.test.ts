@@ -244,7 +244,7 @@ describe('the TypeScript fallback', () => {
 
   test('AMPHI_NATIVE: off forces the fallback, on makes a missing addon an error, anything else is reported', () => {
     assert.deepEqual(loadNativeAddon(undefined, 'off'), { addon: undefined, reason: 'AMPHI_NATIVE=off' });
-    assert.throws(() => loadNativeAddon('/nonexistent/amphi_native.node', 'on'), /AMPHI_NATIVE=on but the native send path not built/);
+    assert.throws(() => loadNativeAddon('/nonexistent/amphi_native.node', 'on'), /AMPHI_NATIVE=on but the native addon is not built/);
     assert.equal(nativeChoiceFromEnv('off'), 'off');
     assert.equal(nativeChoiceFromEnv(undefined), 'auto');
     assert.equal(nativeChoiceFromEnv('yes please'), undefined);
@@ -255,10 +255,10 @@ describe('the TypeScript fallback', () => {
     try {
       const otherModule = join(directory, 'other.cjs');
       writeFileSync(otherModule, 'module.exports = { descriptorWords: 4 };');
-      assert.match(loadNativeAddon(otherModule, 'auto').reason!, /is not this version's addon/);
+      assert.match(loadNativeAddon(otherModule, 'auto').reason!, /is not this version's native addon/);
       const garbage = join(directory, 'garbage.node');
       writeFileSync(garbage, randomBytes(64));
-      assert.match(loadNativeAddon(garbage, 'auto').reason!, /^failed to load/);
+      assert.match(loadNativeAddon(garbage, 'auto').reason!, /^the native addon failed to load/);
     } finally {
       rmSync(directory, { recursive: true });
     }

@@ -66,12 +66,15 @@ export function loadNativeAddon(path = NATIVE_ADDON_PATH, choice: NativeChoice =
     const addon = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
     loaded = isNativeAddon(addon)
       ? { addon }
-      : { addon: undefined, reason: `${path} is not this version's addon (rebuild it: npm run build:native)` };
+      : { addon: undefined, reason: `${path} is not this version's native addon (rebuild it: npm run build:native)` };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    loaded = { addon: undefined, reason: code === 'MODULE_NOT_FOUND' ? `not built (no ${path})` : `failed to load: ${(error as Error).message}` };
+    loaded = {
+      addon: undefined,
+      reason: code === 'MODULE_NOT_FOUND' ? `the native addon is not built (no ${path})` : `the native addon failed to load: ${(error as Error).message}`,
+    };
   }
-  if (choice === 'on' && !loaded.addon) throw new Error(`AMPHI_NATIVE=on but the native send path ${loaded.reason}`);
+  if (choice === 'on' && !loaded.addon) throw new Error(`AMPHI_NATIVE=on but ${loaded.reason}`);
   return loaded;
 }
 

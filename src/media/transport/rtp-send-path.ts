@@ -25,7 +25,7 @@ export function createRtpSender(socket: dgram.Socket, logger?: Logger, load: Nat
 }
 
 function chooseSender(socket: dgram.Socket, load: NativeAddonLoad): { sender: RtpSender; reason?: string } {
-  if (!load.addon) return { sender: new DgramRtpSender(socket), reason: `native addon ${load.reason}` };
+  if (!load.addon) return { sender: new DgramRtpSender(socket), reason: load.reason };
   const handle = dgramHandle(socket);
   const port = (socket.address() as AddressInfo).port;
   if (!handle || load.addon.boundUdp4Port(handle.fd) !== port) {
