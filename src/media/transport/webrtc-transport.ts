@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdentity } from '../protocol/dtls.ts';
 import { SrtpSession } from '../protocol/srtp.ts';
 import { answerBindingRequest, isStun } from '../protocol/stun.ts';
+import type { RtpSender } from './rtp-sender.ts';
 import { SilenceWatch } from './silence-watch.ts';
 import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
@@ -191,5 +192,10 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   protected transmit(datagram: Buffer, remote: RemoteAddress): void {
     // sendRtp/sendRtcp already require `connected`; this keeps the rule where the datagram leaves.
     if (this.consentIsFresh) this.mux.send(datagram, remote.address, remote.port);
+  }
+
+  /** RTP leaves through the mux's sender only once sendRtp checked `connected`, which includes fresh consent. */
+  protected get rtpSender(): RtpSender | undefined {
+    return this.mux.rtpSender;
   }
 }
