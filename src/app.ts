@@ -13,6 +13,7 @@ import type { NodeRegistryOptions } from './cluster/node-registry.ts';
 import { connectCluster, type ClusterState } from './cluster-state.ts';
 import type { AmphiConfig } from './config.ts';
 import { resolveAccessKeys } from './credentials.ts';
+import { Demo } from './demo/demo.ts';
 import { MeetingActivity } from './meetings/activity.ts';
 import { DEFAULT_LIFECYCLE, MeetingLifecycle, type LifecycleOptions } from './meetings/lifecycle.ts';
 import { LocalMeetingEventBus } from './meetings/local-event-bus.ts';
@@ -41,6 +42,8 @@ export interface StartOptions {
   inFlightLimitMs?: number;
   /** Retry and queue settings of the meeting event webhooks (tests shorten the waits). */
   webhooks?: Partial<WebhookDeliveryOptions>;
+  /** How often the media workers look for clients that stopped sending (default 5 s: dropped after 10–15 s); tests shorten it. */
+  mediaSilenceCheckMs?: number;
 }
 
 /** API calls still running when the node closes get this long to finish; a sound call takes milliseconds. */
@@ -62,6 +65,8 @@ export interface Amphi {
   activity: MeetingActivity;
   /** The meeting event webhooks' sender, when --webhook-url is set. */
   webhooks: WebhookSender | undefined;
+  /** The webinar demo, when on (--demo; by default with development keys); its page is at the public URL's `/`. */
+  demo: Demo | undefined;
   /** The media nodes: this one, the live others (cluster mode), placement of new meetings. */
   nodes: NodeDirectory;
   /** A secret every node of the cluster holds (the first configured secret access key): node-to-node authentication. */
@@ -167,6 +172,18 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     requests: metrics?.api,
     metrics: metrics && (() => metrics.render()),
   });
+  // The demo's API calls go to this node's own API, at the address it listens on (known after listen).
+  let apiUrl = '';
+  const demo = (config.demo ?? generated)
+    ? new Demo({
+        app: api,
+        apiUrl: () => apiUrl,
+        key: keys[0]!,
+        limits: { seatsPerReplica: config.demoSeatsPerReplica, replicaQuota: config.maxReplicasPerPrimary },
+        events: service.events,
+        logger: logger.child({ component: 'demo' }),
+      })
+    : undefined;
   const connections = new ConnectionCloser(api.server);
   // What has been started so far, stopped in reverse order if a later step fails, so that a failed start leaves
   // nothing running (a media worker left behind would keep the process alive). Redis parts are startAmphi's.
@@ -181,7 +198,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   };
   const listenIp = host === '::' ? '0.0.0.0' : host;
   const media = await MediaCluster.start(
-    { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel },
+    { workers: config.mediaWorkers, listenIp, basePort: config.rtcPort, announcedIp: config.rtcAnnouncedIp, logLevel: config.logLevel, silenceCheckMs: options.mediaSilenceCheckMs },
     logger.child({ component: 'media' }),
   ).catch((error: unknown) => {
     // Worker i binds rtcPort + i: name the port the failing bind reported.
@@ -234,6 +251,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
   const { port, address: listenAddress } = api.server.address() as AddressInfo;
   const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
+  apiUrl = url;
   const publicUrl = (config.publicUrl ?? url).replace(/\/+$/, '');
   local.publicUrl = publicUrl;
   // Other nodes reach this one where they reach its media, unless it listens on one address only.
@@ -245,6 +263,10 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
       if ((await cluster.registry.liveNodes()).some((node) => node.id === local.id)) {
         logger.warn({ nodeId: local.id }, 'a live node already has this id: node ids must be unique (or this node restarted within the dead-after delay)');
       }
+      // Taken for dead while cut off: its meetings may have been re-homed meanwhile, and are hosted once.
+      cluster.registry.on('rejoined', () => {
+        signaling.endMovedConferences().catch((error: unknown) => logger.warn({ err: error }, 'could not check for re-homed meetings'));
+      });
       await cluster.registry.join(describeLocal);
     } catch (error) {
       await giveUp(error);
@@ -276,6 +298,7 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
     media,
     activity,
     webhooks,
+    demo,
     nodes,
     clusterSecret,
     logger,
@@ -287,6 +310,8 @@ async function assemble(config: AmphiConfig, options: StartOptions, clock: Clock
         await leaveCluster();
         bridges.close();
         signaling.close();
+        // Its event streams would otherwise hold their connections open until the in-flight limit.
+        demo?.close();
         const inFlightLimitMs = options.inFlightLimitMs ?? DEFAULT_IN_FLIGHT_LIMIT_MS;
         const { cut } = await connections.close(() => api.close(), inFlightLimitMs);
         if (cut > 0) logger.warn({ connections: cut, inFlightLimitMs }, 'connections still open after the in-flight limit were cut');

@@ -92,6 +92,18 @@ export const SETTINGS = {
     help: 'on: GET /metrics serves Prometheus metrics (unauthenticated); off: no such route',
     default: 'on',
   },
+  demo: {
+    flag: 'demo',
+    env: 'AMPHI_DEMO',
+    help: 'on: the webinar demo page at / (and its endpoints under /demo/api); off: none',
+    default: '(on with development keys, else off)',
+  },
+  demoSeatsPerReplica: {
+    flag: 'demo-seats-per-replica',
+    env: 'AMPHI_DEMO_SEATS_PER_REPLICA',
+    help: 'A demo and test setting: viewers the demo seats in one replica before it creates the next',
+    default: '250',
+  },
   logLevel: { flag: 'log-level', env: 'AMPHI_LOG_LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
   redisUrl: {
     flag: 'redis-url',
@@ -165,6 +177,8 @@ const configSchema = z.object({
   mediaWorkers: int(1, 64),
   drainSeconds: z.coerce.number().min(0).max(3600),
   metrics: z.enum(['on', 'off']).transform((value) => value === 'on'),
+  demo: z.enum(['on', 'off']).transform((value) => value === 'on').optional(),
+  demoSeatsPerReplica: int(1, 250),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   redisUrl: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   nodeId: z

@@ -20,7 +20,13 @@ import { ThreadLoad } from './media/worker/thread-load.ts';
  */
 const options = workerData.options as WorkerOptions;
 const logger = pino({ level: options.logLevel, base: { worker: options.name } });
-const worker = await MediaWorker.start({ listenIp: options.listenIp, port: options.port, announcedIp: options.announcedIp, logger });
+const worker = await MediaWorker.start({
+  listenIp: options.listenIp,
+  port: options.port,
+  announcedIp: options.announcedIp,
+  logger,
+  silenceCheckMs: options.silenceCheckMs,
+});
 /** This thread's CPU time and event-loop lag, for the metrics. */
 const load = new ThreadLoad();
 const port = parentPort!;
@@ -96,6 +102,7 @@ const methods: WorkerMethods = {
   createPeer(roomId, peerId, attendeeId) {
     const created = worker.createPeer(roomById(roomId), peerId, attendeeId);
     created.on('connectionChange', (connected) => post({ type: 'peerConnection', roomId, peerId, connected }));
+    created.on('silent', () => post({ type: 'peerSilent', roomId, peerId }));
   },
   closePeer(peerId) {
     worker.findPeer(peerId)?.close();

@@ -61,7 +61,7 @@ function viewerSink(): { sendRtp: (packet: Buffer) => void } {
 }
 
 async function runCase(name: string, pacer: FanOutPacer<VideoLayer>): Promise<void> {
-  const layer = new VideoLayer(1, 1, () => undefined, pacer);
+  const layer = new VideoLayer(1, 1, () => undefined, undefined, pacer);
   const downstreams = Array.from({ length: viewers }, (_, i) => {
     const downstream = new VideoDownstream(1000 + i, 96, 0, viewerSink());
     downstream.attach(layer);

@@ -78,7 +78,7 @@ async function forwarding(receivers: number, profile: SrtpProfile) {
   for (let round = 0; round <= ROUNDS; round++) {
     // Amphi's forwarder.
     // A pacer without a budget: the whole fan-out runs inside the timed loop (the worker's would defer most of it).
-    const layer = new VideoLayer(1, 1, () => undefined, new FanOutPacer<VideoLayer>(Number.MAX_SAFE_INTEGER));
+    const layer = new VideoLayer(1, 1, () => undefined, undefined, new FanOutPacer<VideoLayer>(Number.MAX_SAFE_INTEGER));
     layer.ssrc = 0x1234;
     for (let r = 0; r < receivers; r++) new VideoDownstream(1000 + r, 96, 3, new ReceiverTransport(session(profile))).attach(layer);
     const amphi = cpuMicros(() => {

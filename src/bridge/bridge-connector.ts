@@ -51,6 +51,9 @@ export class BridgeConnector implements RemotePrimaries {
       });
     } catch (error) {
       ws.terminate();
+      // Nothing listens there: the node is gone, and the next link re-homes the primary rather than wait for its
+      // registry entry to expire.
+      if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') nodes.markUnreachable(primary.MediaNodeId);
       log.warn({ err: error }, 'could not open a bridge to the primary node');
       return undefined;
     }

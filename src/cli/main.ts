@@ -24,7 +24,13 @@ async function serve(argv: string[]): Promise<void> {
   const amphi = await startAmphi(config);
   const { logger } = amphi;
   logger.info(
-    { url: amphi.url, publicUrl: amphi.publicUrl, dataDir: config.dataDir, ...(config.redisUrl ? { nodeId: amphi.nodes.localNodeId } : {}) },
+    {
+      url: amphi.url,
+      publicUrl: amphi.publicUrl,
+      dataDir: config.dataDir,
+      ...(config.redisUrl ? { nodeId: amphi.nodes.localNodeId } : {}),
+      ...(amphi.demo ? { demo: `${amphi.publicUrl}/` } : {}),
+    },
     'Amphi is listening',
   );
   if (amphi.generatedKeys) {
@@ -39,7 +45,7 @@ async function serve(argv: string[]): Promise<void> {
   stopOnSignals(amphi, config.drainSeconds * 1000, logger);
 }
 
-/** What a newcomer needs to try it, in plain words beside the JSON logs: the endpoint, the keys, a first call. */
+/** What a newcomer needs to try it, in plain words beside the JSON logs: the endpoint, the keys, a first call, the demo. */
 function firstRunHelp(amphi: Amphi, config: AmphiConfig): string {
   const key = amphi.accessKeys[0]!;
   const endpoint = amphi.publicUrl;
@@ -58,6 +64,9 @@ function firstRunHelp(amphi: Amphi, config: AmphiConfig): string {
     '',
     '  A meeting nobody joins is deleted after 5 minutes, as in the real service.',
     '',
+    ...(amphi.demo
+      ? [`  Try the webinar demo (media replication, promotion to the stage): open ${endpoint}/ in a browser.`, '']
+      : []),
     '',
   ].join('\n');
 }

@@ -9,6 +9,8 @@ export interface MediaClusterOptions {
   basePort: number;
   announcedIp: string;
   logLevel: string;
+  /** How often a client's silence is looked at (default 5 s); tests shorten it. */
+  silenceCheckMs?: number;
 }
 
 /**
@@ -29,6 +31,7 @@ export class MediaCluster {
             announcedIp: options.announcedIp,
             logLevel: options.logLevel,
             name: `media-${i}`,
+            silenceCheckMs: options.silenceCheckMs,
           },
           logger,
         ),

@@ -12,6 +12,11 @@ export interface NodeDirectory {
   node(nodeId: string): Promise<NodeInfo | undefined>;
   /** The node for a new meeting's media session in `region` (throws a ServiceUnavailable-mapped error if none is alive). */
   placeMeeting(region: string): Promise<NodeInfo>;
+  /**
+   * A connection to `nodeId` was refused (nothing listens at its address: the process is gone): this process counts
+   * it dead until its registry entry is written again, rather than for the rest of its expiry.
+   */
+  markUnreachable(nodeId: string): void;
 }
 
 /** Where the other nodes reach `node` itself, or undefined for no node. */
@@ -51,6 +56,10 @@ export class EmbeddedNodeDirectory implements NodeDirectory {
     return this.local();
   }
 
+  markUnreachable(_nodeId: string): void {
+    // The only node is this process.
+  }
+
   private local(): NodeInfo {
     return { ...this.describeLocal(), id: this.localNodeId, regions: '*', heartbeatAt: Date.now() };
   }
@@ -71,6 +80,8 @@ export interface RedisNodeDirectoryOptions {
  */
 export class RedisNodeDirectory implements NodeDirectory {
   private cached: { nodes: Promise<NodeInfo[]>; readAt: number } | undefined;
+  /** Nodes found unreachable, with the heartbeat their entry had then: they count as dead until it changes. */
+  private readonly unreachable = new Map<string, number | undefined>();
 
   constructor(
     private readonly registry: RedisNodeRegistry,
@@ -100,6 +111,13 @@ export class RedisNodeDirectory implements NodeDirectory {
     return chosen;
   }
 
+  markUnreachable(nodeId: string): void {
+    if (this.isLocal(nodeId) || this.unreachable.has(nodeId)) return;
+    this.unreachable.set(nodeId, undefined);
+    // The next read learns which heartbeat no longer counts: read afresh rather than reuse the cache.
+    this.cached = undefined;
+  }
+
   /** The live nodes, this one included and described as it is now. */
   async liveNodes(): Promise<NodeInfo[]> {
     const now = Date.now();
@@ -119,6 +137,21 @@ export class RedisNodeDirectory implements NodeDirectory {
       throw new NodesUnavailableError(`The node registry cannot be read: ${(error as Error).message}`, { cause: error });
     }
     const local: NodeInfo = { ...this.describeLocal(), heartbeatAt: now };
-    return [local, ...registered.filter((node) => node.id !== local.id)].sort((a, b) => a.id.localeCompare(b.id));
+    return [local, ...registered.filter((node) => node.id !== local.id && this.reachable(node))].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Whether a registered node is not one found unreachable since its last heartbeat. */
+  private reachable(node: NodeInfo): boolean {
+    if (!this.unreachable.has(node.id)) return true;
+    const seen = this.unreachable.get(node.id);
+    if (seen === undefined) {
+      // The first read since it was found unreachable: the heartbeat it shows is the one that no longer counts.
+      this.unreachable.set(node.id, node.heartbeatAt);
+      return false;
+    }
+    if (node.heartbeatAt === seen) return false;
+    // Written since: the node (or one restarted under its id) is alive again.
+    this.unreachable.delete(node.id);
+    return true;
   }
 }

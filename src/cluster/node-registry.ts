@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -36,7 +37,15 @@ export const DEFAULT_NODE_REGISTRY: NodeRegistryOptions = { heartbeatMs: 2_000, 
  * rewriting it every heartbeat with an expiry of `deadAfterMs`, so a node that stops (crash, partition, Redis lost
  * from its side) disappears by itself; `<prefix>nodes` indexes the ids and is pruned by readers.
  */
-export class RedisNodeRegistry {
+export interface NodeRegistryEvents {
+  /**
+   * A heartbeat found this node's entry gone (it expired: the node could not write it for `deadAfterMs`, so the
+   * others took it for dead and may have re-homed its meetings) and wrote it again.
+   */
+  rejoined: [];
+}
+
+export class RedisNodeRegistry extends EventEmitter<NodeRegistryEvents> {
   private timer: NodeJS.Timeout | undefined;
   private readonly options: NodeRegistryOptions;
 
@@ -45,6 +54,7 @@ export class RedisNodeRegistry {
     private readonly logger: Logger,
     options: Partial<NodeRegistryOptions> = {},
   ) {
+    super();
     this.options = { ...DEFAULT_NODE_REGISTRY, ...options };
   }
 
@@ -52,7 +62,14 @@ export class RedisNodeRegistry {
   async join(describe: () => Omit<NodeInfo, 'heartbeatAt'>): Promise<void> {
     await this.beat(describe);
     this.timer ??= setInterval(() => {
-      this.beat(describe).catch((error: unknown) => this.logger.warn({ err: error }, 'node heartbeat failed'));
+      this.beat(describe).then(
+        (wasAlive) => {
+          if (wasAlive || !this.timer) return;
+          this.logger.warn('this node was missing from the registry (taken for dead by the others); announced again');
+          this.emit('rejoined');
+        },
+        (error: unknown) => this.logger.warn({ err: error }, 'node heartbeat failed'),
+      );
     }, this.options.heartbeatMs);
     this.timer.unref();
   }
@@ -85,10 +102,16 @@ export class RedisNodeRegistry {
     return live.sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  private async beat(describe: () => Omit<NodeInfo, 'heartbeatAt'>): Promise<void> {
+  /** Writes this node's entry; resolves whether it was still there (false: it had expired, or never existed). */
+  private async beat(describe: () => Omit<NodeInfo, 'heartbeatAt'>): Promise<boolean> {
     const info: NodeInfo = { ...describe(), heartbeatAt: Date.now() };
-    const results = await this.redis.multi().set(this.nodeKey(info.id), JSON.stringify(info), 'PX', this.options.deadAfterMs).sadd(this.indexKey(), info.id).exec();
+    const results = await this.redis
+      .multi()
+      .set(this.nodeKey(info.id), JSON.stringify(info), 'PX', this.options.deadAfterMs, 'GET')
+      .sadd(this.indexKey(), info.id)
+      .exec();
     checked(results, 'announce this node');
+    return results![0]![1] !== null;
   }
 
   private nodeKey(id: string): string {

@@ -10,6 +10,8 @@ export interface MeetingEvents {
   attendeeDeleted: [attendee: AttendeeRecord];
   /** A live attendee's capabilities changed. */
   attendeeCapabilitiesChanged: [attendee: AttendeeRecord];
+  /** A dead node's meeting was re-homed: a node still hosting it (cut off, not dead) ends its sessions. */
+  meetingMoved: [meeting: MeetingRecord, fromNodeId: string];
 }
 
 export type MeetingEventName = keyof MeetingEvents;

@@ -45,6 +45,8 @@ export class MeetingLifecycle implements ConnectionReporter {
   private readonly idleSince = new Map<string, number>();
   /** meetingId → when this node first saw its hosting node dead. */
   private readonly orphanedSince = new Map<string, number>();
+  /** Meetings another node hosted at the last sweep: one hosted here since was re-homed here (its clock restarts). */
+  private readonly hostedElsewhere = new Set<string>();
   private readonly startedAt: number;
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<string[]> | undefined;
@@ -60,6 +62,7 @@ export class MeetingLifecycle implements ConnectionReporter {
       this.connections.delete(meeting.MeetingId);
       this.idleSince.delete(meeting.MeetingId);
       this.orphanedSince.delete(meeting.MeetingId);
+      this.hostedElsewhere.delete(meeting.MeetingId);
     });
   }
 
@@ -120,15 +123,22 @@ export class MeetingLifecycle implements ConnectionReporter {
     }
     // Meetings ended elsewhere leave no orphan clock behind.
     for (const meetingId of this.orphanedSince.keys()) if (!seen.has(meetingId)) this.orphanedSince.delete(meetingId);
+    for (const meetingId of this.hostedElsewhere) if (!seen.has(meetingId)) this.hostedElsewhere.delete(meetingId);
     return ended;
   }
 
   /** Since when this node counts the meeting idle; undefined: another, live node judges it. */
   private async idleFrom(meeting: MeetingRecord, now: number): Promise<number | undefined> {
     if (this.nodes.isLocal(meeting.MediaNodeId)) {
+      if (this.hostedElsewhere.delete(meeting.MeetingId) && !this.idleSince.has(meeting.MeetingId)) {
+        // Re-homed here (its node died): idle since it was seen orphaned, else from now, not from its creation.
+        this.idleSince.set(meeting.MeetingId, this.orphanedSince.get(meeting.MeetingId) ?? now);
+      }
+      this.orphanedSince.delete(meeting.MeetingId);
       // Connections are not persisted: after a restart the idle clock starts again.
       return this.idleSince.get(meeting.MeetingId) ?? Math.max(meeting.CreatedAt, this.startedAt);
     }
+    this.hostedElsewhere.add(meeting.MeetingId);
     if (await this.nodes.node(meeting.MediaNodeId)) {
       this.orphanedSince.delete(meeting.MeetingId);
       return undefined;

@@ -11,6 +11,7 @@ export class LocalMeetingEventBus implements MeetingEventBus {
     meetingEnded: new Set(),
     attendeeDeleted: new Set(),
     attendeeCapabilitiesChanged: new Set(),
+    meetingMoved: new Set(),
   };
 
   publish<E extends MeetingEventName>(event: E, ...args: MeetingEvents[E]): void {

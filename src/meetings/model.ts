@@ -41,9 +41,13 @@ export interface MeetingRecord {
   ClientRequestToken: string;
   /** Fingerprint of the creating request, to tell a retry from a token reused for another meeting. */
   RequestFingerprint: string;
-  /** The media node chosen for this meeting's region when it was created. */
+  /** The media node hosting this meeting: chosen for its region at creation, another one if that node died. */
   MediaNodeId: string;
-  /** That node's public URL at creation, so MediaPlacement stays renderable if it dies (absent in older records). */
+  /**
+   * The public URL of the node chosen at creation (in a cluster, its region's front), which MediaPlacement names for
+   * the meeting's whole life: kept when the meeting is re-homed, so its clients reconnect where they were sent
+   * (absent in older records and, after a restart, in the embedded node's).
+   */
   MediaNodeUrl?: string;
   Tags: Tag[];
   CreatedAt: number;

@@ -467,6 +467,31 @@ export class MeetingService {
 
   // ---- lookups for the media plane and the lifecycle rules ----
 
+  /**
+   * The meeting with a live media node: as it is while the node it names is alive (or is this one); else re-homed,
+   * on this node (`'here'`: a client of it reached this node through its region's front) or on the node placement
+   * picks for its region (`'placed'`). The move is a compare-and-set under the meeting's lock: only a record that
+   * still names the dead node is changed, so of several nodes re-homing one meeting at once exactly one wins and
+   * the others get the winner's record. Undefined: the meeting is gone.
+   */
+  async liveHome(meeting: MeetingRecord, to: 'here' | 'placed'): Promise<MeetingRecord | undefined> {
+    if (this.nodes.isLocal(meeting.MediaNodeId) || (await this.nodes.node(meeting.MediaNodeId))) return meeting;
+    const target = to === 'here' ? await this.nodes.node(this.nodes.localNodeId) : await this.nodes.placeMeeting(meeting.MediaRegion);
+    if (!target) throw new Error('this node does not describe itself');
+    let moved: MeetingRecord | undefined;
+    const current = await this.store.withLock(meetingLock(meeting.MeetingId), async () => {
+      const current = await this.store.getMeeting(meeting.MeetingId);
+      if (!current || current.MediaNodeId !== meeting.MediaNodeId) return current;
+      // MediaNodeUrl stays: the URL clients hold (the region's front, shared by its nodes) must go on working.
+      moved = { ...current, MediaNodeId: target.id };
+      await this.store.putMeeting(moved);
+      return moved;
+    });
+    // A node that was only cut off, not dead, must stop hosting it (its clients reconnect to the new host).
+    if (moved) this.events.publish('meetingMoved', moved, meeting.MediaNodeId);
+    return current;
+  }
+
   /** The meeting, or undefined for an unknown (or malformed) id. */
   async meeting(meetingId: string): Promise<MeetingRecord | undefined> {
     return this.store.getMeeting(meetingId.toLowerCase());
@@ -504,9 +529,10 @@ export class MeetingService {
   }
 
   renderMeeting(meeting: MeetingRecord) {
-    // This node's meetings follow its current public URL; another node's keep the URL it had when they were
-    // created, so they stay renderable when that node is gone (records older than the field: this node's URL).
-    const nodeUrl = this.nodes.isLocal(meeting.MediaNodeId) ? this.localPublicUrl() : (meeting.MediaNodeUrl ?? this.localPublicUrl());
+    // The URL the meeting was placed at, for its whole life: it stays renderable when its node is gone, and the same
+    // after a re-homing, so the URL its clients hold stays the one they are given (records older than the field, and
+    // the embedded node's after a restart: this node's URL).
+    const nodeUrl = meeting.MediaNodeUrl ?? this.localPublicUrl();
     const http = nodeUrl.replace(/\/+$/, '');
     const ws = http.replace(/^http/, 'ws');
     const host = new URL(http).host;

@@ -17,7 +17,7 @@ import type { RoomHandle } from '../media/worker/room-handle.ts';
 import type { PrimaryHandle } from './primary-handle.ts';
 import type { Clock } from '../util/clock.ts';
 import type { PostedData } from './data-messages.ts';
-import { AudioStatus, FrameType, SdkServerSideNetworkAdaption, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';
+import { AudioStatus, CloseCode, FrameType, SdkServerSideNetworkAdaption, SdkStreamMediaType, SdkStreamServiceType, type OutgoingFrame } from './frames.ts';
 import type { Publication } from './publications.ts';
 import type { Participant, PresenceInfo } from './roster.ts';
 import { receives, sends, SessionMedia, VIDEO_SUBSCRIPTION_LIMIT } from './session-media.ts';
@@ -136,6 +136,12 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     }
     const peer = this.room.createPeer(session.attendeeId);
     peer.on('connectionChange', (connected) => session.log.debug({ connected }, 'media transport'));
+    // The service reports an attendee dropped after 10–15 s without its packets, even while its signaling stays up;
+    // the session ends so (the client reconnects if it can), and its departure is reported once, as Dropped.
+    peer.on('silent', () => {
+      session.log.info('no media packet from the client for 10–15 s; closing as dropped');
+      session.close(CloseCode.Normal, 'media silent', true);
+    });
     this.media.set(session, new SessionMedia(peer, this.context.clock.now()));
     this.mediaPresence(session, true);
     this.context.meetings.activity.emit('attendeeJoined', this.meeting, session.attendee, session.content);
@@ -265,9 +271,19 @@ export abstract class Conference extends EventEmitter<ConferenceEvents> implemen
     this.closeIfIdle();
   }
 
+  /** Ends every session with `audioStatus`, then the conference. */
   end(audioStatus: number): void {
+    this.sendFinalStatus(audioStatus);
     for (const session of [...this.sessions]) session.end(audioStatus);
     this.close();
+  }
+
+  /**
+   * Tells every client its session ends, before any is closed: a client told first of the others leaving would
+   * renegotiate, and its SDK holds a reconnect back until that renegotiation times out (15 s).
+   */
+  sendFinalStatus(audioStatus: number): void {
+    for (const session of this.sessions) session.sendFinalStatus(audioStatus);
   }
 
   /** DeleteAttendee, or the same attendee connecting elsewhere. */

@@ -91,7 +91,9 @@ export class SignalingGateway {
       turn: parts.turn,
       metrics: parts.metrics,
       primaryFor: async (primaryMeetingId, replicaMeetingId) => {
-        const meeting = await meetings.meeting(primaryMeetingId);
+        const found = await meetings.meeting(primaryMeetingId);
+        // A primary whose node died goes where its region's meetings go; its attendees and replicas follow it there.
+        const meeting = found && (await meetings.liveHome(found, 'placed'));
         if (!meeting) return undefined;
         if (!this.nodes.isLocal(meeting.MediaNodeId)) return parts.remotePrimaries?.connect(meeting, replicaMeetingId);
         return this.openLocalPrimary(primaryMeetingId);
@@ -103,6 +105,7 @@ export class SignalingGateway {
       meetings.events.subscribe('attendeeCapabilitiesChanged', (attendee) =>
         this.conferences.get(attendee.MeetingId)?.updateCapabilities(attendee),
       ),
+      meetings.events.subscribe('meetingMoved', (meeting) => this.onMeetingMoved(meeting)),
     ];
     for (const worker of media.workers) worker.on('exited', () => this.onWorkerExited(worker));
   }
@@ -172,8 +175,41 @@ export class SignalingGateway {
       if (!revocation) return refuse(socket, 403, 'Forbidden');
       return this.wss.handleUpgrade(request, socket, head, (ws) => endRevoked(ws, revocation, this.clock.now()));
     }
-    if (!this.nodes.isLocal(meeting.MediaNodeId)) return this.relayToHost(request, socket, head, meeting);
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
+    await this.route(request, socket, head, meeting, attendee, content);
+  }
+
+  /**
+   * Serves the connection here if this node hosts the meeting, or relays it to the node that does. A client's own
+   * connection (not a relayed one) for a meeting whose node is dead re-homes the meeting here: its region's front sent
+   * it to this live node. A node that refuses the relay's connection is dead too, whatever the registry says yet.
+   */
+  private async route(request: IncomingMessage, socket: Duplex, head: Buffer, found: MeetingRecord, attendee: AttendeeRecord, content: boolean): Promise<void> {
+    let meeting = found;
+    if (!this.nodes.isLocal(found.MediaNodeId) && !isRelayed(request)) {
+      let homed: MeetingRecord | undefined;
+      try {
+        homed = await this.meetings.liveHome(found, 'here');
+      } catch (error) {
+        this.logger.warn({ err: error, meetingId: found.MeetingId }, 'could not re-home a meeting whose node is dead');
+        return refuse(socket, 503, 'Service Unavailable');
+      }
+      if (!homed) return refuse(socket, 403, 'Forbidden'); // deleted meanwhile: its retries learn why
+      if (homed.MediaNodeId !== found.MediaNodeId) {
+        this.logger.info({ meetingId: found.MeetingId, from: found.MediaNodeId, to: homed.MediaNodeId }, "a dead node's meeting re-homed");
+      }
+      meeting = homed;
+    }
+    if (this.nodes.isLocal(meeting.MediaNodeId)) {
+      this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, meeting, attendee, content));
+      return;
+    }
+    await this.relayToHost(request, socket, head, meeting, () => {
+      this.nodes.markUnreachable(meeting.MediaNodeId);
+      this.route(request, socket, head, meeting, attendee, content).catch((error: unknown) => {
+        this.logger.error({ err: error }, 'signaling upgrade failed');
+        refuse(socket, 500, 'Internal Server Error');
+      });
+    });
   }
 
   /** Counts the socket against its address's cap until it closes; false at the cap. */
@@ -194,7 +230,7 @@ export class SignalingGateway {
    * Another node hosts the meeting (a load balancer sent the client here): the connection is relayed to it, frame
    * for frame. A connection relayed once is not relayed again: the nodes disagree on where the meeting is.
    */
-  private async relayToHost(request: IncomingMessage, socket: Duplex, head: Buffer, meeting: MeetingRecord): Promise<void> {
+  private async relayToHost(request: IncomingMessage, socket: Duplex, head: Buffer, meeting: MeetingRecord, onHostDown: () => void): Promise<void> {
     const log = { meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId, localNodeId: this.nodes.localNodeId };
     if (isRelayed(request)) {
       this.logger.warn(log, 'relayed connection for a meeting this node does not host; refused');
@@ -206,7 +242,8 @@ export class SignalingGateway {
       return refuse(socket, 503, 'Service Unavailable');
     }
     this.logger.debug(log, 'signaling relayed to the hosting node');
-    this.relay.relay(request, socket, head, hostUrl, `/control/${meeting.MeetingId}`);
+    // A relayed connection is not re-homed here (see route): its node decided where the meeting is.
+    this.relay.relay(request, socket, head, hostUrl, `/control/${meeting.MeetingId}`, isRelayed(request) ? undefined : onHostDown);
   }
 
   private accept(ws: WebSocket, meeting: MeetingRecord, attendee: AttendeeRecord, content: boolean): void {
@@ -257,9 +294,35 @@ export class SignalingGateway {
       }
     }
     if (lost.size > 0) this.logger.warn({ worker: worker.name, conferences: lost.size }, 'media worker lost; its clients reconnect');
+    // Every client hears its status before a primary's end reaches its replicas' clients.
+    for (const conference of lost) conference.sendFinalStatus(AudioStatus.ServiceUnavailable);
     for (const conference of lost) {
       if (this.conferences.get(conference.meeting.MeetingId) === conference) this.conferences.delete(conference.meeting.MeetingId);
       conference.end(AudioStatus.ServiceUnavailable);
+    }
+  }
+
+  /**
+   * Another node re-homed a meeting this node was thought dead for (cut off from Redis, not stopped): its sessions
+   * here end with 503, and the SDK reconnects through the front to the new host. Only one node hosts a meeting.
+   */
+  private onMeetingMoved(meeting: MeetingRecord): void {
+    if (this.nodes.isLocal(meeting.MediaNodeId)) return;
+    const conference = this.conferences.get(meeting.MeetingId);
+    if (!conference) return;
+    this.logger.warn({ meetingId: meeting.MeetingId, mediaNodeId: meeting.MediaNodeId }, 'meeting re-homed on another node; its sessions here end');
+    this.conferences.delete(meeting.MeetingId);
+    conference.end(AudioStatus.ServiceUnavailable);
+  }
+
+  /**
+   * This node was taken for dead (its registry entry expired: cut off from Redis) and is back: the moves it may have
+   * missed meanwhile are read from the records, and the conferences of meetings re-homed elsewhere end here.
+   */
+  async endMovedConferences(): Promise<void> {
+    for (const meetingId of [...this.conferences.keys()]) {
+      const meeting = await this.meetings.meeting(meetingId);
+      if (meeting) this.onMeetingMoved(meeting);
     }
   }
 
@@ -276,6 +339,8 @@ export class SignalingGateway {
 
   close(): void {
     for (const unsubscribe of this.unsubscribes) unsubscribe();
+    // Every client hears its status before a primary's end reaches its replicas' clients.
+    for (const conference of this.conferences.values()) conference.sendFinalStatus(AudioStatus.ServiceUnavailable);
     for (const conference of this.conferences.values()) conference.end(AudioStatus.ServiceUnavailable);
     this.conferences.clear();
     this.relay.close();

@@ -82,6 +82,8 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   /** Set once the client has sent JOIN. */
   joinFlags = 0;
   private rosterSentFlag = false;
+  /** The client was told its session ends (AUDIO_STATUS): nothing is sent after that. */
+  private finalStatusSent = false;
   private lastFrameAt: number;
   private framesThisSecond = 0;
   private secondStartedAt: number;
@@ -153,7 +155,7 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
   }
 
   send(frame: OutgoingFrame): void {
-    if (this.state === 'closed' || this.ws.readyState !== this.ws.OPEN) return;
+    if (this.state === 'closed' || this.finalStatusSent || this.ws.readyState !== this.ws.OPEN) return;
     if (this.readPause.has('backpressure') && DROPPABLE_WHEN_BACKED_UP.has(frame.type ?? -1)) return;
     this.ws.send(encodeFrame(frame, this.clock.now()), () => this.resumeIfDrained());
     if (this.ws.bufferedAmount > OUTBOUND_HIGH_WATER_BYTES && this.readPause.hold('backpressure')) {
@@ -169,8 +171,18 @@ export class SignalingSession extends EventEmitter<SignalingSessionEvents> {
 
   /** Ends the session with an AUDIO_STATUS the client maps to a terminal status, then closes. */
   end(audioStatus: number, closeCode: number = CloseCode.Normal): void {
-    this.send({ type: FrameType.AUDIO_STATUS, audioStatus: { audioStatus } });
+    this.sendFinalStatus(audioStatus);
     this.close(audioStatus === AudioStatus.MeetingEnded ? CloseCode.MeetingEnded : closeCode, `status ${audioStatus}`);
+  }
+
+  /**
+   * Tells the client its session ends with `audioStatus` (AUDIO_STATUS), the last frame it gets; the socket closes
+   * later, with `end` or `close`.
+   */
+  sendFinalStatus(audioStatus: number): void {
+    if (this.finalStatusSent) return;
+    this.send({ type: FrameType.AUDIO_STATUS, audioStatus: { audioStatus } });
+    this.finalStatusSent = true;
   }
 
   /** `dropped`: the connection failed, rather than being ended by the client (LEAVE) or by the meeting. */

@@ -96,9 +96,11 @@ export class SignalRelay extends EventEmitter<SignalRelayEvents> {
   /**
    * Relays an upgrade request the gateway has authenticated to the hosting node at
    * `hostBaseUrl` (http(s)://host:port, as in its public URL), on `path` (/control/<MeetingId>),
-   * keeping the request's query. Answers the client itself in every case; never throws.
+   * keeping the request's query. Answers the client itself in every case but one, and never throws: when nothing
+   * listens at the hosting node's address (its process is gone) and `onHostDown` is given, the client's handshake is
+   * left unanswered and `onHostDown` called, so the caller can serve it (re-homing the meeting).
    */
-  relay(request: IncomingMessage, socket: Duplex, head: Buffer, hostBaseUrl: string, path: string): void {
+  relay(request: IncomingMessage, socket: Duplex, head: Buffer, hostBaseUrl: string, path: string, onHostDown?: () => void): void {
     socket.on('error', (error) => this.logger.debug({ err: error }, 'relayed client socket error'));
     if (this.closed) return refuse(socket, 503);
     if (isRelayed(request)) {
@@ -131,11 +133,11 @@ export class SignalRelay extends EventEmitter<SignalRelayEvents> {
       this.logger.debug({ err: error }, 'relayed handshake not acceptable');
       return refuse(socket, 400);
     }
-    this.connect(request, socket, head, upstream, url);
+    this.connect(request, socket, head, upstream, url, onHostDown);
   }
 
   /** Waits for the hosting node's answer, then completes or refuses the client's handshake. */
-  private connect(request: IncomingMessage, socket: Duplex, head: Buffer, upstream: WebSocket, url: string): void {
+  private connect(request: IncomingMessage, socket: Duplex, head: Buffer, upstream: WebSocket, url: string, onHostDown?: () => void): void {
     let settled = false;
     const settle = (): boolean => {
       if (settled) return false;
@@ -168,7 +170,16 @@ export class SignalRelay extends EventEmitter<SignalRelayEvents> {
     socket.once('close', clientLeft);
 
     // Later errors belong to the link; this listener stays so none is ever unhandled.
-    upstream.on('error', (error) => fail(502, 'the hosting node is unreachable', error));
+    upstream.on('error', (error) => {
+      if (onHostDown && isConnectionRefused(error)) {
+        if (!settle()) return;
+        this.logger.info({ url }, 'the hosting node refuses connections: handed back');
+        upstream.terminate();
+        onHostDown();
+        return;
+      }
+      fail(502, 'the hosting node is unreachable', error);
+    });
     upstream.once('unexpected-response', (_request, response) => {
       const status = response.statusCode ?? 502;
       // Only the hosting node's refusals are passed on; anything else from it is a bad gateway.
@@ -220,6 +231,11 @@ function upstreamUrl(hostBaseUrl: string, path: string, requestUrl: string): str
   const query = queryAt === -1 ? '' : requestUrl.slice(queryAt);
   const ws = base.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${ws}//${base.host}${base.pathname.replace(/\/+$/, '')}${path}${query}`;
+}
+
+/** Nothing listens at the address: the process is gone (a machine that is down times out instead). */
+function isConnectionRefused(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
 }
 
 /** The checks ws makes before a 101, made before the hosting node is asked, so it isn't asked in vain. */

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { MeetingEventBus, MeetingEventListener, MeetingEventName, MeetingEvents } from '../meetings/events.ts';
 import { LocalMeetingEventBus } from '../meetings/local-event-bus.ts';
 
-const EVENT_NAMES: ReadonlySet<string> = new Set<MeetingEventName>(['meetingEnded', 'attendeeDeleted', 'attendeeCapabilitiesChanged']);
+const EVENT_NAMES: ReadonlySet<string> = new Set<MeetingEventName>(['meetingEnded', 'attendeeDeleted', 'attendeeCapabilitiesChanged', 'meetingMoved']);
 
 interface WireEvent {
   origin: string;

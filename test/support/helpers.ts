@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,27 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** `count` consecutive UDP ports free on 127.0.0.1 just now (a node's media workers bind base + i). */
+export async function freeUdpPorts(count: number): Promise<number> {
+  const bind = (port: number) =>
+    new Promise<ReturnType<typeof createSocket> | undefined>((resolve) => {
+      const socket = createSocket('udp4');
+      socket.once('error', () => {
+        socket.close();
+        resolve(undefined);
+      });
+      socket.bind(port, '127.0.0.1', () => resolve(socket));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    // Below Linux's ephemeral range (32768–60999), so a port the kernel hands out in between can't take it.
+    const base = 20_000 + Math.floor(Math.random() * 10_000);
+    const sockets = await Promise.all(Array.from({ length: count }, (_, i) => bind(base + i)));
+    for (const socket of sockets) socket?.close();
+    if (sockets.every(Boolean)) return base;
+  }
+  throw new Error(`no ${count} consecutive free UDP ports found`);
 }
 
 export function tempDataDir(): string {

@@ -24,6 +24,51 @@ export interface RelayDirectionStats {
 
 type Side = 'a' | 'b';
 
+/** What a datagram suffers on its way: one impairment, several in a row (a sender's link, then a receiver's), or none. */
+export type ImpairmentChain = Impairment | readonly Impairment[] | undefined;
+
+/**
+ * One direction of an impaired link: each datagram is dropped or delayed by the impairments read at
+ * its arrival (several in a row: lost if any loses it, delayed by the sum of their delays), and
+ * counted. Jitter reorders, as netem's does.
+ */
+export class ImpairedLine {
+  readonly stats: RelayDirectionStats = { received: 0, dropped: 0, forwarded: 0, reordered: 0 };
+  private arrivals = 0;
+  /** The latest arrival forwarded so far. */
+  private latestForwarded = -1;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  /** `deliver` runs after the delay, unless the datagram is lost or the line closed first. */
+  carry(chain: ImpairmentChain, deliver: () => void): void {
+    if (this.closed) return;
+    this.stats.received++;
+    const arrival = this.arrivals++;
+    const impairments = chain === undefined ? [] : Array.isArray(chain) ? (chain as readonly Impairment[]) : [chain as Impairment];
+    let delay = 0;
+    for (const { delayMs, jitterMs, lossPercent } of impairments) {
+      if (Math.random() * 100 < lossPercent) return void this.stats.dropped++;
+      delay += Math.max(0, delayMs + (jitterMs ? (Math.random() * 2 - 1) * jitterMs : 0));
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.closed) return;
+      if (arrival < this.latestForwarded) this.stats.reordered++;
+      else this.latestForwarded = arrival;
+      this.stats.forwarded++;
+      deliver();
+    }, delay);
+    this.timers.add(timer);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+  }
+}
+
 /**
  * A user-space stand-in for `tc netem` between two UDP endpoints, for kernels without sch_netem.
  *
@@ -38,14 +83,7 @@ type Side = 'a' | 'b';
  * in the process that runs the relay (a millisecond or two late when it is busy).
  */
 export class ImpairmentRelay {
-  readonly stats: Record<Side, RelayDirectionStats> = {
-    a: { received: 0, dropped: 0, forwarded: 0, reordered: 0 },
-    b: { received: 0, dropped: 0, forwarded: 0, reordered: 0 },
-  };
-  /** Per direction: the order in which datagrams arrived, and the latest arrival forwarded so far. */
-  private readonly arrivals: Record<Side, number> = { a: 0, b: 0 };
-  private readonly latestForwarded: Record<Side, number> = { a: -1, b: -1 };
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly lines: Record<Side, ImpairedLine> = { a: new ImpairedLine(), b: new ImpairedLine() };
   private closed = false;
 
   private constructor(
@@ -53,7 +91,7 @@ export class ImpairmentRelay {
     private readonly facingB: dgram.Socket,
     private readonly a: UdpEndpoint,
     private readonly b: UdpEndpoint,
-    private readonly impairmentOf: (from: Side) => Impairment | undefined,
+    private readonly impairmentOf: (from: Side) => ImpairmentChain,
   ) {
     facingA.on('message', (datagram, from) => this.relay('a', datagram, from));
     facingB.on('message', (datagram, from) => this.relay('b', datagram, from));
@@ -65,9 +103,14 @@ export class ImpairmentRelay {
    * Binds both sockets on `bindAddress` (an address both ends reach). `impairmentOf('a')` is what
    * A's datagrams suffer on their way to B; undefined means none.
    */
-  static async open(bindAddress: string, a: UdpEndpoint, b: UdpEndpoint, impairmentOf: (from: Side) => Impairment | undefined): Promise<ImpairmentRelay> {
+  static async open(bindAddress: string, a: UdpEndpoint, b: UdpEndpoint, impairmentOf: (from: Side) => ImpairmentChain): Promise<ImpairmentRelay> {
     const [facingA, facingB] = await Promise.all([bound(bindAddress), bound(bindAddress)]);
     return new ImpairmentRelay(facingA, facingB, a, b, impairmentOf);
+  }
+
+  /** What the relay did with the datagrams each end sent. */
+  get stats(): Record<Side, RelayDirectionStats> {
+    return { a: this.lines.a.stats, b: this.lines.b.stats };
   }
 
   /** Where A sends to reach B (and where B's datagrams come from, in A's eyes). */
@@ -83,8 +126,8 @@ export class ImpairmentRelay {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
+    this.lines.a.close();
+    this.lines.b.close();
     this.facingA.close();
     this.facingB.close();
   }
@@ -92,31 +135,17 @@ export class ImpairmentRelay {
   private relay(from: Side, datagram: Buffer, sender: dgram.RemoteInfo): void {
     const source = from === 'a' ? this.a : this.b;
     if (sender.address !== source.address || sender.port !== source.port) return;
-    const stats = this.stats[from];
-    stats.received++;
-    const arrival = this.arrivals[from]++;
-    const impairment = this.impairmentOf(from);
-    if (impairment && Math.random() * 100 < impairment.lossPercent) return void stats.dropped++;
-    const jitter = impairment?.jitterMs ? (Math.random() * 2 - 1) * impairment.jitterMs : 0;
-    const delay = Math.max(0, (impairment?.delayMs ?? 0) + jitter);
     const [out, to] = from === 'a' ? [this.facingB, this.b] : [this.facingA, this.a];
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      if (this.closed) return;
-      if (arrival < this.latestForwarded[from]) stats.reordered++;
-      else this.latestForwarded[from] = arrival;
-      stats.forwarded++;
-      out.send(datagram, to.port, to.address);
-    }, delay);
-    this.timers.add(timer);
+    this.lines[from].carry(this.impairmentOf(from), () => out.send(datagram, to.port, to.address));
   }
 }
 
-async function bound(address: string): Promise<dgram.Socket> {
+/** A UDP socket bound on `address` (port 0: any free port). */
+export async function bound(address: string, port = 0): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(0, address, () => {
+    socket.bind(port, address, () => {
       socket.off('error', reject);
       resolve();
     });
@@ -124,7 +153,7 @@ async function bound(address: string): Promise<dgram.Socket> {
   return socket;
 }
 
-function endpointOf(socket: dgram.Socket): UdpEndpoint {
+export function endpointOf(socket: dgram.Socket): UdpEndpoint {
   const { address, port } = socket.address() as AddressInfo;
   return { address, port };
 }

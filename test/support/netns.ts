@@ -1,5 +1,6 @@
 import { execFile, execFileSync, spawn as spawnProcess, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { promisify } from 'node:util';
+import { ImpairmentGateway } from './impairment-gateway.ts';
 import { ImpairmentRelay, type Impairment, type UdpEndpoint } from './impairment-relay.ts';
 
 export type { Impairment, UdpEndpoint } from './impairment-relay.ts';
@@ -25,6 +26,19 @@ export interface UdpPath {
   bSendsTo: UdpEndpoint;
   /** Only in relay mode: what it forwarded, dropped and reordered. */
   relay: ImpairmentRelay | undefined;
+  close(): void;
+}
+
+/**
+ * How the lab's namespaces reach a UDP server of the root namespace (listening on the bridge
+ * address) across their impaired links: they send to `clientsSendTo`, which the server should
+ * announce as its address. With netem it is the server itself; with the relay it is a gateway on
+ * `gatewayAddress` with the server's port number.
+ */
+export interface UdpGateway {
+  clientsSendTo: UdpEndpoint;
+  /** Only in relay mode: what it did with each client's datagrams. */
+  gateway: ImpairmentGateway | undefined;
   close(): void;
 }
 
@@ -55,13 +69,18 @@ export function netnsUnavailable(): string | undefined {
 /**
  * A small network of namespaces for tests: each has loopback up and a veth to a bridge in the root
  * namespace, all on one private /24 (the bridge holds .1), so processes in the namespaces and in the
- * root namespace reach each other. `setLink` delays and drops what a namespace sends. Everything is
+ * root namespace reach each other. `setLink` delays and drops what a namespace sends, `setDownlink`
+ * what it receives; `udpPath` joins two namespaces' UDP endpoints and `udpGateway` puts the links in
+ * front of a root-namespace UDP server, whichever the impairment mode. Everything is
  * removed by `destroy()`, on process exit, or, after a crash, by the next lab made on this machine.
  */
 export class NetnsLab {
   private readonly children = new Set<ChildProcess>();
-  private readonly paths = new Set<UdpPath>();
+  /** Relays and gateways open now. */
+  private readonly routes = new Set<{ close(): void }>();
+  /** What each namespace's link does to what it sends (uplink) and to what it receives (downlink). */
   private readonly impairments = new Map<string, Impairment>();
+  private readonly downlinks = new Map<string, Impairment>();
   private destroyed: Promise<void> | undefined;
   private readonly onExit = () => this.destroySync();
 
@@ -75,6 +94,11 @@ export class NetnsLab {
     /** Their root-namespace ends, in the namespaces' order. */
     private readonly veths: string[],
     readonly impairment: ImpairmentMode,
+    /**
+     * Where the namespaces reach root-namespace UDP servers impaired (`udpGateway`): a second
+     * address of the bridge in relay mode, the bridge's own with netem.
+     */
+    readonly gatewayAddress: string,
   ) {
     process.on('exit', this.onExit);
   }
@@ -107,7 +131,9 @@ export class NetnsLab {
         await ip('-n', ns, 'route', 'add', 'default', 'via', `${subnet}.1`);
       }
       const mode = detectedMode ?? (detectedMode = await detectImpairmentMode(namespaces[0]!));
-      return new NetnsLab(namespaces, addresses, `${subnet}.1`, bridge, veths, mode);
+      // The relay's gateways need an address of their own: a server's port number on it leads to the server.
+      if (mode === 'relay') await ip('addr', 'add', `${subnet}.2/24`, 'dev', bridge);
+      return new NetnsLab(namespaces, addresses, `${subnet}.1`, bridge, veths, mode, mode === 'relay' ? `${subnet}.2` : `${subnet}.1`);
     } catch (error) {
       for (const veth of veths) await ip('link', 'del', veth).catch(() => undefined);
       for (const ns of created) await ip('netns', 'del', ns).catch(() => undefined);
@@ -148,15 +174,22 @@ export class NetnsLab {
    */
   async setLink(ns: string, impairment: Impairment): Promise<void> {
     this.addressOf(ns);
-    const { delayMs, jitterMs = 0, lossPercent } = impairment;
-    for (const [name, value] of Object.entries({ delayMs, jitterMs, lossPercent })) {
-      if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0, not ${value}`);
-    }
-    if (lossPercent > 100) throw new Error(`lossPercent is at most 100, not ${lossPercent}`);
-    this.impairments.set(ns, { delayMs, jitterMs, lossPercent });
-    if (this.impairment === 'netem') {
-      await tc(ns, ...netemCommand('replace', { delayMs, jitterMs, lossPercent }));
-    }
+    const checked = checkedImpairment(impairment);
+    this.impairments.set(ns, checked);
+    if (this.impairment === 'netem') await tc(ns, ...netemCommand('replace', NODE_INTERFACE, checked));
+  }
+
+  /**
+   * What the namespace receives from now on is delayed and dropped so, on top of the sender's
+   * link. With netem it is the qdisc of the veth's root-namespace end, so it applies to all its
+   * traffic (TCP too); with the relay it applies to the UDP paths and gateways that end at this
+   * namespace.
+   */
+  async setDownlink(ns: string, impairment: Impairment): Promise<void> {
+    this.addressOf(ns);
+    const checked = checkedImpairment(impairment);
+    this.downlinks.set(ns, checked);
+    if (this.impairment === 'netem') await runTool('tc', netemCommand('replace', this.veths[this.namespaces.indexOf(ns)]!, checked));
   }
 
   /**
@@ -169,7 +202,10 @@ export class NetnsLab {
     const bAt = { address: this.addressOf(b.ns), port: b.port };
     const relay =
       this.impairment === 'relay'
-        ? await ImpairmentRelay.open(this.bridgeAddress, aAt, bAt, (from) => this.impairments.get(from === 'a' ? a.ns : b.ns))
+        ? await ImpairmentRelay.open(this.bridgeAddress, aAt, bAt, (from) => {
+            const [sender, receiver] = from === 'a' ? [a.ns, b.ns] : [b.ns, a.ns];
+            return this.chain(this.impairments.get(sender), this.downlinks.get(receiver));
+          })
         : undefined;
     const path: UdpPath = {
       aSendsTo: relay ? relay.aSendsTo : bAt,
@@ -177,18 +213,53 @@ export class NetnsLab {
       relay,
       close: () => {
         relay?.close();
-        this.paths.delete(path);
+        this.routes.delete(path);
       },
     };
-    this.paths.add(path);
+    this.routes.add(path);
     return path;
+  }
+
+  /**
+   * Puts the lab's links in front of a UDP server of the root namespace listening on
+   * `bridgeAddress:port` (a media port many clients share): what a namespace sends it suffers that
+   * namespace's link (`setLink`), and what it answers suffers the namespace's downlink
+   * (`setDownlink`). Clients outside the lab's namespaces pass unimpaired. The server should
+   * announce `clientsSendTo` (on `gatewayAddress`, with its own port number) as its address.
+   */
+  async udpGateway(port: number): Promise<UdpGateway> {
+    if (this.destroyed) throw new Error('the lab is destroyed');
+    const server = { address: this.bridgeAddress, port };
+    const namespaceAt = new Map(this.namespaces.map((ns) => [this.addressOf(ns), ns]));
+    const gateway =
+      this.impairment === 'relay'
+        ? await ImpairmentGateway.open({ address: this.gatewayAddress, port }, server, this.bridgeAddress, (client, direction) => {
+            const ns = namespaceAt.get(client.address);
+            if (ns === undefined) return undefined;
+            return this.chain(direction === 'toServer' ? this.impairments.get(ns) : this.downlinks.get(ns));
+          })
+        : undefined;
+    const opened: UdpGateway = {
+      clientsSendTo: gateway ? gateway.endpoint : server,
+      gateway,
+      close: () => {
+        gateway?.close();
+        this.routes.delete(opened);
+      },
+    };
+    this.routes.add(opened);
+    return opened;
+  }
+
+  private chain(...impairments: (Impairment | undefined)[]): Impairment[] {
+    return impairments.filter((impairment): impairment is Impairment => impairment !== undefined);
   }
 
   /** Kills what runs in the namespaces, closes relays, removes namespaces and bridge. Safe to call again. */
   destroy(): Promise<void> {
     this.destroyed ??= (async () => {
       process.off('exit', this.onExit);
-      for (const path of [...this.paths]) path.close();
+      for (const path of [...this.routes]) path.close();
       await Promise.all(
         [...this.children].map((child) => {
           if (child.exitCode !== null || child.signalCode !== null) return undefined;
@@ -208,7 +279,7 @@ export class NetnsLab {
 
   /** On process exit nothing asynchronous runs any more. */
   private destroySync(): void {
-    for (const path of this.paths) path.close();
+    for (const path of this.routes) path.close();
     for (const child of this.children) child.kill('SIGKILL');
     for (const veth of this.veths) tryIp(['link', 'del', veth]);
     for (const ns of this.namespaces) tryIp(['netns', 'del', ns]);
@@ -266,7 +337,7 @@ async function freeSubnet(): Promise<string> {
 /** netem where the kernel has it: tried once per process on a fresh namespace's veth. */
 async function detectImpairmentMode(ns: string): Promise<ImpairmentMode> {
   try {
-    await tc(ns, ...netemCommand('add', { delayMs: 0, jitterMs: 0, lossPercent: 0 }));
+    await tc(ns, ...netemCommand('add', NODE_INTERFACE, { delayMs: 0, jitterMs: 0, lossPercent: 0 }));
   } catch {
     return 'relay';
   }
@@ -274,9 +345,17 @@ async function detectImpairmentMode(ns: string): Promise<ImpairmentMode> {
   return 'netem';
 }
 
-function netemCommand(verb: 'add' | 'replace', { delayMs, jitterMs = 0, lossPercent }: Impairment): string[] {
+function netemCommand(verb: 'add' | 'replace', device: string, { delayMs, jitterMs = 0, lossPercent }: Impairment): string[] {
   const delay = ['delay', `${delayMs}ms`, ...(jitterMs > 0 ? [`${jitterMs}ms`] : [])];
-  return ['qdisc', verb, 'dev', NODE_INTERFACE, 'root', 'netem', ...delay, 'loss', `${lossPercent}%`];
+  return ['qdisc', verb, 'dev', device, 'root', 'netem', ...delay, 'loss', `${lossPercent}%`];
+}
+
+function checkedImpairment({ delayMs, jitterMs = 0, lossPercent }: Impairment): Impairment {
+  for (const [name, value] of Object.entries({ delayMs, jitterMs, lossPercent })) {
+    if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0, not ${value}`);
+  }
+  if (lossPercent > 100) throw new Error(`lossPercent is at most 100, not ${lossPercent}`);
+  return { delayMs, jitterMs, lossPercent };
 }
 
 async function ip(...args: string[]): Promise<void> {

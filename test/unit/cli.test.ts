@@ -82,6 +82,7 @@ describe('amphi serve', () => {
       );
       assert.match(output, /aws chime-sdk-meetings create-meeting --endpoint-url https:\/\/amphi\.example\.com /, 'a first AWS CLI call');
       assert.match(output, /deleted after 5 minutes/);
+      assert.match(output, /Try the webinar demo .*: open https:\/\/amphi\.example\.com\/ in a browser/, 'the demo, on with development keys');
       const lines = output.trim().split('\n').filter((line) => line.startsWith('{'));
       assert.ok(lines.every((line) => JSON.parse(line).level !== undefined), 'structured logs');
 
@@ -115,6 +116,7 @@ describe('amphi serve', () => {
     try {
       assert.equal(local.generatedKeys, true);
       assert.equal(local.listenAddress, '127.0.0.1');
+      assert.ok(local.demo, 'the demo is on with development keys');
     } finally {
       await local.close();
     }
@@ -123,6 +125,8 @@ describe('amphi serve', () => {
     });
     try {
       assert.equal(keyed.listenAddress, '0.0.0.0');
+      assert.equal(keyed.demo, undefined, 'and off with configured keys');
+      assert.equal((await fetch(`${keyed.url}/`)).status, 404);
     } finally {
       await keyed.close();
     }

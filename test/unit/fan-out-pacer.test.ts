@@ -29,7 +29,7 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A layer with `count` receivers attached, over `pacer`; each packet's last byte carries its number. */
 function layerWithReceivers(pacer: FanOutPacer<VideoLayer>, log: SendLog, count: number, firstReceiver = 0, streamId = 1) {
-  const layer = new VideoLayer(streamId, streamId, () => undefined, pacer);
+  const layer = new VideoLayer(streamId, streamId, () => undefined, undefined, pacer);
   const downstreams = Array.from({ length: count }, (_, i) => {
     const downstream = new VideoDownstream(5000 + firstReceiver + i, 96, 0, log.sink(firstReceiver + i));
     downstream.attach(layer);
@@ -98,7 +98,7 @@ describe('fan-out pacing', () => {
     const { layer, downstreams, feed } = layerWithReceivers(pacer, log, 5);
     for (let seq = 1; seq <= 4; seq++) feed(seq, seq === 1);
     assert.equal(log.sends.length, 5, 'the first packet to all five');
-    const other = new VideoLayer(9, 9, () => undefined, pacer);
+    const other = new VideoLayer(9, 9, () => undefined, undefined, pacer);
     downstreams[0]!.attach(other);
     await nextTurn();
     assert.deepEqual(
@@ -116,7 +116,7 @@ describe('fan-out pacing', () => {
   test('a thread that cannot keep up drops what waited too long, instead of queueing without end', async () => {
     const pacer = new FanOutPacer<VideoLayer>(1, 20);
     const received = new Map<number, number[]>();
-    const layer = new VideoLayer(1, 1, () => undefined, pacer);
+    const layer = new VideoLayer(1, 1, () => undefined, undefined, pacer);
     for (let i = 0; i < 5; i++) {
       const seqs: number[] = [];
       received.set(i, seqs);
@@ -151,7 +151,7 @@ describe('fan-out pacing', () => {
   test('the rewritten sequence numbers of a paced key frame are continuous for every receiver', async () => {
     const pacer = new FanOutPacer<VideoLayer>(7);
     const captured = new Map<number, number[]>();
-    const layer = new VideoLayer(1, 1, () => undefined, pacer);
+    const layer = new VideoLayer(1, 1, () => undefined, undefined, pacer);
     for (let i = 0; i < 6; i++) {
       const sequences: number[] = [];
       captured.set(i, sequences);

@@ -86,6 +86,24 @@ describe('RedisNodeDirectory', () => {
     await other.leave('late');
   });
 
+  test('a node found unreachable is dead to this process until its entry is written again', async () => {
+    const other = registry('dir4:');
+    const describeOther = () => ({ id: 'refusing', publicUrl: 'http://refusing.example', mediaAddress: '127.0.0.3', regions: ['us-east-1'], sessions: 0 });
+    await other.join(describeOther);
+    const nodes = new RedisNodeDirectory(registry('dir4:'), () => local(5), { cacheMs: 60_000 });
+    assert.equal((await nodes.placeMeeting('us-east-1')).id, 'refusing');
+    nodes.markUnreachable('refusing');
+    nodes.markUnreachable('me'); // this node is never unreachable to itself
+    assert.equal(await nodes.node('refusing'), undefined, 'dead at once, though its entry has not expired');
+    assert.equal((await nodes.placeMeeting('us-east-1')).id, 'me', 'and placement passes it over');
+    assert.equal((await nodes.node('me'))?.id, 'me');
+    other.stopHeartbeat();
+    await other.join(describeOther); // a heartbeat written since (or the node restarted under its id)
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal((await nodes.node('refusing'))?.id, 'refusing', 'alive again');
+    await other.leave('refusing');
+  });
+
   test('an unreadable registry is a NodesUnavailableError (the API answers 503)', async () => {
     // Never connected, and told not to queue: every call fails at once, as while Redis is unreachable.
     const connection = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false });

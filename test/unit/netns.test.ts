@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { ImpairmentGateway } from '../support/impairment-gateway.ts';
 import { ImpairmentRelay, type Impairment } from '../support/impairment-relay.ts';
 import { NetnsLab, listLabResources, netnsUnavailable } from '../support/netns.ts';
 
@@ -74,6 +75,40 @@ describe('the impairment relay (user-space netem, on loopback)', () => {
     assert.ok(outOfOrder > 0, 'B saw them out of order');
     relay.close();
     for (const socket of [a, b, stranger]) socket.close();
+  });
+});
+
+describe('the impairment gateway (user-space netem in front of a shared UDP port, on loopback)', () => {
+  test('each client gets a flow of its own: the server sees distinct peers, answers go back to the client they answer, from the gateway', async () => {
+    const [server, a, b] = await Promise.all([udpSocket(), udpSocket(), udpSocket()]);
+    const peers = new Set<string>();
+    server.on('message', (datagram, from) => {
+      peers.add(`${from.address}:${from.port}`);
+      server.send(datagram, from.port, from.address);
+    });
+    const aPort = portOf(a);
+    // A's datagrams to the server are all lost; what the server sends B is delayed 20 ms.
+    const gateway = await ImpairmentGateway.open({ address: '127.0.0.1', port: 0 }, { address: '127.0.0.1', port: portOf(server) }, '127.0.0.1', (client, direction) =>
+      client.port === aPort ? (direction === 'toServer' ? { delayMs: 0, lossPercent: 100 } : undefined) : direction === 'toClient' ? { delayMs: 20, lossPercent: 0 } : undefined,
+    );
+    const [atA, atB] = [record(a), record(b)];
+    const sentAt = performance.now();
+    for (let seq = 0; seq < 3; seq++) {
+      a.send(numbered(seq), gateway.endpoint.port, gateway.endpoint.address);
+      b.send(numbered(100 + seq), gateway.endpoint.port, gateway.endpoint.address);
+    }
+    while (atB.length < 3) await sleep(2);
+    assert.ok(atB[0]!.at - sentAt >= 19, `the answer to B took ${atB[0]!.at - sentAt} ms`);
+    assert.deepEqual(atB.map((r) => r.seq), [100, 101, 102], 'B gets its own answers');
+    assert.ok(atB.every((r) => r.from === `127.0.0.1:${gateway.endpoint.port}`), 'from the address it sends to');
+    await sleep(30);
+    assert.equal(atA.length, 0, 'nothing of A reached the server');
+    assert.equal(peers.size, 1);
+    const flows = gateway.flowStats();
+    assert.equal(flows.length, 2);
+    assert.deepEqual(flows.find((f) => f.client.port === aPort)!.toServer, { received: 3, dropped: 3, forwarded: 0, reordered: 0 });
+    gateway.close();
+    for (const socket of [server, a, b]) socket.close();
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { audioLevel, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../../src/media/protocol/rtp.ts';
+import { audioLevel, rtp, rtpHeaderLength, rtpPayloadEnd, unwrapRtx, visitRtcp, writeAudioRtpPacket } from '../../src/media/protocol/rtp.ts';
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -65,5 +65,38 @@ describe('visitRtcp reception reports', () => {
 
   test('stops at the end of the packet when the count promises more blocks than it holds', () => {
     assert.deepEqual(reports(hex(`82 c9 0007 00000001 ${block('0000aaaa', '000003')}`)), [[0xaaaa, 3]]);
+  });
+});
+
+describe('unwrapRtx', () => {
+  /** An RTX packet with a one-byte extension (mid), original sequence number 0x1234, payload 'vp8!', and 3 bytes of padding. */
+  const rtxPacket = () => {
+    const packet = Buffer.from([
+      0xb0, 97, 0x00, 0x07, 0, 0, 0x10, 0x00, 0xaa, 0xbb, 0xcc, 0xdd, // V=2, P=1, X=1; PT 97; seq 7; timestamp 4096; RTX SSRC
+      0xbe, 0xde, 0x00, 0x01, 0x10, 0x31, 0x00, 0x00, // extension: id 1 = '1'
+      0x12, 0x34, 0x76, 0x70, 0x38, 0x21, // OSN, then the original payload
+      0x00, 0x00, 0x03, // padding
+    ]);
+    return packet;
+  };
+
+  test('gives back the original packet: its sequence number, payload type, SSRC and payload; header extensions kept, padding gone', () => {
+    const packet = rtxPacket();
+    const headerLength = rtpHeaderLength(packet);
+    const original = unwrapRtx(packet, headerLength, rtpPayloadEnd(packet), 96, 0x01020304)!;
+    assert.equal(rtp.sequence(original), 0x1234);
+    assert.equal(rtp.payloadType(original), 96);
+    assert.equal(rtp.ssrc(original), 0x01020304);
+    assert.equal(rtp.timestamp(original), 4096);
+    assert.equal(original[0]! & 0x20, 0, 'no padding bit');
+    assert.equal(rtpHeaderLength(original), headerLength);
+    assert.equal(rtpPayloadEnd(original), original.length);
+    assert.equal(original.subarray(headerLength).toString(), 'vp8!');
+    assert.equal(rtp.sequence(packet), 7, 'the RTX packet itself is untouched');
+  });
+
+  test('a padding-only probe (no original sequence number and payload) stands for nothing', () => {
+    const probe = Buffer.from([0xa0, 97, 0, 8, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 4]);
+    assert.equal(unwrapRtx(probe, rtpHeaderLength(probe), rtpPayloadEnd(probe), 96, 1), undefined);
   });
 });

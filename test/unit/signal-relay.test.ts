@@ -110,12 +110,17 @@ interface Front {
 }
 
 /** The node the client's WebSocket lands on: it relays every upgrade to `hostBaseUrl`. */
-async function startFront(hostBaseUrl: string, options: Partial<SignalRelayOptions> = {}): Promise<Front> {
+async function startFront(
+  hostBaseUrl: string,
+  options: Partial<SignalRelayOptions> = {},
+  onHostDown?: (request: IncomingMessage, socket: Duplex, head: Buffer) => void,
+): Promise<Front> {
   const relay = new SignalRelay({ logger, ...options });
   const server = createServer((_request, response) => response.writeHead(404).end());
   const sockets = trackSockets(server);
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    relay.relay(request, socket, head, hostBaseUrl, new URL(request.url ?? '/', 'http://front').pathname);
+    const handBack = onHostDown && (() => onHostDown(request, socket, head));
+    relay.relay(request, socket, head, hostBaseUrl, new URL(request.url ?? '/', 'http://front').pathname, handBack);
   });
   const port = await listen(server);
   cleanups.push(async () => {
@@ -203,6 +208,23 @@ describe('signal relay', () => {
     it('an unreachable hosting node is answered with 502', async () => {
       const front = await startFront(`http://127.0.0.1:${await freePort()}`);
       await assert.rejects(connect(front.url), /HTTP 502/);
+      assert.equal(front.relay.pendingCount, 0);
+    });
+
+    it('a hosting node that refuses connections is handed back, with the client still waiting, when asked', async () => {
+      const local = new WebSocketServer({ noServer: true, handleProtocols: () => SESSION_PROTOCOL });
+      cleanups.push(() => local.close());
+      let handedBack = 0;
+      const front = await startFront(`http://127.0.0.1:${await freePort()}`, {}, (request, socket, head) => {
+        handedBack += 1;
+        local.handleUpgrade(request, socket, head, (ws) => ws.on('message', () => ws.send('served here')));
+      });
+      const client = await connect(front.url);
+      const received = collect(client, 1);
+      client.send('hello');
+      const [message] = await received;
+      assert.equal(message!.data.toString(), 'served here');
+      assert.equal(handedBack, 1);
       assert.equal(front.relay.pendingCount, 0);
     });
 

@@ -125,3 +125,48 @@ describe('video forwarding', () => {
     assert.equal(capture.packets.length, 1);
   });
 });
+
+describe('repairing what the publisher lost on its way', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  test('while someone watches, a gap is asked of the publisher (NACK); the repair reaches the subscriber once, duplicates go nowhere', async () => {
+    const asked: { ssrc: number; sequences: number[] }[] = [];
+    const layer = new VideoLayer(10, 1, () => undefined, (ssrc, sequences) => asked.push({ ssrc, sequences }));
+    layer.ssrc = 1111;
+    const capture = new Capture();
+    const feed = (packet: Buffer) => layer.receive(packet, 12, packet.length);
+    feed(vp8(1, 3000, { key: true }));
+    feed(vp8(3, 6000));
+    await sleep(25);
+    feed(vp8(4, 9000));
+    assert.deepEqual(asked, [], 'nobody watches: nothing is asked for');
+
+    new VideoDownstream(0xabcdef01, 100, 0, capture).attach(layer);
+    feed(vp8(5, 12000, { key: true }));
+    assert.deepEqual(asked, [{ ssrc: 1111, sequences: [2] }], 'the gap from before is asked for once someone watches');
+    asked.length = 0;
+    feed(vp8(8, 15000));
+    await sleep(25);
+    feed(vp8(9, 18000));
+    assert.deepEqual(asked, [{ ssrc: 1111, sequences: [6, 7] }]);
+    assert.equal(layer.resendRequests, 3);
+
+    feed(vp8(6, 12000, { start: false }));
+    feed(vp8(6, 12000, { start: false }));
+    assert.equal(layer.recovered, 1);
+    assert.equal(layer.duplicates, 1);
+    const sequences = capture.packets.map((packet) => rtp.sequence(packet));
+    assert.equal(sequences.length, 4, 'the key frame, 8, 9 and the repaired 6, once');
+    assert.equal((sequences[3]! - sequences[0]!) & 0xffff, 1, 'the repair keeps its place in the numbering');
+    assert.ok(layer.fromHistory(6), 'and is in the history for receivers that ask for it');
+  });
+
+  test('a layer without a way to ask (a replica’s pipe) tracks no gaps', () => {
+    const layer = new VideoLayer(10, 1, () => undefined);
+    layer.ssrc = 1111;
+    new VideoDownstream(1, 100, 0, new Capture()).attach(layer);
+    layer.receive(vp8(1, 0, { key: true }), 12, 34);
+    layer.receive(vp8(9, 0), 12, 34);
+    assert.equal(layer.resendRequests, 0);
+  });
+});

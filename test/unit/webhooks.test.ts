@@ -17,6 +17,8 @@ import { loadConfig } from '../../src/config.ts';
 import { FrameType, SdkStreamMediaType, SdkStreamServiceType } from '../../src/signaling/frames.ts';
 import { startTestAmphi, type TestAmphi } from '../support/helpers.ts';
 import { RawClient } from '../support/raw-signaling.ts';
+import { serverEndpoint, WebRtcReceiver } from '../support/webrtc-receiver.ts';
+import type { StartOptions } from '../../src/app.ts';
 
 /** Meeting lifecycle events POSTed to a receiver on loopback by a real Amphi, driven by the API and raw signaling clients. */
 
@@ -112,11 +114,11 @@ after(async () => {
   }
 });
 
-async function setUp(answer: (request: Received, index: number) => number | undefined, webhooks = {}) {
+async function setUp(answer: (request: Received, index: number) => number | undefined, webhooks = {}, start: StartOptions = {}) {
   const receiver = await Receiver.start(answer);
   const server = await startTestAmphi({
     env: { AMPHI_WEBHOOK_URL: receiver.url, AMPHI_WEBHOOK_SECRET: SECRET },
-    start: { webhooks: { firstRetryDelayMs: 20, closeGraceMs: 100, ...webhooks } },
+    start: { webhooks: { firstRetryDelayMs: 20, closeGraceMs: 100, ...webhooks }, ...start },
   });
   started.push({ amphi: server, receiver });
   const newMeeting = async (name: string) =>
@@ -251,6 +253,53 @@ describe('meeting lifecycle events', () => {
       }, `${eventType} (event ${index + 1})`);
     }
     for (const request of receiver.requests) checkSignature(request);
+  });
+});
+
+describe('a client that stops sending', () => {
+  // Silence looked at every 200 ms instead of 5 s: dropped after 400-600 ms without packets instead of 10-15 s.
+  const SILENCE_CHECK_MS = 200;
+
+  test('is dropped once its packets stop, though its signaling stays up; not while its consent checks come', async () => {
+    const { receiver, newMeeting, newAttendee, server } = await setUp(() => 200, {}, { mediaSilenceCheckMs: SILENCE_CHECK_MS });
+    const meeting = await newMeeting('webhooks-silent-media');
+    const quiet = await newAttendee(meeting, 'quiet');
+    // A client's network side as a browser's: ICE checks (its consent) every 50 ms, DTLS, SRTP.
+    const media = await WebRtcReceiver.open({ checkIntervalMs: 50 });
+    const client = await connect(meeting, quiet.JoinToken!);
+    const ownOffer = receiveOnly
+      .replace(/^a=ice-ufrag:.*$/gm, `a=ice-ufrag:${media.iceUfrag}`)
+      .replace(/^a=ice-pwd:.*$/gm, `a=ice-pwd:${media.icePwd}`)
+      .replace(/^a=fingerprint:.*$/gm, `a=fingerprint:${media.identity.sdpFingerprint}`);
+    client.send({ type: FrameType.SUBSCRIBE, sub: { duplex: SdkStreamServiceType.RX, sdpOffer: ownOffer, receiveStreamIds: [0] } });
+    const ack = await client.next(FrameType.SUBSCRIBE_ACK);
+    try {
+      await media.connect(serverEndpoint(ack.suback?.sdpAnswer ?? ''));
+      await new Promise((resolve) => media.once('rtp', resolve));
+      // Ten silence checks' worth of consent checks answered: the client is heard, so nothing happens.
+      const answered = media.received.stunResponses;
+      while (media.received.stunResponses < answered + (10 * SILENCE_CHECK_MS) / 50) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(receiver.delivered().map((e) => e.detail.eventType).slice(4), [], 'no departure while the client is heard');
+      assert.equal(client.ws.readyState, client.ws.OPEN);
+
+      media.stopConsent(); // and it sends no RTCP: nothing more arrives from it
+      assert.notEqual(await client.closed(), -1, 'the session ends');
+    } finally {
+      media.close();
+      client.ws.terminate();
+    }
+    // An API call's event after it: a Left for the same departure would have come before it.
+    await server.client.send(new DeleteAttendeeCommand({ MeetingId: meeting.MeetingId, AttendeeId: quiet.AttendeeId }));
+    const events = await receiver.waitForDelivered(6);
+    assert.deepEqual(events.map((e) => e.detail.eventType), [
+      'chime:MeetingStarted',
+      'chime:AttendeeAdded',
+      'chime:AttendeeAuthorized',
+      'chime:AttendeeJoined',
+      'chime:AttendeeDropped',
+      'chime:AttendeeDeleted',
+    ]);
+    assert.equal(events[4]!.detail.attendeeId, quiet.AttendeeId);
   });
 });
 

@@ -7,7 +7,8 @@ import type { MixerSink } from './audio-mixer.ts';
 export interface AudioHub {
   addSource(id: string): void;
   removeSource(id: string): void;
-  push(id: string, payload: Buffer, level: number): void;
+  /** One opus frame of a source, its RFC 6464 level (-1: none) and its RTP sequence number (-1: unknown). */
+  push(id: string, payload: Buffer, level: number, seq?: number): void;
   addSink(sink: MixerSink, ownSourceId?: string): void;
   removeSink(sink: MixerSink): void;
   levels(): { id: string; level: number }[];

@@ -26,6 +26,8 @@ const REPLACE_MARGIN_DB = 6;
 /** A talker's frames waiting to be mixed: enough to ride out a 200 ms stall of this thread. */
 const MAX_QUEUED_FRAMES = 10;
 const START_DEPTH = 2;
+/** A frame at most this many behind the last one mixed came late (1 s); further behind, the sender started a new stream. */
+const LATE_FRAMES = 50;
 /**
  * A talker whose queue stays deeper than needed this many frames in a row (its sender's clock
  * runs fast, or a burst left a backlog) loses one frame, so its delay does not build up.
@@ -56,12 +58,24 @@ export function levelOf(sumOfSquares: number, samples: number): number {
   return rms <= 0 ? 127 : Math.min(127, Math.max(0, Math.round(-20 * Math.log10(rms))));
 }
 
+/** A frame waiting to be mixed, with its RTP sequence number (-1: unknown). */
+interface QueuedFrame {
+  payload: Buffer;
+  seq: number;
+}
+
+/** Whether RTP sequence number `a` comes after `b` (modulo wrap-around). */
+const after = (a: number, b: number) => a !== b && ((a - b) & 0xffff) < 0x8000;
+
 interface Source {
   id: string;
   /** Smoothed audio level in -dBov (0 loudest, 127 silence). */
   level: number;
   lastLoudAt: number;
-  queue: Buffer[];
+  /** In sequence-number order: a jittery path delivers frames out of order. */
+  queue: QueuedFrame[];
+  /** The sequence number of the last frame taken for mixing (-1: none yet, or unknown): anything older comes too late. */
+  lastSeq: number;
   playing: boolean;
   decoder?: OpusDecoder;
   pcm: Int16Array;
@@ -92,6 +106,9 @@ export interface MixerStats {
   /** Times the mixer threw away its codec state after a failure. */
   rebuilds: number;
   talkers: number;
+  /** Frames that arrived before one they precede and were put back in order, and those that came after their turn (dropped). */
+  reordered: number;
+  late: number;
 }
 
 export interface MixerEvents {
@@ -117,6 +134,8 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
   private sharedLevel = 127;
   private frames = 0;
   private rebuilds = 0;
+  private reordered = 0;
+  private late = 0;
   private tail = 0;
   private closed = false;
 
@@ -135,7 +154,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
 
   addSource(id: string): void {
     if (!this.sources.has(id)) {
-      this.sources.set(id, { id, level: 127, lastLoudAt: -Infinity, queue: [], playing: false, pcm: new Int16Array(FRAME_SAMPLES), hasFrame: false, concealed: MAX_CONCEALED_FRAMES, excess: 0 });
+      this.sources.set(id, { id, level: 127, lastLoudAt: -Infinity, queue: [], lastSeq: -1, playing: false, pcm: new Int16Array(FRAME_SAMPLES), hasFrame: false, concealed: MAX_CONCEALED_FRAMES, excess: 0 });
     }
   }
 
@@ -146,8 +165,12 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
     this.sources.delete(id);
   }
 
-  /** Takes one opus frame of a source, with the level from its RTP header (-1 when absent). */
-  push(id: string, payload: Buffer, level: number): void {
+  /**
+   * Takes one opus frame of a source, with the level from its RTP header (-1 when absent) and its
+   * RTP sequence number, by which frames that arrive out of order are mixed in order (-1: unknown,
+   * taken in arrival order).
+   */
+  push(id: string, payload: Buffer, level: number, seq = -1): void {
     const source = this.sources.get(id);
     if (!source) return;
     const now = this.now();
@@ -158,8 +181,22 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
     }
     // Everyone's last few frames are kept (undecoded), so a new talker starts with its first words.
     const depth = this.talkers.has(id) ? MAX_QUEUED_FRAMES : START_DEPTH;
-    while (source.queue.length >= depth) source.queue.shift();
-    source.queue.push(Buffer.from(payload));
+    const queue = source.queue;
+    let at = queue.length;
+    if (seq >= 0) {
+      if (source.lastSeq >= 0 && !after(seq, source.lastSeq)) {
+        if (((source.lastSeq - seq) & 0xffff) <= LATE_FRAMES) return void this.late++;
+        // Far behind: the sender numbers a new stream (a renegotiation); what is queued was the old one's.
+        queue.length = 0;
+        source.lastSeq = -1;
+        at = 0;
+      }
+      while (at > 0 && queue[at - 1]!.seq >= 0 && after(queue[at - 1]!.seq, seq)) at--;
+      if (at > 0 && queue[at - 1]!.seq === seq) return; // a duplicate
+      if (at < queue.length) this.reordered++;
+    }
+    queue.splice(at, 0, { payload: Buffer.from(payload), seq });
+    while (queue.length > depth) queue.shift();
   }
 
   /** A listener; `ownSourceId` is left out of what it hears (mix-minus). */
@@ -185,7 +222,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
   stats(): MixerStats {
     let backlog = 0;
     for (const talker of this.talkers.values()) backlog = Math.max(backlog, talker.source.queue.length);
-    return { frames: this.frames, backlog, rebuilds: this.rebuilds, talkers: this.talkers.size };
+    return { frames: this.frames, backlog, rebuilds: this.rebuilds, talkers: this.talkers.size, reordered: this.reordered, late: this.late };
   }
 
   /**
@@ -245,10 +282,10 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
       else source.excess = 0;
       if (source.excess >= EXCESS_FRAMES_BEFORE_DROP) {
         // Decoded but not mixed, so the decoder's state stays continuous.
-        this.decodeInto(source, source.queue.shift());
+        this.decodeInto(source, this.takeFrame(source));
         source.excess = 0;
       }
-      const payload = source.queue.shift();
+      const payload = this.takeFrame(source);
       if (!payload) source.playing = false; // ran dry: rebuffer before playing again
       if (payload && this.decodeInto(source, payload)) {
         source.concealed = 0;
@@ -281,6 +318,14 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
       talker.level = talker.source.hasFrame ? this.lastLevel : this.sharedLevel;
     }
     return true;
+  }
+
+  /** The source's next frame in sequence order, if any. */
+  private takeFrame(source: Source): Buffer | undefined {
+    const frame = source.queue.shift();
+    if (!frame) return undefined;
+    if (frame.seq >= 0) source.lastSeq = frame.seq;
+    return frame.payload;
   }
 
   /** Decodes a packet (or conceals a lost one) into the source's PCM; false when it is corrupt. */
@@ -319,6 +364,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
       if (source.decoder) this.codecs.discard(source.decoder);
       source.decoder = undefined;
       source.queue.length = 0;
+      source.lastSeq = -1;
       source.playing = false;
     }
     if (this.sharedEncoder) this.codecs.discard(this.sharedEncoder);
@@ -357,6 +403,7 @@ export class AudioMixer extends EventEmitter<MixerEvents> implements FrameListen
     if (!talker) return;
     this.codecs.giveEncoder(talker.encoder);
     talker.source.queue.length = 0;
+    talker.source.lastSeq = -1;
     talker.source.playing = false;
     if (talker.source.decoder) this.codecs.giveDecoder(talker.source.decoder);
     talker.source.decoder = undefined;

@@ -24,6 +24,24 @@ export const rtp = {
 };
 
 /**
+ * The packet an RTX packet (RFC 4588 §4) stands for, in a new buffer: the RTX payload starts with the
+ * original sequence number, then the original payload; header and extensions stay, with the
+ * original payload type and SSRC. Undefined for one that carries no payload (a padding-only
+ * bandwidth probe). `payloadEnd` excludes padding, so the copy has none.
+ */
+export function unwrapRtx(packet: Buffer, headerLength: number, payloadEnd: number, payloadType: number, ssrc: number): Buffer | undefined {
+  if (payloadEnd - headerLength <= 2) return undefined;
+  const original = Buffer.allocUnsafe(payloadEnd - 2);
+  packet.copy(original, 0, 0, headerLength);
+  packet.copy(original, headerLength, headerLength + 2, payloadEnd);
+  original[0] = original[0]! & ~0x20;
+  rtp.setPayloadType(original, payloadType);
+  rtp.setSequence(original, packet.readUInt16BE(headerLength));
+  rtp.setSsrc(original, ssrc);
+  return original;
+}
+
+/**
  * Length of the fixed header, CSRCs and header extension; -1 if the packet is malformed or the header
  * leaves no room for `trailerLength` bytes after it (an SRTP authentication tag).
  */

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { MixerSink } from '../audio/audio-mixer.ts';
 import { FRAME_SAMPLES } from '../audio/audio-mixer.ts';
 import type { PeerRoom, RoomPeer } from './room-peer.ts';
-import { AudioTimestamps, audioLevel, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, visitRtcp, writeAudioRtpPacket } from '../protocol/rtp.ts';
+import { AudioTimestamps, audioLevel, buildNack, buildPli, buildRemb, readStringExtension, rtp, rtpHeaderLength, rtpPayloadEnd, unwrapRtx, visitRtcp, writeAudioRtpPacket } from '../protocol/rtp.ts';
 import { buildAnswer, EXT, type AnswerMedia, type Codec, type Extension, type Offer, type OfferedMedia } from '../protocol/sdp.ts';
 import { VideoDownstream, VideoLayer } from './video-forwarding.ts';
 import type { WebRtcTransport } from '../transport/webrtc-transport.ts';
@@ -55,6 +55,8 @@ export interface SubscriptionUpdate {
 export interface MediaPeerEvents {
   /** The WebRTC transport connected (ICE and DTLS done) or lost its connection. */
   connectionChange: [connected: boolean];
+  /** The client sent nothing (media, RTCP, consent checks) for 10–15 s after it had sent something. */
+  silent: [];
   /** The peer closed (by its parent or with its room). */
   closed: [];
 }
@@ -97,6 +99,8 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
   private extensionIds = { mid: 0, rid: 0, repairedRid: 0, audioLevel: 0 };
   private opusPayloadType = 111;
   private vp8PayloadType = 96;
+  /** The publisher's retransmissions (RFC 4588), when its offer has them: what Amphi's NACKs bring back. */
+  private rtxPayloadType = -1;
   private readonly audioOutSsrc = randomSsrc();
   private audioSeq = randomInt(0, 0x7fff);
   private readonly audioTimestamps = new AudioTimestamps(randomInt(0, 0x7fffffff), FRAME_SAMPLES);
@@ -143,6 +147,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
       }
       this.emit('connectionChange', connected);
     });
+    transport.silence.on('silent', () => this.emit('silent'));
     this.feedbackTimer = setInterval(() => this.sendPublisherFeedback(), 1000);
     this.feedbackTimer.unref();
   }
@@ -228,6 +233,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     this.extensionIds.rid = idOf(extensions, EXT.rid);
     this.extensionIds.repairedRid = idOf(extensions, EXT.repairedRid);
     if (codecs[0]) this.vp8PayloadType = codecs[0].payloadType;
+    this.rtxPayloadType = codecs[1]?.payloadType ?? -1;
     this.updateLayers(publishing ? publish : [], media);
     return {
       mid: media.mid,
@@ -315,7 +321,12 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     this.layers = publish.map((description) => {
       const existing = current.get(description.streamId);
       if (existing) return existing;
-      const layer = new VideoLayer(description.streamId, description.groupId, (ssrc) => this.sendRtcp(buildPli(this.audioOutSsrc, ssrc)));
+      const layer = new VideoLayer(
+        description.streamId,
+        description.groupId,
+        (ssrc) => this.sendRtcp(buildPli(this.audioOutSsrc, ssrc)),
+        (ssrc, sequences) => this.sendRtcp(buildNack(this.audioOutSsrc, ssrc, sequences)),
+      );
       this.room.addLayer(layer);
       return layer;
     });
@@ -334,7 +345,7 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
         layer.ssrc = ssrc;
         this.inbound.set(ssrc, (packet, headerLength, payloadEnd) => layer.receive(packet, headerLength, payloadEnd));
       }
-      for (const rtxSsrc of media.rtxSsrcs.values()) this.inbound.set(rtxSsrc, ignore);
+      for (const rtxSsrc of media.rtxSsrcs.values()) this.inbound.set(rtxSsrc, (packet, headerLength, payloadEnd) => this.receiveRepair(layer, packet, headerLength, payloadEnd));
     }
   }
 
@@ -383,8 +394,24 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
       downlinkBps: this.downlinkBps,
       voiceStartedAt: this.voiceStartedAt,
       talking: this.room.mixer.talkerIds().includes(this.attendeeId),
-      subscriptions: [...this.subscriptions].map(([mid, s]) => ({ mid, streamId: s.streamId, ssrc: s.downstream.ssrc, forwarded: s.downstream.forwarded })),
-      layers: this.layers.map((layer) => ({ streamId: layer.streamId, ssrc: layer.ssrc, packets: layer.packets, keyFrames: layer.keyFrames })),
+      subscriptions: [...this.subscriptions].map(([mid, { streamId, downstream }]) => ({
+        mid,
+        streamId,
+        ssrc: downstream.ssrc,
+        forwarded: downstream.forwarded,
+        nacked: downstream.nacked,
+        retransmitted: downstream.retransmitted,
+        missed: downstream.missed,
+      })),
+      layers: this.layers.map(({ streamId, ssrc, packets, keyFrames, keyFrameRequests, resendRequests, recovered }) => ({
+        streamId,
+        ssrc,
+        packets,
+        keyFrames,
+        keyFrameRequests,
+        resendRequests,
+        recovered,
+      })),
     };
   }
 
@@ -436,8 +463,11 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     } else if (mid === this.cameraMid || (mid === undefined && this.layers.length > 0)) {
       const rid = readStringExtension(packet, this.extensionIds.rid);
       const layer = rid !== undefined ? this.layerByRid.get(rid) : this.layers.length === 1 ? this.layers[0] : undefined;
-      if (readStringExtension(packet, this.extensionIds.repairedRid) !== undefined) handler = ignore;
-      else if (layer && payloadType === this.vp8PayloadType) {
+      const repairedRid = readStringExtension(packet, this.extensionIds.repairedRid);
+      if (repairedRid !== undefined) {
+        const repaired = this.layerByRid.get(repairedRid);
+        handler = repaired && payloadType === this.rtxPayloadType ? (p, h, e) => this.receiveRepair(repaired, p, h, e) : ignore;
+      } else if (layer && payloadType === this.vp8PayloadType) {
         layer.ssrc = ssrc;
         handler = (p, h, e) => layer.receive(p, h, e);
       }
@@ -446,9 +476,16 @@ export class MediaPeer extends EventEmitter<MediaPeerEvents> implements RoomPeer
     return handler;
   }
 
+  /** A retransmission the publisher sent on RTX: the layer takes it back as the packet it stands for, to its history and subscribers. */
+  private receiveRepair(layer: VideoLayer, packet: Buffer, headerLength: number, payloadEnd: number): void {
+    if (layer.ssrc === 0 || this.rtxPayloadType < 0) return;
+    const original = unwrapRtx(packet, headerLength, payloadEnd, this.vp8PayloadType, layer.ssrc);
+    if (original) layer.receive(original, headerLength, original.length);
+  }
+
   private readonly receiveAudioPacket: InboundHandler = (packet, headerLength, payloadEnd) => {
     if (!this.receivingAudio || this.muted) return;
-    this.room.mixer.push(this.attendeeId, packet.subarray(headerLength, payloadEnd), audioLevel(packet, this.extensionIds.audioLevel));
+    this.room.mixer.push(this.attendeeId, packet.subarray(headerLength, payloadEnd), audioLevel(packet, this.extensionIds.audioLevel), rtp.sequence(packet));
   };
 
   private sendAudio(payload: Buffer, level: number, timestamp: number): void {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { isVp8KeyFrame, rtp, writeRtpHeader } from '../protocol/rtp.ts';
 import { FanOutPacer } from './fan-out-pacer.ts';
+import { MissingPackets } from './missing-packets.ts';
 
 /**
  * SFU video forwarding. A VideoLayer is one published stream (a camera, or one simulcast
@@ -42,14 +43,27 @@ export class VideoLayer extends EventEmitter<VideoLayerEvents> {
   lastPacketAt = 0;
   packets = 0;
   keyFrames = 0;
+  /** Key-frame requests sent to the publisher (receivers' PLI/FIR merged, and switches). */
+  keyFrameRequests = 0;
+  /** Packets asked of the publisher again (NACK), and lost packets that came after all (repaired or late). */
+  resendRequests = 0;
+  recovered = 0;
+  /** Packets that arrived twice, dropped. */
+  duplicates = 0;
+  /** Only where the publisher answers NACKs (a client; not a replica's pipe). */
+  private readonly missing: MissingPackets | undefined;
 
   constructor(
     readonly streamId: number,
     readonly groupId: number,
     private readonly askPublisherForKeyFrame: (ssrc: number) => void,
+    /** Asks the publisher to send these packets again (ascending); without it, losses wait for a key frame. */
+    private readonly askPublisherToResend?: (ssrc: number, sequences: number[]) => void,
+    /** Whose send budget the fan-out spends: the thread's, unless a test or bench brings its own. */
     private readonly pacer: FanOutPacer<VideoLayer> = threadFanOutPacer,
   ) {
     super();
+    if (askPublisherToResend) this.missing = new MissingPackets();
   }
 
   addSubscriber(subscriber: VideoDownstream): void {
@@ -64,6 +78,11 @@ export class VideoLayer extends EventEmitter<VideoLayerEvents> {
   /** A decrypted RTP packet of this layer from its publisher. */
   receive(packet: Buffer, headerLength: number, payloadEnd: number): void {
     const now = Date.now();
+    const seq = rtp.sequence(packet);
+    const slot = seq % HISTORY_SIZE;
+    // A packet asked for again may come twice (it was only late): receivers need it once.
+    const stored = this.history[slot];
+    if (stored && rtp.sequence(stored) === seq) return void this.duplicates++;
     this.packets++;
     this.lastPacketAt = now;
     this.meterBytes += packet.length;
@@ -72,14 +91,26 @@ export class VideoLayer extends EventEmitter<VideoLayerEvents> {
       this.meterBytes = 0;
       this.meterStart = now;
     }
-    const seq = rtp.sequence(packet);
-    const slot = seq % HISTORY_SIZE;
+    if (this.missing) this.repairUpstream(seq, now);
     this.history[slot] = packet;
     this.historyHeader[slot] = headerLength;
     this.historyEnd[slot] = payloadEnd;
     const keyFrame = isVp8KeyFrame(packet, headerLength);
     if (keyFrame) this.keyFrames++;
     this.pacer.fanOut(this, packet, headerLength, payloadEnd, keyFrame, seq);
+  }
+
+  /**
+   * What the publisher lost on its way here is asked for while anyone watches: a receiver's NACK
+   * can only be answered from the history, and the history has only what arrived.
+   */
+  private repairUpstream(seq: number, now: number): void {
+    if (this.missing!.received(seq, now)) this.recovered++;
+    if (this.subscribers.size === 0 || this.ssrc === 0) return;
+    const due = this.missing!.due(now);
+    if (due.length === 0) return;
+    this.resendRequests += due.length;
+    this.askPublisherToResend!(this.ssrc, due);
   }
 
   /** The stored packet with this sequence number, for retransmission. */
@@ -109,7 +140,9 @@ export class VideoLayer extends EventEmitter<VideoLayerEvents> {
 
   private sendKeyFrameRequest(now: number): void {
     this.lastKeyFrameRequestAt = now;
-    if (this.ssrc !== 0) this.askPublisherForKeyFrame(this.ssrc);
+    if (this.ssrc === 0) return;
+    this.keyFrameRequests++;
+    this.askPublisherForKeyFrame(this.ssrc);
   }
 
   close(): void {
@@ -124,6 +157,10 @@ export class VideoDownstream {
   layer: VideoLayer | undefined;
   paused = false;
   forwarded = 0;
+  /** Packets the receiver asked for again (NACK), those sent again from the layer's history, and those it no longer had. */
+  nacked = 0;
+  retransmitted = 0;
+  missed = 0;
   private waitingForKeyFrame = true;
   private started = false;
   private seqOffset = 0;
@@ -195,10 +232,11 @@ export class VideoDownstream {
   retransmit(outSeq: number): void {
     const layer = this.layer;
     if (!layer || !this.started) return;
+    this.nacked++;
     const seq = (outSeq - this.seqOffset) & 0xffff;
-    if (((seq - this.firstInSeq) & 0xffff) > 0x8000) return;
-    const stored = layer.fromHistory(seq);
-    if (!stored) return;
+    const stored = ((seq - this.firstInSeq) & 0xffff) > 0x8000 ? undefined : layer.fromHistory(seq);
+    if (!stored) return void this.missed++;
+    this.retransmitted++;
     this.send(stored.packet, stored.headerLength, stored.payloadEnd, outSeq, (rtp.timestamp(stored.packet) + this.tsOffset) >>> 0);
   }
 

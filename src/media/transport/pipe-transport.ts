@@ -1,6 +1,8 @@
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { SRTP_AEAD_AES_128_GCM, SrtpSession, type SrtpMasterKey } from '../protocol/srtp.ts';
+import { createRtpSender } from './rtp-send-path.ts';
+import type { RtpSender } from './rtp-sender.ts';
 import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 
@@ -18,11 +20,14 @@ export class PipeTransport extends SrtpTransport {
   /** `rejected`: from another address, unauthentic or replayed, or failed in a listener. */
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, rejected: 0 };
 
+  private readonly sender: RtpSender;
+
   private constructor(
     private readonly socket: dgram.Socket,
     traffic: TrafficCounters | undefined,
   ) {
     super(traffic);
+    this.sender = createRtpSender(socket);
     socket.on('message', (packet, from) => {
       try {
         this.receive(packet, from.address, from.port);
@@ -59,12 +64,18 @@ export class PipeTransport extends SrtpTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Before the socket: its descriptor is free for reuse the moment it closes.
+    this.sender.close();
     this.socket.close();
     this.setConnected(false);
   }
 
   protected transmit(datagram: Buffer, remote: RemoteAddress): void {
     this.socket.send(datagram, remote.port, remote.address);
+  }
+
+  protected get rtpSender(): RtpSender {
+    return this.sender;
   }
 
   private receive(packet: Buffer, address: string, port: number): void {

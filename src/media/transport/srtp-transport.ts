@@ -2,18 +2,17 @@ import { EventEmitter } from 'node:events';
 import { isRtcp } from '../protocol/rtp.ts';
 import type { SrtpSession } from '../protocol/srtp.ts';
 import type { MediaTransport, MediaTransportEvents, TransportCounters } from './media-transport.ts';
+import type { RemoteAddress, RtpSender } from './rtp-sender.ts';
 import { TrafficCounters } from './traffic-counters.ts';
 
-export interface RemoteAddress {
-  address: string;
-  port: number;
-}
+export type { RemoteAddress } from './rtp-sender.ts';
 
 /**
- * What every SRTP transport shares: protect, count and transmit what goes out; unprotect, count and
- * emit what comes in. Subclasses own the socket and decide when there are keys (`srtp`) and a peer
- * address (`remote`), and when they are `connected` (setConnected): the one condition every send
- * checks, so a subclass with more to require (WebRTC: the client's consent) requires it of all.
+ * What every SRTP transport shares: protect, count and transmit what goes out (RTP through its socket's
+ * RtpSender, RTCP through `transmit`); unprotect, count and emit what comes in. Subclasses own the
+ * socket and decide when there are keys (`srtp`) and a peer address (`remote`), and when they are
+ * `connected` (setConnected): the one condition every send checks, so a subclass with more to
+ * require (WebRTC: the client's consent) requires it of all.
  *
  * Received packets are events: with one listener, emit() costs some 10 ns more than calling a
  * one-slot callback, against 1–3 µs for the SRTP unprotect before it (bench/replication/hop.ts
@@ -36,12 +35,11 @@ export abstract class SrtpTransport extends EventEmitter<MediaTransportEvents> i
   }
 
   sendRtp(packet: Buffer): void {
-    if (!this.isConnected || !this.srtp || !this.remote) return;
+    const sender = this.rtpSender;
+    if (!this.isConnected || !this.srtp || !this.remote || !sender) return;
     this.stats.rtpOut++;
-    const datagram = this.srtp.protectRtp(packet);
     this.traffic.packetsSent++;
-    this.traffic.bytesSent += datagram.length;
-    this.transmit(datagram, this.remote);
+    this.traffic.bytesSent += sender.send(this.srtp.send, packet, this.remote);
   }
 
   sendRtcp(packet: Buffer): void {
@@ -52,8 +50,11 @@ export abstract class SrtpTransport extends EventEmitter<MediaTransportEvents> i
 
   abstract close(): void;
 
-  /** Sends one protected datagram to the other end. */
+  /** Sends one protected datagram (RTCP) to the other end. */
   protected abstract transmit(datagram: Buffer, remote: RemoteAddress): void;
+
+  /** How RTP leaves: the socket's sender (native batches or TypeScript), undefined while there is no socket. */
+  protected abstract get rtpSender(): RtpSender | undefined;
 
   /**
    * The one SRTP receive path: unprotects an SRTP or SRTCP packet (told apart by RFC 5761's payload

@@ -2,6 +2,8 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { isStun, stunLocalUfrag } from '../protocol/stun.ts';
+import { createRtpSender } from './rtp-send-path.ts';
+import type { RtpSender } from './rtp-sender.ts';
 
 /** What the mux routes packets to: a WebRTC transport, known by its ICE ufrag and bound addresses. */
 export interface MuxedTransport {
@@ -20,6 +22,8 @@ export class UdpMux {
   private readonly byAddress = new Map<string, MuxedTransport>();
   private readonly byUfrag = new Map<string, MuxedTransport>();
   private socket: dgram.Socket | undefined;
+  /** How every muxed transport's RTP leaves this socket; set once it is bound. */
+  rtpSender: RtpSender | undefined;
   port = 0;
 
   constructor(
@@ -48,6 +52,7 @@ export class UdpMux {
     });
     this.socket = socket;
     this.port = (socket.address() as AddressInfo).port;
+    this.rtpSender = createRtpSender(socket, this.logger);
   }
 
   register(transport: MuxedTransport): void {
@@ -85,6 +90,9 @@ export class UdpMux {
   }
 
   close(): void {
+    // Before the socket: its descriptor is free for reuse the moment it closes.
+    this.rtpSender?.close();
+    this.rtpSender = undefined;
     this.socket?.close();
     this.socket = undefined;
   }

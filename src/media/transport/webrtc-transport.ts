@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import { DtlsServerSession, isDtlsDatagram, type DtlsFingerprint, type DtlsIdentity } from '../protocol/dtls.ts';
 import { SrtpSession } from '../protocol/srtp.ts';
 import { answerBindingRequest, isStun } from '../protocol/stun.ts';
+import type { RtpSender } from './rtp-sender.ts';
+import { SilenceWatch } from './silence-watch.ts';
 import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 import type { MuxedTransport, UdpMux } from './udp-mux.ts';
@@ -14,6 +16,8 @@ const CONSENT_TIMEOUT_MS = 30_000;
 export interface WebRtcTransportOptions {
   /** How long the client's consent lasts after its last authenticated check; 30 s (RFC 7675) unless a test shortens it. */
   consentTimeoutMs?: number;
+  /** How often the client's silence is looked at: silent for two looks in a row, it is gone (5 s unless a test shortens it). */
+  silenceCheckMs?: number;
   /** The worker's traffic counters, shared by its transports. */
   traffic?: TrafficCounters;
 }
@@ -48,6 +52,8 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   private readonly consentTimeoutMs: number;
   /** Counters for metrics and tests; `srtpErrors`: SRTP or SRTCP that did not unprotect. */
   readonly stats = { rtpIn: 0, rtpOut: 0, rtcpIn: 0, rtcpOut: 0, srtpErrors: 0 };
+  /** Says when the client stops sending anything (media, RTCP, consent checks): the attendee dropped. */
+  readonly silence: SilenceWatch;
 
   constructor(
     private readonly mux: UdpMux,
@@ -58,6 +64,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   ) {
     super(options.traffic);
     this.consentTimeoutMs = options.consentTimeoutMs ?? CONSENT_TIMEOUT_MS;
+    this.silence = new SilenceWatch(options.silenceCheckMs);
     mux.register(this);
   }
 
@@ -94,6 +101,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     if (isStun(packet)) return this.receiveStun(packet, address, port, key);
     // Anything else only counts from the address ICE selected.
     if (!this.remote || this.remote.address !== address || this.remote.port !== port) return;
+    this.silence.packet();
     const first = packet[0]!;
     if (isDtlsDatagram(packet)) {
       this.dtlsSession()?.handleDatagram(packet);
@@ -106,6 +114,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.consentTimer);
+    this.silence.stop();
     this.dtls?.close();
     this.mux.unregister(this);
     this.updateConnected();
@@ -115,6 +124,7 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
     const { response, verdict } = answerBindingRequest(packet, { localUfrag: this.iceUfrag, localPassword: this.icePwd }, { address, port });
     if (response) this.mux.send(response, address, port);
     if (verdict.action !== 'accept') return;
+    this.silence.packet();
     // ICE-lite: the controlling browser decides; follow the pair it nominates (or the first that works).
     if (!this.remote || verdict.useCandidate) {
       if (!this.remote || this.remote.address !== address || this.remote.port !== port) {
@@ -182,5 +192,10 @@ export class WebRtcTransport extends SrtpTransport implements MuxedTransport {
   protected transmit(datagram: Buffer, remote: RemoteAddress): void {
     // sendRtp/sendRtcp already require `connected`; this keeps the rule where the datagram leaves.
     if (this.consentIsFresh) this.mux.send(datagram, remote.address, remote.port);
+  }
+
+  /** RTP leaves through the mux's sender only once sendRtp checked `connected`, which includes fresh consent. */
+  protected get rtpSender(): RtpSender | undefined {
+    return this.mux.rtpSender;
   }
 }

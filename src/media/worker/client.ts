@@ -218,6 +218,8 @@ export class MediaWorkerClient extends EventEmitter<MediaWorkerClientEvents> imp
         return this.rooms.get(event.roomId)?.pipeDemandChanged(event.pipeId, event.streamIds);
       case 'peerConnection':
         return this.rooms.get(event.roomId)?.peerConnectionChanged(event.peerId, event.connected);
+      case 'peerSilent':
+        return this.rooms.get(event.roomId)?.peerFellSilent(event.peerId);
       case 'levels':
         return this.rooms.get(event.roomId)?.levelsMeasured(event.levels);
       case 'rates':

@@ -23,6 +23,8 @@ export interface MediaWorkerOptions {
   logger: Logger;
   /** How long a client's ICE consent lasts after its last check (default 30 s, RFC 7675); tests shorten it. */
   consentTimeoutMs?: number;
+  /** How often a client's silence is looked at (default 5 s: dropped after 10–15 s without packets); tests shorten it. */
+  silenceCheckMs?: number;
 }
 
 export interface MediaWorkerStats {
@@ -69,7 +71,10 @@ export class MediaWorker {
     await mux.start();
     const identity = await getDtlsIdentity();
     options.logger.info({ port: mux.port, announcedIp: options.announcedIp }, 'media worker listening');
-    return new MediaWorker(mux, identity, options.announcedIp, options.logger, { consentTimeoutMs: options.consentTimeoutMs });
+    return new MediaWorker(mux, identity, options.announcedIp, options.logger, {
+      consentTimeoutMs: options.consentTimeoutMs,
+      silenceCheckMs: options.silenceCheckMs,
+    });
   }
 
   get port(): number {

@@ -6,6 +6,8 @@ import type { PeerStats, WorkerChannel } from './protocol.ts';
 export interface PeerHandleEvents {
   /** The attendee's WebRTC transport connected (ICE and DTLS done) or lost its connection. */
   connectionChange: [connected: boolean];
+  /** The attendee's client sent nothing for 10–15 s after it had sent something: it is gone. */
+  silent: [];
   closed: [cause: CloseCause];
 }
 
@@ -96,6 +98,11 @@ export class PeerHandle extends EventEmitter<PeerHandleEvents> {
     if (this.closeCause) return;
     this.isConnected = connected;
     this.emit('connectionChange', connected);
+  }
+
+  /** For its RoomHandle: the worker saw the client stop sending. */
+  fellSilent(): void {
+    if (!this.closeCause) this.emit('silent');
   }
 
   /** For its RoomHandle: the worker's latest downlink estimate. */

@@ -12,6 +12,8 @@ export interface WorkerOptions {
   announcedIp: string;
   logLevel: string;
   name: string;
+  /** How often a client's silence is looked at (default 5 s); tests shorten it. */
+  silenceCheckMs?: number;
 }
 
 export interface PeerStats {
@@ -21,8 +23,13 @@ export interface PeerStats {
   /** Date.now() when this listener's audio last turned from silence to speech. */
   voiceStartedAt: number;
   talking: boolean;
-  subscriptions: { mid: string; streamId: number; ssrc: number; forwarded: number }[];
-  layers: { streamId: number; ssrc: number; packets: number; keyFrames: number }[];
+  /** Per subscribed stream: packets forwarded, asked for again (NACK), sent again from history, and asked for but no longer held. */
+  subscriptions: { mid: string; streamId: number; ssrc: number; forwarded: number; nacked: number; retransmitted: number; missed: number }[];
+  /**
+   * Per published layer: packets and key frames received, key-frame requests and packets asked again (NACK) sent
+   * to the publisher, and lost packets that came after all (repaired or late).
+   */
+  layers: { streamId: number; ssrc: number; packets: number; keyFrames: number; keyFrameRequests: number; resendRequests: number; recovered: number }[];
 }
 
 export interface PipeStats {
@@ -106,6 +113,8 @@ export type WorkerEvent =
   | { type: 'ready'; port: number }
   | { type: 'result'; id: number; result?: unknown; error?: string }
   | { type: 'peerConnection'; roomId: string; peerId: string; connected: boolean }
+  /** The client of this peer sent nothing for 10–15 s after it had sent something: it is gone. */
+  | { type: 'peerSilent'; roomId: string; peerId: string }
   /** A replica's viewers now subscribe to these streams of the primary. */
   | { type: 'pipeDemand'; roomId: string; pipeId: string; streamIds: number[] }
   /** Every 200 ms per room: audio level (-dBov) of each talking attendee. */

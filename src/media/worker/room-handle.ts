@@ -113,6 +113,11 @@ export class RoomHandle extends EventEmitter<RoomHandleEvents> {
     this.peers.get(peerId)?.connectionChanged(connected);
   }
 
+  /** For MediaWorkerClient: a peer's client stopped sending. */
+  peerFellSilent(peerId: string): void {
+    this.peers.get(peerId)?.fellSilent();
+  }
+
   /** For MediaWorkerClient: the viewers' demand on a replica pipe end. */
   pipeDemandChanged(pipeId: string, streamIds: number[]): void {
     this.replicaEnds.get(pipeId)?.demandChanged(streamIds);

@@ -139,6 +139,32 @@ export interface RtpStat {
   jitterBufferTargetDelayMs: number | null;
   jitterMs: number | null;
   codec: string | null;
+  /** Loss and its repair, where Chromium reports them (null where the stat does not apply). */
+  recovery: RtpRecoveryStats;
+}
+
+/** RTCStats of loss and repair: inbound as the receiver saw it, outbound as the sender did (from RTCP). */
+export interface RtpRecoveryStats {
+  /** Inbound: packets lost (net of those that came late or were retransmitted). */
+  packetsLost: number | null;
+  /** NACKs sent (inbound) or received (outbound). */
+  nackCount: number | null;
+  /** Key-frame requests sent (inbound) or received (outbound). */
+  pliCount: number | null;
+  firCount: number | null;
+  /** Outbound: packets sent again, on RTX or the primary SSRC. Inbound: packets received on RTX. */
+  retransmittedPackets: number | null;
+  /** Inbound video: frames dropped before decoding, freezes (frame gaps the decoder could not fill) and their length. */
+  framesDropped: number | null;
+  freezeCount: number | null;
+  totalFreezesDurationS: number | null;
+  /** Inbound audio: samples played, and those NetEq made up for lost or late packets (and in how many runs). */
+  totalSamplesReceived: number | null;
+  concealedSamples: number | null;
+  silentConcealedSamples: number | null;
+  concealmentEvents: number | null;
+  /** Inbound audio: samples recovered from opus in-band FEC. */
+  fecPacketsReceived: number | null;
 }
 
 /** The ICE candidate pair the page's peer connection sends media on (RTCStats 'candidate-pair' and its two candidates). */

@@ -1,4 +1,6 @@
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { copyFrame, OPUS_APPLICATION_VOIP, OPUS_SAMPLE_RATE, OpusCtl, type OpusBackend, type OpusDecoder, type OpusEncoder, type OpusEncoderSettings } from './codec.ts';
 
 /** The part of `@discordjs/opus` (libopus built from source on install) that Amphi uses. */
@@ -12,13 +14,14 @@ interface NativeOpus {
 type NativeOpusClass = new (sampleRate: number, channels: number) => NativeOpus;
 
 const EMPTY = Buffer.alloc(0);
+const require = createRequire(import.meta.url);
 
 /**
  * libopus as a native addon. Its objects are freed by the garbage collector only, which knows
  * nothing of their native size; the codec pool reuses them, so churn never depends on a GC.
  */
 export function loadNativeBackend(): OpusBackend {
-  const { OpusEncoder: Native } = createRequire(import.meta.url)('@discordjs/opus') as { OpusEncoder: NativeOpusClass };
+  const { OpusEncoder: Native } = require(nativeAddonPath()) as { OpusEncoder: NativeOpusClass };
   return {
     name: 'native',
     createEncoder(settings: OpusEncoderSettings): OpusEncoder {
@@ -48,6 +51,22 @@ export function loadNativeBackend(): OpusBackend {
       };
     },
   };
+}
+
+/**
+ * Where the addon's binary is. Its package's own loader looks only under the running Node's ABI directory
+ * (`prebuild/node-v<ABI>-napi-v3-<platform>-<arch>-…`), so it finds nothing when Amphi runs on another Node
+ * than the one that ran `npm ci`. The binary is built for N-API version 3, which every later Node keeps, so any Node
+ * may load it: the running ABI's directory is taken if there is one, else any of this platform and architecture.
+ */
+function nativeAddonPath(): string {
+  const prebuilds = path.join(path.dirname(require.resolve('@discordjs/opus/package.json')), 'prebuild');
+  const napiBuilds = readdirSync(prebuilds)
+    .filter((directory) => directory.includes(`-napi-v3-${process.platform}-${process.arch}-`))
+    .sort();
+  const chosen = napiBuilds.find((directory) => directory.startsWith(`node-v${process.versions.modules}-`)) ?? napiBuilds[0];
+  if (chosen === undefined) throw new Error(`no N-API build of @discordjs/opus for ${process.platform}-${process.arch} in ${prebuilds}`);
+  return path.join(prebuilds, chosen, 'opus.node');
 }
 
 function failFreed(): never {

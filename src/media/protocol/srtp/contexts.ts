@@ -47,6 +47,8 @@ function isRtcpHeader(packet: Buffer, trailerLength: number): boolean {
 /** Our outbound direction: protects RTP and RTCP with our write key. */
 export class SrtpSendContext {
   readonly profile: SrtpProfile;
+  /** Kept for a sealer outside this context (the native send path) to protect with the same keys. */
+  readonly keys: SrtpSessionKeys;
   private readonly transform: PacketTransform;
   /** Highest RTP index sent per SSRC. */
   private readonly rtpHighestIndex = new Map<number, number>();
@@ -55,6 +57,7 @@ export class SrtpSendContext {
 
   constructor(profile: SrtpProfile, keys: SrtpSessionKeys) {
     this.profile = profile;
+    this.keys = keys;
     this.transform = transformFor(profile, keys);
   }
 
@@ -68,6 +71,15 @@ export class SrtpSendContext {
     if (headerLength < 0) throw new RangeError('Not an RTP packet');
     const seq = packet.readUInt16BE(2);
     const ssrc = packet.readUInt32BE(8);
+    return this.transform.sealRtp(packet, headerLength, ssrc, this.rolloverCounter(ssrc, seq), seq);
+  }
+
+  /**
+   * The ROC to protect the next packet of `ssrc` numbered `seq` with, recorded as sent: protectRtp's
+   * bookkeeping, for a caller that seals the packet elsewhere (the native send path) and must share this
+   * context's indices with protectRtp.
+   */
+  rolloverCounter(ssrc: number, seq: number): number {
     // Forwarded packets can arrive out of order, so the index is estimated like a receiver does,
     // which also steps ROC when the sequence number wraps.
     const highest = this.rtpHighestIndex.get(ssrc);
@@ -80,7 +92,7 @@ export class SrtpSendContext {
       if (index < 0) index = seq;
       else if (index > highest) this.rtpHighestIndex.set(ssrc, index);
     }
-    return this.transform.sealRtp(packet, headerLength, ssrc, Math.floor(index / 0x10000), seq);
+    return Math.floor(index / 0x10000);
   }
 
   /** Returns a new buffer with E|index and the tag appended. Throws on a packet that is not RTCP. */

@@ -856,6 +856,21 @@ const api: AmphiPageApi = {
         jitterBufferTargetDelayMs: inbound && num(stat.jitterBufferEmittedCount) ? ((num(stat.jitterBufferTargetDelay) ?? 0) * 1000) / num(stat.jitterBufferEmittedCount)! : null,
         jitterMs: inbound ? (num(stat.jitter) ?? 0) * 1000 : null,
         codec: report ? codecOf(report, stat) : null,
+        recovery: {
+          packetsLost: inbound ? num(stat.packetsLost) : null,
+          nackCount: num(stat.nackCount),
+          pliCount: num(stat.pliCount),
+          firCount: num(stat.firCount),
+          retransmittedPackets: num(inbound ? stat.retransmittedPacketsReceived : stat.retransmittedPacketsSent),
+          framesDropped: num(stat.framesDropped),
+          freezeCount: num(stat.freezeCount),
+          totalFreezesDurationS: num(stat.totalFreezesDuration),
+          totalSamplesReceived: num(stat.totalSamplesReceived),
+          concealedSamples: num(stat.concealedSamples),
+          silentConcealedSamples: num(stat.silentConcealedSamples),
+          concealmentEvents: num(stat.concealmentEvents),
+          fecPacketsReceived: num(stat.fecPacketsReceived),
+        },
       });
     });
     return result;
