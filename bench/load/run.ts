@@ -1,8 +1,9 @@
 /**
  * Viewers per core, end to end: `amphi serve` pinned to one core, one presenter in a primary, N headless
- * viewers in its replicas on the other core, N ramped; see bench/load/README.md.
+ * viewers in its replicas (or, with --room primary, in the primary itself) on the other core, N ramped; see
+ * bench/load/README.md.
  *
- *   npm run bench:load -- [--steps 50,100,150,200,250] [--seconds 10] [--workers 1] [--server-cpu 0] [--load-cpu 1]
+ *   npm run bench:load -- [--steps 50,100,150,200,250] [--seconds 10] [--workers 1] [--server-cpu 0] [--load-cpu 1] [--room replica|primary]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,12 +24,17 @@ const { values: flags } = parseArgs({
     workers: { type: 'string', default: '1' },
     'server-cpu': { type: 'string', default: '0' },
     'load-cpu': { type: 'string', default: '1' },
+    room: { type: 'string', default: 'replica' },
   },
 });
 const steps = flags.steps.split(',').map(Number);
 const measureSeconds = Number(flags.seconds);
 if (steps.some((n) => !Number.isInteger(n) || n < 1) || !(measureSeconds > 0)) throw new Error('--steps takes positive integers (50,100,…), --seconds a positive number');
-const VIEWERS_PER_REPLICA = 250;
+if (flags.room !== 'replica' && flags.room !== 'primary') throw new Error('--room takes replica or primary');
+const inPrimary = flags.room === 'primary';
+/** A meeting's 250 connections; in the primary, the presenter holds one. */
+const VIEWERS_PER_ROOM = inPrimary ? 249 : 250;
+if (inPrimary && Math.max(...steps) > VIEWERS_PER_ROOM) throw new Error(`--room primary holds at most ${VIEWERS_PER_ROOM} viewers`);
 const JOINS_AT_ONCE = 8;
 const SETTLE_MS = 3000;
 const TARGET_CPU_PERCENT = 85;
@@ -93,12 +99,12 @@ try {
   const create = async (name: string, primary?: Meeting) =>
     (await api.send(new CreateMeetingCommand({ MediaRegion: 'us-east-1', ExternalMeetingId: name, ...(primary ? { PrimaryMeetingId: primary.MeetingId } : {}) }))).Meeting!;
   const primary = await create('load-primary');
-  const replicas: Meeting[] = [];
-  for (let i = 0; i < Math.ceil(Math.max(...steps) / VIEWERS_PER_REPLICA); i++) replicas.push(await create(`load-replica-${i}`, primary));
+  const rooms: Meeting[] = inPrimary ? [primary] : [];
+  if (!inPrimary) for (let i = 0; i < Math.ceil(Math.max(...steps) / VIEWERS_PER_ROOM); i++) rooms.push(await create(`load-replica-${i}`, primary));
   publisher = await Publisher.join(api, primary);
   publisher.start();
   const videoStreamId = publisher.videoStreamId;
-  log(`presenter publishing stream ${videoStreamId}; ${replicas.length} replica(s)`);
+  log(`presenter publishing stream ${videoStreamId}; viewers in ${inPrimary ? 'the primary' : `${rooms.length} replica(s)`}`);
   const delays = { current: new DelayHistogram() };
 
   for (const target of steps) {
@@ -107,7 +113,7 @@ try {
       const joined = await Promise.all(
         Array.from({ length: batch }, (_, i) => {
           const index = viewers.length + i;
-          return Viewer.join(api, replicas[Math.floor(index / VIEWERS_PER_REPLICA)]!, `viewer-${index}`, videoStreamId, delays);
+          return Viewer.join(api, rooms[Math.floor(index / VIEWERS_PER_ROOM)]!, `viewer-${index}`, videoStreamId, delays);
         }),
       );
       viewers.push(...joined);

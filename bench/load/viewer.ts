@@ -136,7 +136,7 @@ export class Viewer {
   }
 
   /**
-   * The publisher stamps each frame with its send time (RTP time = performance.now × 90, this process's
+   * The publisher stamps each packet with its send time (RTP time = performance.now × 90, this process's
    * clock); the server adds a constant to it. Arrival minus RTP time is the one-way delay plus that constant;
    * less its smallest value so far, it is the delay added over the quickest packet seen.
    */

@@ -137,6 +137,8 @@ export class RedisNodeDirectory implements NodeDirectory {
       throw new NodesUnavailableError(`The node registry cannot be read: ${(error as Error).message}`, { cause: error });
     }
     const local: NodeInfo = { ...this.describeLocal(), heartbeatAt: now };
+    // A node that left the registry for good is no longer worth remembering as unreachable.
+    for (const id of this.unreachable.keys()) if (!registered.some((node) => node.id === id)) this.unreachable.delete(id);
     return [local, ...registered.filter((node) => node.id !== local.id && this.reachable(node))].sort((a, b) => a.id.localeCompare(b.id));
   }
 

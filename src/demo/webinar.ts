@@ -73,7 +73,9 @@ export class Webinar {
 
   /** Forgets a replica the service deleted (an empty one is deleted after 5 minutes); its viewers go with it. */
   removeReplica(replica: Replica): void {
-    this.replicas.splice(this.replicas.indexOf(replica), 1);
+    const index = this.replicas.indexOf(replica);
+    if (index < 0) return; // already forgotten (its end was reported twice: the event and a failed call)
+    this.replicas.splice(index, 1);
     for (const viewer of [...this.viewers.values()]) if (viewer.replica === replica) this.viewers.delete(viewer.id);
   }
 

@@ -11,7 +11,10 @@ import { joinMeeting, leave, type JoinedSession } from './media-session.ts';
  *
  * Video: VP8 RTP as Chrome packetizes a 640×384 camera at 30 frames/s: 1,150-byte packets, a delta frame
  * of 5 packets every 33 ms and a key frame of 40 packets every 3 s (and on a PLI, at most once a second),
- * i.e. ~1.5 Mb/s and ~163 packets/s. The payloads are the RFC 7741 descriptor and VP8 frame tag (all the
+ * i.e. ~1.5 Mb/s and ~163 packets/s, released as Chrome's pacer releases them: at 2.5 times the target bitrate in
+ * 5 ms bursts, so a key frame leaves over ~100 ms rather than at once. Each packet's RTP timestamp is the time it
+ * leaves (a real sender gives the packets of one frame one timestamp; Amphi only rewrites timestamps, so this costs
+ * it nothing), which lets the viewers measure the delay Amphi adds to every packet. The payloads are the RFC 7741 descriptor and VP8 frame tag (all the
  * server reads) followed by random bytes: Amphi never decodes video, so encoded pictures would cost it the
  * same. Audio: a 440 Hz tone encoded once with libopus (50 frames, looped), 20 ms frames with the
  * ssrc-audio-level extension marking speech, so the primary's mixer decodes and mixes it for real.
@@ -34,6 +37,9 @@ const KEY_FRAME_PACKETS = 40;
 const KEY_FRAME_INTERVAL_MS = 3000;
 const MIN_KEY_FRAME_GAP_MS = 1000;
 const AUDIO_FRAME_MS = 20;
+/** Chrome's pacer: 2.5 × the ~1.5 Mb/s target, in bytes per ms; at most two ticks' worth saved up. */
+const PACING_BYTES_PER_MS = (2.5 * 1_500_000) / 8 / 1000;
+const PACING_MAX_CREDIT_BYTES = PACING_BYTES_PER_MS * 10;
 /** Frames a late wake-up may send at once; beyond that the stream skips, as a starved encoder would. */
 const MAX_CATCH_UP_FRAMES = 10;
 
@@ -51,6 +57,10 @@ export class Publisher {
   private framesSent = 0;
   private audioFramesSent = 0;
   private readonly payloadBytes = randomBytes(VIDEO_PACKET_PAYLOAD);
+  /** Video packets built and waiting for the pacer, oldest first. */
+  private readonly paced: Buffer[] = [];
+  private pacingCredit = 0;
+  private pacedAt = 0;
   /** Packets sent and the key frames among the frames. */
   readonly sent = { video: 0, audio: 0, keyFrames: 0, pliReceived: 0 };
 
@@ -105,6 +115,7 @@ export class Publisher {
         this.audioFramesSent++;
         this.sendAudio();
       }
+      this.releasePaced();
     }, 5);
   }
 
@@ -113,11 +124,7 @@ export class Publisher {
     leave(this.session);
   }
 
-  /**
-   * One video frame, its packets back to back as a pacer-less sender would. The RTP timestamp is the send
-   * time on the 90 kHz clock (performance.now), which the viewers in this process read the same way: their
-   * one-way delay is arrival time minus this, up to a constant the server's rewrite adds.
-   */
+  /** One video frame, its packets queued for the pacer. */
   private sendFrame(): void {
     const now = performance.now();
     const key = (this.keyFrameWanted && now - this.lastKeyFrameAt >= MIN_KEY_FRAME_GAP_MS) || now - this.lastKeyFrameAt >= KEY_FRAME_INTERVAL_MS;
@@ -126,19 +133,34 @@ export class Publisher {
       this.lastKeyFrameAt = now;
       this.sent.keyFrames++;
     }
-    const timestamp = Math.round(now * 90) >>> 0;
     const packets = key ? KEY_FRAME_PACKETS : DELTA_FRAME_PACKETS;
     for (let i = 0; i < packets; i++) {
       const packet = Buffer.allocUnsafe(12 + VIDEO_PACKET_PAYLOAD);
       packet[0] = 0x80;
       packet[1] = (i === packets - 1 ? 0x80 : 0) | VP8_PAYLOAD_TYPE;
       packet.writeUInt16BE(this.videoSeq++ & 0xffff, 2);
-      packet.writeUInt32BE(timestamp, 4);
       packet.writeUInt32BE(VIDEO_SSRC, 8);
       this.payloadBytes.copy(packet, 12);
       packet[12] = i === 0 ? 0x10 : 0x00; // RFC 7741: S=1 on the frame's first packet, partition 0
       if (i === 0) packet[13] = key ? 0x9c : 0x9d; // VP8 frame tag: bit 0 clear on a key frame
+      this.paced.push(packet);
+    }
+  }
+
+  /**
+   * Sends what the pacing budget allows, each packet stamped with its send time on the 90 kHz clock
+   * (performance.now), which the viewers in this process read the same way: their one-way delay is arrival
+   * time minus this, up to a constant the server's rewrite adds.
+   */
+  private releasePaced(): void {
+    const now = performance.now();
+    this.pacingCredit = Math.min(PACING_MAX_CREDIT_BYTES, this.pacingCredit + (now - this.pacedAt) * PACING_BYTES_PER_MS);
+    this.pacedAt = now;
+    while (this.paced.length > 0 && this.pacingCredit > 0) {
+      const packet = this.paced.shift()!;
+      packet.writeUInt32BE(Math.round(performance.now() * 90) >>> 0, 4);
       this.session.media.sendRtp(packet);
+      this.pacingCredit -= packet.length;
       this.sent.video++;
     }
   }

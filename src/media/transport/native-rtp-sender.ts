@@ -4,10 +4,13 @@ import type { DgramHandle } from './dgram-fd.ts';
 import { DESCRIPTOR_WORDS, DescriptorWord, type NativeAddon, type NativeSealer } from './native-addon.ts';
 import type { RemoteAddress, RtpSender } from './rtp-sender.ts';
 
-/** sendmmsg takes up to 1024; a fan-out to a full replica (250 viewers) fits, a key frame to it flushes a few times. */
-const MAX_BATCH_PACKETS = 256;
-/** Room for MAX_BATCH_PACKETS full-size packets with their tags. */
-const ARENA_BYTES = MAX_BATCH_PACKETS * 1536;
+/**
+ * Packets gathered before a flush, by default: sendmmsg takes up to 1024; a fan-out to a full replica (250 viewers)
+ * fits, a key frame to it flushes a few times. A socket that sends to one peer (a pipe) needs far fewer.
+ */
+export const FAN_OUT_BATCH_PACKETS = 256;
+/** Room per packet in the arena: a full-size packet with its tag. */
+const SLOT_BYTES = 1536;
 /** Beyond this many remote addresses the parsed-address cache starts over (it only spares re-parsing). */
 const MAX_CACHED_ADDRESSES = 4096;
 
@@ -24,10 +27,10 @@ export class NativeRtpSender implements RtpSender {
   readonly path = 'native';
   /** Since creation: flushes, packets the kernel took, packets refused (a full socket buffer, an unreachable address). */
   readonly stats = { batches: 0, sent: 0, dropped: 0 };
-  private readonly arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
-  private readonly descriptors = new Uint32Array(MAX_BATCH_PACKETS * DESCRIPTOR_WORDS);
+  private readonly arena: Buffer;
+  private readonly descriptors: Uint32Array;
   /** Holds each gathered packet's sealer until the flush: the addon frees a sealer when its object is collected. */
-  private readonly pendingSealers: (NativeSealer | undefined)[] = new Array<NativeSealer | undefined>(MAX_BATCH_PACKETS).fill(undefined);
+  private readonly pendingSealers: (NativeSealer | undefined)[];
   private readonly sealers = new WeakMap<SrtpSendContext, NativeSealer>();
   private readonly ipv4ByAddress = new Map<string, number>();
   private count = 0;
@@ -40,6 +43,7 @@ export class NativeRtpSender implements RtpSender {
   };
 
   /**
+   * `batchPackets`: how many packets one flush may carry.
    * `socket`: where datagrams leave, read afresh at every flush (a closing socket answers a negative descriptor);
    * undefined seals without sending, for measurements. `fallback` sends what the addon can't address (not IPv4).
    */
@@ -47,7 +51,12 @@ export class NativeRtpSender implements RtpSender {
     private readonly addon: NativeAddon,
     private readonly socket: DgramHandle | undefined,
     private readonly fallback: RtpSender,
-  ) {}
+    private readonly batchPackets = FAN_OUT_BATCH_PACKETS,
+  ) {
+    this.arena = Buffer.allocUnsafeSlow(batchPackets * SLOT_BYTES);
+    this.descriptors = new Uint32Array(batchPackets * DESCRIPTOR_WORDS);
+    this.pendingSealers = new Array<NativeSealer | undefined>(batchPackets).fill(undefined);
+  }
 
   send(context: SrtpSendContext, packet: Buffer, remote: RemoteAddress): number {
     const headerLength = rtpHeaderLength(packet, 0);
@@ -57,7 +66,7 @@ export class NativeRtpSender implements RtpSender {
     const sealer = this.sealerFor(context);
     const length = packet.length;
     const datagramLength = length + sealer.tagLength;
-    if (this.count === MAX_BATCH_PACKETS || this.used + datagramLength > ARENA_BYTES) this.flush();
+    if (this.count === this.batchPackets || this.used + datagramLength > this.arena.length) this.flush();
     const roc = context.rolloverCounter(packet.readUInt32BE(8), packet.readUInt16BE(2));
     if (this.closed) return datagramLength;
     packet.copy(this.arena, this.used);

@@ -6,6 +6,9 @@ import type { RtpSender } from './rtp-sender.ts';
 import { SrtpTransport, type RemoteAddress } from './srtp-transport.ts';
 import type { TrafficCounters } from './traffic-counters.ts';
 
+/** A pipe sends to one peer, a packet or a few per turn: a small batch spares each pipe the fan-out's arena. */
+const PIPE_BATCH_PACKETS = 16;
+
 /**
  * One end of a pipe between two rooms: RTP and RTCP over UDP to one fixed remote address, protected with SRTP
  * (AEAD_AES_128_GCM) under keys handed to both ends by whoever opens the pipe, so it works the same between two
@@ -27,7 +30,7 @@ export class PipeTransport extends SrtpTransport {
     traffic: TrafficCounters | undefined,
   ) {
     super(traffic);
-    this.sender = createRtpSender(socket);
+    this.sender = createRtpSender(socket, undefined, undefined, PIPE_BATCH_PACKETS);
     socket.on('message', (packet, from) => {
       try {
         this.receive(packet, from.address, from.port);
