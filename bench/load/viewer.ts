@@ -136,9 +136,9 @@ export class Viewer {
   }
 
   /**
-   * The publisher stamps each packet with its send time (RTP time = performance.now × 90, this process's
-   * clock); the server adds a constant to it. Arrival minus RTP time is the one-way delay plus that constant;
-   * less its smallest value so far, it is the delay added over the quickest packet seen.
+   * The publisher stamps each packet with its send time (RTP time = performance.now × 90 in its process; the
+   * monotonic clock runs alike in every process, and the server adds a constant). Arrival minus RTP time is the
+   * one-way delay plus a constant; less its smallest value so far, it is the delay added over the quickest packet.
    */
   private recordDelay(now: number, rtpTimestamp: number): void {
     const raw = (Math.round(now * RTP_CLOCK_TICKS_PER_MS) - rtpTimestamp) >>> 0;
