@@ -4,7 +4,7 @@
  * real-time probe viewer per room (probe.ts) measuring the delay the server adds; see
  * bench/load/README.md.
  *
- *   npm run bench:load -- [--steps 50,100,150,200,250] [--seconds 10] [--workers 1] [--server-cpu 0] [--load-cpu 1] [--room replica|primary]
+ *   npm run bench:load -- [--steps 50,100,150,200,250] [--seconds 10] [--workers 1] [--server-cpu 0] [--load-cpu 1] [--room replica|primary] [--simulcast]
  */
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +27,7 @@ const { values: flags } = parseArgs({
     'server-cpu': { type: 'string', default: '0' },
     'load-cpu': { type: 'string', default: '1' },
     room: { type: 'string', default: 'replica' },
+    simulcast: { type: 'boolean', default: false },
   },
 });
 const steps = flags.steps.split(',').map(Number);
@@ -152,10 +153,10 @@ try {
   const primary = await create('load-primary');
   const rooms: Meeting[] = inPrimary ? [primary] : [];
   if (!inPrimary) for (let i = 0; i < Math.ceil(Math.max(...steps) / VIEWERS_PER_ROOM); i++) rooms.push(await create(`load-replica-${i}`, primary));
-  publisher = await Publisher.join(api, primary);
+  publisher = await Publisher.join(api, primary, { simulcast: flags.simulcast });
   publisher.start();
   const videoStreamId = publisher.videoStreamId;
-  log(`presenter publishing stream ${videoStreamId}; viewers in ${inPrimary ? 'the primary' : `${rooms.length} replica(s)`}`);
+  log(`presenter publishing stream ${videoStreamId}${flags.simulcast ? ' (the hi layer of two simulcast layers)' : ''}; viewers in ${inPrimary ? 'the primary' : `${rooms.length} replica(s)`}`);
   const delays = { current: new DelayHistogram() };
   // One probe viewer per room holds that room's first seat; N counts them.
   probes = new ProbeProcess();
@@ -248,7 +249,7 @@ try {
 // The report: one markdown table, then the floor comparison.
 const gcm = floor.SRTP_AEAD_AES_128_GCM!;
 const lines = [
-  `Amphi ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, server on cpu ${flags['server-cpu']} (${flags.workers} media worker${flags.workers === '1' ? '' : 's'}), load on cpu ${flags['load-cpu']}; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  `Amphi ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, ${flags.simulcast ? 'simulcast presenter (low + hi, viewers on hi)' : 'presenter without simulcast'}, viewers in ${inPrimary ? 'the primary' : 'replicas'}, server on cpu ${flags['server-cpu']} (${flags.workers} media worker${flags.workers === '1' ? '' : 's'}), load on cpu ${flags['load-cpu']}; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   `Floor loop (header rewrite + protect + dgram.send): ${gcm.toFixed(2)} µs/packet with AEAD_AES_128_GCM, ${floor.SRTP_AES128_CM_HMAC_SHA1_80!.toFixed(2)} µs with AES_CM_128_HMAC_SHA1_80; viewers SRTP-authenticated 1 packet in ${AUTHENTICATE_ONE_IN}; probe viewers (one per room) ${probes?.realTime ? 'at real-time priority' : 'at normal priority (chrt refused)'}`,
   '',
   '| viewers | server CPU | main thread | media workers | CPU per viewer | packets/s sent | Mb/s sent | µs CPU per packet | loss | p50 / p99 added delay (probes) | p99 at the load viewers | RSS | viewers per core at 85% | floor: viewers per core | load core | presenter packets/s | fan-out deferred / dropped |',

@@ -40,6 +40,8 @@ const PING_INTERVAL_MS = 10_000;
 export interface JoinOptions {
   /** Publish the recorded camera and microphone (the primary's presenter), or only receive. */
   publish: boolean;
+  /** The recorded offer a publisher sends (test/support/fixtures/offers/<name>.json); the camera's by default. */
+  offer?: string;
   /** Video streams to receive (a viewer: the presenter's camera). */
   receiveStreamIds?: number[];
   checkIntervalMs: number;
@@ -53,7 +55,7 @@ export async function joinMeeting(api: ChimeSDKMeetingsClient, meeting: Meeting,
   try {
     await signaling.join();
     const media = await WebRtcReceiver.open({ checkIntervalMs: options.checkIntervalMs, authenticateOneIn: options.authenticateOneIn });
-    const fixture = recorded(options.publish ? 'chrome-camera-and-subscription' : 'chrome-subscribe-one');
+    const fixture = recorded(options.publish ? (options.offer ?? 'chrome-camera-and-subscription') : 'chrome-subscribe-one');
     const sendStreams = options.publish
       ? fixture.sendStreams!.map((stream) => ({ ...stream, mediaType: SdkStreamMediaType[stream.mediaType as 'AUDIO' | 'VIDEO'] }))
       : undefined;
