@@ -254,7 +254,7 @@ export class SignalingGateway {
     if (!content) this.meetings.activity.emit('attendeeAuthorized', meeting, attendee, false);
   }
 
-  /** The meeting's live conference on this node, created on first use on its region's media worker. */
+  /** The meeting's live conference on this node, created on first use on the least-loaded media worker (a replica's apart from its primary's when it can). */
   private conferenceFor(meeting: MeetingRecord): Conference {
     let conference = this.conferences.get(meeting.MeetingId);
     if (conference) return conference;
