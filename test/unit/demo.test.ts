@@ -93,6 +93,8 @@ describe('replica assignment (the Webinar bookkeeping)', () => {
     assert.deepEqual(webinar.audienceEvent(false), { type: 'audience', watching: 1, replicas: [1, 0] });
     webinar.removeReplica(r1);
     assert.equal(webinar.viewers.size, 0, "a deleted replica's viewers go with it");
+    webinar.removeReplica(r1); // its end reported twice
+    assert.equal(webinar.replicaWithFreeSeat(), r2, 'forgetting a replica twice leaves the others');
     assert.equal(webinar.addReplica(meeting('r3')).number, 3, 'numbers are not reused');
     assert.deepEqual(webinar.participant('presenter-key'), { role: 'presenter' });
     assert.equal(webinar.participant('kb'), undefined);

@@ -104,6 +104,13 @@ describe('RedisNodeDirectory', () => {
     await other.leave('refusing');
   });
 
+  test('a node marked unreachable is forgotten once it has left the registry', async () => {
+    const nodes = new RedisNodeDirectory(registry('dir5:'), () => local(0), { cacheMs: 0 });
+    nodes.markUnreachable('gone-for-good');
+    await nodes.placeMeeting('us-east-1'); // reads the registry, where no such node is
+    assert.equal((nodes as unknown as { unreachable: Map<string, number> }).unreachable.size, 0, 'the mark is not kept forever');
+  });
+
   test('an unreadable registry is a NodesUnavailableError (the API answers 503)', async () => {
     // Never connected, and told not to queue: every call fails at once, as while Redis is unreachable.
     const connection = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false });

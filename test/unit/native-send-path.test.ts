@@ -191,6 +191,16 @@ describe('the native send path', () => {
     }
   });
 
+  test("a pipe's sender carries 16 packets a batch: 40 leave in three calls", async () => {
+    const sender = createRtpSender(sending, undefined, loaded, 16) as NativeRtpSender;
+    const { native, receiver } = twinContexts(SRTP_PROFILES[0]!);
+    const arriving = collect(receiving, 40);
+    for (let seq = 0; seq < 40; seq++) sender.send(native, rtpPacket(seq, 1100), remote);
+    const received = await arriving;
+    assert.deepEqual(sender.stats, { batches: 3, sent: 40, dropped: 0 });
+    assert.ok(received.every((datagram) => receiver.unprotectRtp(datagram) !== undefined));
+  });
+
   test('nothing is sent on a descriptor once its socket closed, even from a batch gathered before', async () => {
     const socket = await boundSocket();
     const sender = createRtpSender(socket, undefined, loaded) as NativeRtpSender;
